@@ -1,0 +1,215 @@
+// Package limits holds the concurrency limits that LLM and OCR calls pass
+// through: one Set per tenant and one for the whole process.
+//
+// The order of acquisition is fixed so that two callers can never deadlock
+// on each other: tenant before global, total before role. Releases happen in
+// reverse order.
+package limits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// Role says which per-role LLM limit a call counts against.
+type Role int
+
+const (
+	// RoleOther counts only against the total limits.
+	RoleOther Role = iota
+	RoleStudent
+	RoleTeacher
+)
+
+// String returns the role's name as used in the API ("student", "teacher",
+// "other").
+func (r Role) String() string {
+	switch r {
+	case RoleStudent:
+		return "student"
+	case RoleTeacher:
+		return "teacher"
+	}
+	return "other"
+}
+
+// Config sizes one Set.
+type Config struct {
+	LLMTotal   int `json:"llm_total"`
+	LLMStudent int `json:"llm_student"`
+	LLMTeacher int `json:"llm_teacher"`
+	OCR        int `json:"ocr"`
+}
+
+// TenantDefaults are the limits of a tenant that sets none.
+func TenantDefaults() Config {
+	return Config{LLMTotal: 30, LLMStudent: 2, LLMTeacher: 10, OCR: 5}
+}
+
+// Validate reports the first limit that is not a positive integer.
+func (c Config) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"llm_total", c.LLMTotal}, {"llm_student", c.LLMStudent}, {"llm_teacher", c.LLMTeacher}, {"ocr", c.OCR}} {
+		if f.v <= 0 {
+			return fmt.Errorf("limit %s must be a positive integer, got %d", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// Semaphore is a context-aware counting semaphore.
+type Semaphore interface {
+	Acquire(ctx context.Context) error
+	Release()
+}
+
+// Sem is a Semaphore that also reports how many slots are taken.
+type Sem struct {
+	size  int
+	w     *semaphore.Weighted
+	inUse atomic.Int64
+}
+
+// NewSem returns a semaphore with n slots (n < 1 is treated as 1).
+func NewSem(n int) *Sem {
+	if n < 1 {
+		n = 1
+	}
+	return &Sem{size: n, w: semaphore.NewWeighted(int64(n))}
+}
+
+// Acquire takes a slot, or returns ctx.Err() if ctx ends first.
+func (s *Sem) Acquire(ctx context.Context) error {
+	if err := s.w.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	s.inUse.Add(1)
+	return nil
+}
+
+// Release gives a slot back.
+func (s *Sem) Release() {
+	s.inUse.Add(-1)
+	s.w.Release(1)
+}
+
+// InUse is the number of slots taken now.
+func (s *Sem) InUse() int { return int(s.inUse.Load()) }
+
+// Size is the number of slots.
+func (s *Sem) Size() int { return s.size }
+
+// slot is what a Set holds: a Semaphore that can say how full it is.
+type slot interface {
+	Semaphore
+	InUse() int
+}
+
+// Set is the semaphores of one scope: a tenant, or the process.
+type Set struct {
+	cfg                                   Config
+	llmTotal, llmStudent, llmTeacher, ocr slot
+}
+
+// NewSet builds a Set sized by c.
+func NewSet(c Config) *Set {
+	return &Set{
+		cfg:        c,
+		llmTotal:   NewSem(c.LLMTotal),
+		llmStudent: NewSem(c.LLMStudent),
+		llmTeacher: NewSem(c.LLMTeacher),
+		ocr:        NewSem(c.OCR),
+	}
+}
+
+// Config returns the sizes the Set was built with.
+func (s *Set) Config() Config { return s.cfg }
+
+// Usage is a snapshot of the slots taken in a Set.
+type Usage struct {
+	LLMTotal   int `json:"llm_total"`
+	LLMStudent int `json:"llm_student"`
+	LLMTeacher int `json:"llm_teacher"`
+	OCR        int `json:"ocr"`
+}
+
+// Usage reports the slots taken now.
+func (s *Set) Usage() Usage {
+	return Usage{
+		LLMTotal:   s.llmTotal.InUse(),
+		LLMStudent: s.llmStudent.InUse(),
+		LLMTeacher: s.llmTeacher.InUse(),
+		OCR:        s.ocr.InUse(),
+	}
+}
+
+// llmChain lists the semaphores an LLM call of role r takes, in order.
+func llmChain(tenant, global *Set, r Role) []Semaphore {
+	chain := []Semaphore{tenant.llmTotal}
+	if s := tenant.roleSem(r); s != nil {
+		chain = append(chain, s)
+	}
+	chain = append(chain, global.llmTotal)
+	if s := global.roleSem(r); s != nil {
+		chain = append(chain, s)
+	}
+	return chain
+}
+
+func (s *Set) roleSem(r Role) Semaphore {
+	switch r {
+	case RoleStudent:
+		return s.llmStudent
+	case RoleTeacher:
+		return s.llmTeacher
+	}
+	return nil
+}
+
+// AcquireLLM takes the slots an LLM call of role r needs: tenant total,
+// tenant role, global total, global role. The returned function releases
+// them in reverse order. If ctx ends while waiting, every slot already taken
+// is given back and ctx.Err() is returned.
+func AcquireLLM(ctx context.Context, tenant, global *Set, r Role) (release func(), err error) {
+	return Acquire(ctx, llmChain(tenant, global, r)...)
+}
+
+// AcquireOCR takes the tenant's OCR slot, then the global one.
+func AcquireOCR(ctx context.Context, tenant, global *Set) (release func(), err error) {
+	return Acquire(ctx, tenant.ocr, global.ocr)
+}
+
+var errDoubleRelease = errors.New("limits: release called twice")
+
+// Acquire takes each semaphore in order. On failure it releases what it took,
+// in reverse, and returns the error. On success the returned function
+// releases all of them in reverse order; calling it twice panics, since that
+// would corrupt the counts.
+func Acquire(ctx context.Context, sems ...Semaphore) (release func(), err error) {
+	taken := 0
+	undo := func() {
+		for i := taken - 1; i >= 0; i-- {
+			sems[i].Release()
+		}
+	}
+	for _, s := range sems {
+		if err := s.Acquire(ctx); err != nil {
+			undo()
+			return nil, err
+		}
+		taken++
+	}
+	var released atomic.Bool
+	return func() {
+		if !released.CompareAndSwap(false, true) {
+			panic(errDoubleRelease)
+		}
+		undo()
+	}, nil
+}

@@ -1,0 +1,177 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// fakeSem records every call in a shared trace. It never blocks: it fails
+// with context.Canceled when told to, so the order tests need no goroutines.
+type fakeSem struct {
+	name  string
+	trace *[]string
+	fail  bool
+	held  int
+}
+
+func (f *fakeSem) Acquire(ctx context.Context) error {
+	*f.trace = append(*f.trace, "acquire "+f.name)
+	if f.fail {
+		return context.Canceled
+	}
+	f.held++
+	return nil
+}
+
+func (f *fakeSem) Release() {
+	*f.trace = append(*f.trace, "release "+f.name)
+	f.held--
+}
+
+func (f *fakeSem) InUse() int { return f.held }
+
+func fakeSet(scope string, trace *[]string) (*Set, map[string]*fakeSem) {
+	m := map[string]*fakeSem{}
+	mk := func(n string) *fakeSem {
+		f := &fakeSem{name: scope + "." + n, trace: trace}
+		m[n] = f
+		return f
+	}
+	return &Set{llmTotal: mk("total"), llmStudent: mk("student"), llmTeacher: mk("teacher"), ocr: mk("ocr")}, m
+}
+
+func TestAcquireOrder(t *testing.T) {
+	cases := []struct {
+		role Role
+		want []string
+	}{
+		{RoleStudent, []string{"tenant.total", "tenant.student", "global.total", "global.student"}},
+		{RoleTeacher, []string{"tenant.total", "tenant.teacher", "global.total", "global.teacher"}},
+		{RoleOther, []string{"tenant.total", "global.total"}},
+	}
+	for _, c := range cases {
+		t.Run(c.role.String(), func(t *testing.T) {
+			var trace []string
+			tenant, _ := fakeSet("tenant", &trace)
+			global, _ := fakeSet("global", &trace)
+			release, err := AcquireLLM(context.Background(), tenant, global, c.role)
+			if err != nil {
+				t.Fatal(err)
+			}
+			trace = append(trace, "body")
+			release()
+			var want []string
+			for _, n := range c.want {
+				want = append(want, "acquire "+n)
+			}
+			want = append(want, "body")
+			for i := len(c.want) - 1; i >= 0; i-- {
+				want = append(want, "release "+c.want[i])
+			}
+			if !reflect.DeepEqual(trace, want) {
+				t.Fatalf("trace\n got %q\nwant %q", trace, want)
+			}
+		})
+	}
+}
+
+func TestAcquireOCROrder(t *testing.T) {
+	var trace []string
+	tenant, _ := fakeSet("tenant", &trace)
+	global, _ := fakeSet("global", &trace)
+	release, err := AcquireOCR(context.Background(), tenant, global)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	want := []string{"acquire tenant.ocr", "acquire global.ocr", "release global.ocr", "release tenant.ocr"}
+	if !reflect.DeepEqual(trace, want) {
+		t.Fatalf("got %q want %q", trace, want)
+	}
+}
+
+// A failure part-way through gives back exactly what was taken, in reverse.
+func TestAcquireFailureUndoes(t *testing.T) {
+	for _, failAt := range []string{"total", "student"} {
+		t.Run(failAt, func(t *testing.T) {
+			var trace []string
+			tenant, _ := fakeSet("tenant", &trace)
+			global, gm := fakeSet("global", &trace)
+			gm[failAt].fail = true
+			_, err := AcquireLLM(context.Background(), tenant, global, RoleStudent)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v", err)
+			}
+			for _, s := range []*Set{tenant, global} {
+				if u := s.Usage(); u != (Usage{}) {
+					t.Fatalf("usage after failure = %+v", u)
+				}
+			}
+			last := trace[len(trace)-1]
+			if last != "release tenant.total" {
+				t.Fatalf("last step %q, trace %q", last, trace)
+			}
+		})
+	}
+}
+
+// With real semaphores: a caller that gives up while waiting for the global
+// slot leaves every counter at zero once the holder is done.
+func TestCancelWhileWaitingLeavesZero(t *testing.T) {
+	tenant := NewSet(Config{LLMTotal: 3, LLMStudent: 2, LLMTeacher: 2, OCR: 1})
+	global := NewSet(Config{LLMTotal: 1, LLMStudent: 1, LLMTeacher: 1, OCR: 1})
+	hold, err := AcquireLLM(context.Background(), tenant, global, RoleStudent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := AcquireLLM(ctx, tenant, global, RoleStudent); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second acquire: %v", err)
+	}
+	if got := tenant.Usage(); got != (Usage{LLMTotal: 1, LLMStudent: 1}) {
+		t.Fatalf("tenant usage while held = %+v", got)
+	}
+	hold()
+	for _, s := range []*Set{tenant, global} {
+		if u := s.Usage(); u != (Usage{}) {
+			t.Fatalf("usage after release = %+v", u)
+		}
+	}
+	// Every slot is really free again: acquiring all of them succeeds at once.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	r, err := AcquireLLM(ctx2, tenant, global, RoleStudent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
+}
+
+func TestDoubleReleasePanics(t *testing.T) {
+	r, err := Acquire(context.Background(), NewSem(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("second release did not panic")
+		}
+	}()
+	r()
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := TenantDefaults().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := TenantDefaults()
+	c.OCR = 0
+	if err := c.Validate(); err == nil || err.Error() != "limit ocr must be a positive integer, got 0" {
+		t.Fatalf("err = %v", err)
+	}
+}
