@@ -1,0 +1,335 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Errors returned by [Runner.Start].
+var (
+	ErrRunnerStarted = errors.New("runner already started")
+	ErrRunnerStopped = errors.New("runner stopped")
+)
+
+// maxErrorRunes bounds the error text stored in a failed job's record.
+const maxErrorRunes = 200
+
+// Options configure a [Runner].
+type Options struct {
+	// Kind names the jobs ("chat", "exam_upload", ...) in logs and Stats.
+	Kind string
+	// Store holds the job records. It must not be nil.
+	Store *Store
+	// Workers is the number of jobs processed at once; less than 1 means 1.
+	Workers int
+	// Queue orders the waiting jobs; nil means NewFIFO().
+	Queue Queue
+	// Resume lists the statuses of the jobs queued again at Start; nil
+	// means {"queued", "processing"}, an empty non-nil slice means none.
+	Resume []string
+	// Process does the work of job id. It must not be nil. It is
+	// responsible for the job's status transitions on success, and should
+	// return promptly once ctx is cancelled.
+	Process func(ctx context.Context, id string) error
+	// Logger receives the runner's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats is a snapshot of a Runner's activity.
+type Stats struct {
+	Kind    string `json:"kind"`
+	Workers int    `json:"workers"`
+	// Queued counts jobs waiting for a worker.
+	Queued int `json:"queued"`
+	// Busy counts jobs being processed.
+	Busy int `json:"busy"`
+	// Processed counts Process calls that returned nil.
+	Processed int64 `json:"processed"`
+	// Failed counts Process calls that returned an error or panicked
+	// while the runner was running.
+	Failed int64 `json:"failed"`
+}
+
+// Runner processes the jobs of one kind with a bounded pool of workers.
+//
+// Workers take ids from the Queue and call Process. When Process fails (or
+// panics) while the runner is running, the runner sets the record's status
+// to "failed" and its error to the error text. When Process returns because
+// Stop cancelled it, the record is left alone, so that the next Start
+// resumes the job.
+//
+// Idle workers block on the Queue and use no CPU. Stop cancels and waits
+// for all of them.
+type Runner struct {
+	kind    string
+	store   *Store
+	workers int
+	queue   Queue
+	resume  []string
+	process func(context.Context, string) error
+	log     *slog.Logger
+
+	busy      atomic.Int64
+	processed atomic.Int64
+	failed    atomic.Int64
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	cancel  context.CancelFunc  // cancels the workers; nil before they start
+	alive   int                 // workers not yet returned
+	exited  chan struct{}       // closed when the last worker returns
+	running map[string]struct{} // ids being processed
+}
+
+// NewRunner returns a Runner configured by o. It panics if o.Store or
+// o.Process is nil.
+func NewRunner(o Options) *Runner {
+	if o.Store == nil || o.Process == nil {
+		panic("jobs: NewRunner needs a Store and a Process function")
+	}
+	r := &Runner{
+		kind:    o.Kind,
+		store:   o.Store,
+		workers: max(o.Workers, 1),
+		queue:   o.Queue,
+		resume:  slices.Clone(o.Resume),
+		process: o.Process,
+		log:     o.Logger,
+		running: make(map[string]struct{}),
+	}
+	if r.queue == nil {
+		r.queue = NewFIFO()
+	}
+	if o.Resume == nil {
+		r.resume = []string{"queued", "processing"}
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.log = r.log.With("kind", r.kind)
+	return r
+}
+
+// Start queues the stored jobs whose status is one of the Resume statuses,
+// oldest first, and starts the workers. ctx bounds the scan only; the
+// workers run until Stop. Start fails if called more than once (unless the
+// earlier call failed before starting workers) or after Stop.
+func (r *Runner) Start(ctx context.Context) error {
+	r.mu.Lock()
+	switch {
+	case r.stopped:
+		r.mu.Unlock()
+		return ErrRunnerStopped
+	case r.started:
+		r.mu.Unlock()
+		return ErrRunnerStarted
+	}
+	r.started = true
+	r.mu.Unlock()
+
+	ids, err := r.scan(ctx)
+	if err != nil {
+		r.mu.Lock()
+		r.started = false
+		r.mu.Unlock()
+		return err
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return ErrRunnerStopped
+	}
+	for _, id := range ids {
+		r.queue.Push(id)
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	r.alive = r.workers
+	r.exited = make(chan struct{})
+	for range r.workers {
+		go r.work(wctx)
+	}
+	r.log.Info("job runner started", "workers", r.workers, "resumed", len(ids))
+	return nil
+}
+
+// scan returns the ids of the jobs to resume.
+func (r *Runner) scan(ctx context.Context) ([]string, error) {
+	if len(r.resume) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ids, err := r.store.Scan(r.resume...)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s jobs: %w", r.kind, err)
+	}
+	return ids, ctx.Err()
+}
+
+// Enqueue queues job id for processing. It returns false if id is not a
+// valid id, is already waiting or being processed, or the runner has been
+// stopped. Jobs enqueued before Start are processed once it is called.
+func (r *Runner) Enqueue(id string) bool {
+	if !ValidID(id) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return false
+	}
+	if _, ok := r.running[id]; ok {
+		return false
+	}
+	return r.queue.Push(id)
+}
+
+// Stop cancels the workers' context and waits for every worker to return.
+// If ctx is done first it returns ctx.Err(); the workers are cancelled all
+// the same and exit once their Process calls return. Stop may be called
+// more than once, and before or without Start.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	if !r.stopped {
+		r.stopped = true
+		if r.cancel != nil {
+			r.cancel()
+		}
+	}
+	exited := r.exited
+	r.mu.Unlock()
+
+	if exited == nil {
+		return nil
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats returns a snapshot of the runner's activity.
+func (r *Runner) Stats() Stats {
+	return Stats{
+		Kind:      r.kind,
+		Workers:   r.workers,
+		Queued:    r.queue.Len(),
+		Busy:      int(r.busy.Load()),
+		Processed: r.processed.Load(),
+		Failed:    r.failed.Load(),
+	}
+}
+
+// work is the loop of one worker.
+func (r *Runner) work(ctx context.Context) {
+	defer r.exit()
+	for {
+		id, done, err := r.queue.Pop(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("job queue failed; worker exits", "err", err)
+			}
+			return
+		}
+		r.handle(ctx, id, done)
+	}
+}
+
+// exit records that a worker returned.
+func (r *Runner) exit() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.alive--
+	if r.alive == 0 {
+		close(r.exited)
+	}
+}
+
+// handle processes one job taken from the queue and calls done afterwards.
+func (r *Runner) handle(ctx context.Context, id string, done func()) {
+	defer done()
+	if !r.claim(id) {
+		// Queued again after another worker took it but before that
+		// worker's Process began; that Process covers this request too.
+		return
+	}
+	defer r.release(id)
+	r.busy.Add(1)
+	defer r.busy.Add(-1)
+
+	err := r.call(ctx, id)
+	switch {
+	case err == nil:
+		r.processed.Add(1)
+	case ctx.Err() != nil:
+		r.log.Info("job interrupted by stop", "job_id", id, "err", err)
+	default:
+		r.failed.Add(1)
+		r.log.Warn("job failed", "job_id", id, "err", err)
+		r.markFailed(id, err)
+	}
+}
+
+// claim marks id as being processed, unless it already is.
+func (r *Runner) claim(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.running[id]; ok {
+		return false
+	}
+	r.running[id] = struct{}{}
+	return true
+}
+
+func (r *Runner) release(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.running, id)
+}
+
+// call runs Process, turning a panic into an error.
+func (r *Runner) call(ctx context.Context, id string) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("job panicked", "job_id", id, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	return r.process(ctx, id)
+}
+
+// markFailed records a failure of Process in the job's record.
+func (r *Runner) markFailed(id string, cause error) {
+	_, err := r.store.Update(id, func(rec map[string]any) error {
+		rec["status"] = "failed"
+		rec["error"] = truncate(cause.Error(), maxErrorRunes)
+		return nil
+	})
+	if err != nil {
+		r.log.Error("cannot record job failure", "job_id", id, "err", err)
+	}
+}
+
+// truncate cuts s to at most n runes.
+func truncate(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
+}

@@ -1,0 +1,314 @@
+package jobs
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lectern/lectern/internal/atomicfile"
+)
+
+// Errors returned by [Store] methods. They are wrapped with the job id, so
+// test for them with [errors.Is].
+var (
+	ErrNotFound  = errors.New("job not found")
+	ErrExists    = errors.New("job already exists")
+	ErrInvalidID = errors.New("invalid job id")
+)
+
+// TimeLayout is the format of the created_at and updated_at fields: local
+// time without zone, second precision (the predecessor's convention).
+const TimeLayout = "2006-01-02T15:04:05"
+
+// RecordFile is the name of the record file inside a job's directory.
+const RecordFile = "job.json"
+
+// Timestamp formats t the way job records store times.
+func Timestamp(t time.Time) string {
+	return t.Local().Format(TimeLayout)
+}
+
+// Store keeps job records of one kind under dir/<id>/job.json.
+//
+// Records are free-form JSON objects decoded into map[string]any, so JSON
+// numbers come back as float64. Every record has at least job_id, status,
+// created_at and updated_at. Writes of one job are serialised within the
+// process; readers always see a complete file.
+type Store struct {
+	dir string
+
+	mu    sync.Mutex
+	locks map[string]*jobLock
+}
+
+// jobLock is a per-job mutex shared by the callers currently using it; it
+// is dropped from the map when the last of them lets go.
+type jobLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// NewStore returns a Store for the job records under dir. The directory is
+// created on the first [Store.Create].
+func NewStore(dir string) *Store {
+	return &Store{dir: dir, locks: make(map[string]*jobLock)}
+}
+
+// Dir returns the directory holding the job directories.
+func (s *Store) Dir() string { return s.dir }
+
+// JobDir returns the directory of job id. It fails with [ErrInvalidID] if
+// id is not a [ValidID].
+func (s *Store) JobDir(id string) (string, error) {
+	if !ValidID(id) {
+		return "", fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	return filepath.Join(s.dir, id), nil
+}
+
+func (s *Store) recordPath(id string) (string, error) {
+	dir, err := s.JobDir(id)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, RecordFile), nil
+}
+
+// lock acquires the in-process lock of job id and returns its release.
+func (s *Store) lock(id string) (unlock func()) {
+	s.mu.Lock()
+	l := s.locks[id]
+	if l == nil {
+		l = &jobLock{}
+		s.locks[id] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.locks, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Create writes the first record of job id, creating its directory. It
+// fails with [ErrExists] if the job already has a record; of several
+// concurrent Creates of one id (even from different Stores or processes
+// sharing the directory) exactly one succeeds.
+//
+// rec is copied, not modified. The stored record gets job_id set to id,
+// created_at and updated_at set to now unless present, and status "queued"
+// unless present.
+func (s *Store) Create(id string, rec map[string]any) error {
+	path, err := s.recordPath(id)
+	if err != nil {
+		return err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%w: %s", ErrExists, id)
+	}
+	data, err := atomicfile.MarshalJSON(newRecord(id, rec, time.Now()))
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", id, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	err = createExclusive(path, data)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrExists, id)
+	}
+	return err
+}
+
+func newRecord(id string, rec map[string]any, now time.Time) map[string]any {
+	r := maps.Clone(rec)
+	if r == nil {
+		r = make(map[string]any)
+	}
+	r["job_id"] = id
+	ts := Timestamp(now)
+	setDefault(r, "created_at", ts)
+	setDefault(r, "updated_at", ts)
+	setDefault(r, "status", "queued")
+	return r
+}
+
+func setDefault(rec map[string]any, key string, v any) {
+	if _, ok := rec[key]; !ok {
+		rec[key] = v
+	}
+}
+
+// createExclusive creates path with data, failing with an error matching
+// fs.ErrExist if path exists. The data is written to a temporary file first
+// and hard-linked into place, so the create is both exclusive and atomic.
+// Where hard links are unsupported it falls back to O_EXCL and a direct
+// write.
+func createExclusive(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := writeSync(f, data); err != nil {
+		return err
+	}
+	err = os.Link(tmp, path)
+	switch {
+	case err == nil:
+		syncDir(dir)
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return err
+	}
+	return writeExclusive(path, data)
+}
+
+func writeExclusive(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := writeSync(f, data); err != nil {
+		os.Remove(path)
+		return err
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// writeSync writes data to f with mode 0644, syncs and closes it.
+func writeSync(f *os.File, data []byte) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir makes a new directory entry durable. Some filesystems refuse to
+// sync directories; the entry exists regardless, so errors are ignored.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	d.Close()
+}
+
+// Load returns the record of job id. It fails with [ErrNotFound] if the job
+// has no record.
+func (s *Store) Load(id string) (map[string]any, error) {
+	path, err := s.recordPath(id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("decode job %s: %w", id, err)
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("decode job %s: record is not a JSON object", id)
+	}
+	return rec, nil
+}
+
+// Update applies fn to the record of job id and writes the result
+// atomically, with updated_at set to now. Updates of one job through this
+// Store are serialised. If fn returns an error nothing is written and that
+// error is returned unchanged. Update fails with [ErrNotFound] if the job
+// has no record. It returns the record as written.
+func (s *Store) Update(id string, fn func(rec map[string]any) error) (map[string]any, error) {
+	path, err := s.recordPath(id)
+	if err != nil {
+		return nil, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+
+	rec, err := s.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(rec); err != nil {
+		return nil, err
+	}
+	rec["updated_at"] = Timestamp(time.Now())
+	if err := atomicfile.WriteJSON(path, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// Scan returns the ids of the jobs whose status is one of statuses (all
+// jobs if none are given), ordered by created_at, then id. A missing
+// directory yields no ids. Entries that are not directories with a valid
+// id, and records that cannot be read or decoded, are skipped.
+func (s *Store) Scan(statuses ...string) ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	type job struct{ id, created string }
+	var jobs []job
+	for _, e := range entries {
+		if !e.IsDir() || !ValidID(e.Name()) {
+			continue
+		}
+		rec, err := s.Load(e.Name())
+		if err != nil {
+			continue
+		}
+		status, _ := rec["status"].(string)
+		if len(statuses) > 0 && !slices.Contains(statuses, status) {
+			continue
+		}
+		created, _ := rec["created_at"].(string)
+		jobs = append(jobs, job{e.Name(), created})
+	}
+	slices.SortFunc(jobs, func(a, b job) int {
+		return cmp.Or(cmp.Compare(a.created, b.created), cmp.Compare(a.id, b.id))
+	})
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.id
+	}
+	return ids, nil
+}
