@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/server"
+)
+
+// config is everything the server reads from its environment.
+type config struct {
+	Addr     string
+	LogLevel slog.Level
+	Server   server.Config
+}
+
+// loadConfig reads the environment. Every error names the variable at fault.
+func loadConfig(getenv func(string) string) (config, error) {
+	env := envReader{getenv: getenv}
+	c := config{
+		Addr: env.str("LECTERN_ADDR", "127.0.0.1:8000"),
+		Server: server.Config{
+			DataDir:      env.dir("DATA_DIR", "./data"),
+			UploadsDir:   env.dir("UPLOADS_DIR", "./uploads"),
+			TenantDBPath: env.dir("TENANT_DB_PATH", "./data/_system/tenants.sqlite3"),
+			AdminKey:     getenv("TENANT_ADMIN_KEY"),
+			DataRoot:     env.dir("TENANT_DATA_ROOT", ""),
+			ChatWorkers:  env.positive("CHAT_WORKER_POOL_SIZE", 4),
+		},
+	}
+	if v := env.str("LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
+		env.fail("LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", v))
+	}
+	total := env.positive("LLM_MAX_CONCURRENCY", 8)
+	c.Server.Global = limits.Config{
+		LLMTotal:   total,
+		LLMStudent: env.positive("LLM_MAX_CONCURRENCY_STUDENT", total),
+		LLMTeacher: env.positive("LLM_MAX_CONCURRENCY_TEACHER", total),
+		OCR:        env.positive("OCR_MAX_CONCURRENCY", 4),
+	}
+	if err := checkAddr(c.Addr); err != nil {
+		env.fail("LECTERN_ADDR", err.Error())
+	}
+	return c, errors.Join(env.errs...)
+}
+
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("bad host %q", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// envReader collects every bad variable, so one start reports them all.
+type envReader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (e *envReader) fail(name, msg string) {
+	e.errs = append(e.errs, fmt.Errorf("%s: %s", name, msg))
+}
+
+func (e *envReader) str(name, def string) string {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	if strings.ContainsRune(v, 0) {
+		e.fail(name, "contains a NUL byte")
+	}
+	return v
+}
+
+// dir reads a path and makes it absolute ("" stays "").
+func (e *envReader) dir(name, def string) string {
+	v := e.str(name, def)
+	if v == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(v)
+	if err != nil {
+		e.fail(name, err.Error())
+		return ""
+	}
+	return abs
+}
+
+func (e *envReader) positive(name string, def int) int {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		e.fail(name, fmt.Sprintf("must be a positive integer, got %q", v))
+		return def
+	}
+	return n
+}

@@ -1,0 +1,144 @@
+// Package server assembles Lectern: the tenant config store, the registry,
+// the default tenant, the admin API and the dispatcher in front of them.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+
+	"github.com/lectern/lectern/internal/demo"
+	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/tenancy"
+	"github.com/lectern/lectern/internal/tenantapp"
+)
+
+// Config is the server's configuration, already validated and with
+// absolute paths.
+type Config struct {
+	DataDir      string
+	UploadsDir   string
+	TenantDBPath string
+	AdminKey     string
+	DataRoot     string
+	Global       limits.Config
+	ChatWorkers  int
+}
+
+// Server is a running Lectern: Handler serves it, Close stops it.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *tenancy.Store
+	global   *limits.Set
+	registry *tenancy.Registry
+	fallback *tenantapp.App
+	handler  http.Handler
+}
+
+// New opens the store, starts the default tenant and returns the server.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Global.Validate(); err != nil {
+		return nil, err
+	}
+	store, err := tenancy.OpenStore(ctx, cfg.TenantDBPath, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: store, global: limits.NewSet(cfg.Global)}
+	s.fallback, err = tenantapp.New(tenantapp.Settings{
+		TenantID:    tenantapp.DefaultTenantID,
+		DataDir:     cfg.DataDir,
+		UploadsDir:  cfg.UploadsDir,
+		Limits:      cfg.Global,
+		ChatWorkers: cfg.ChatWorkers,
+		Logger:      log,
+	}, s.global)
+	if err == nil {
+		err = s.fallback.Start(ctx)
+	}
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("default tenant: %w", err)
+	}
+	s.registry = tenancy.NewRegistry(store, s.buildTenant, log)
+	admin := tenancy.NewAdmin(store, s.registry, tenancy.AdminOptions{
+		Key:      cfg.AdminKey,
+		DataRoot: cfg.DataRoot,
+		Reserved: []string{cfg.DataDir, cfg.UploadsDir, filepath.Dir(cfg.TenantDBPath)},
+		Logger:   log,
+	})
+	s.handler = tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log)
+	return s, nil
+}
+
+// buildTenant makes a tenant's app from its stored config.
+func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
+	lim, err := tenancy.Limits(rec.Extra)
+	if err != nil {
+		s.log.Warn("tenant limits are invalid; using the defaults", "tenant", rec.TenantID, "err", err)
+		lim = limits.TenantDefaults()
+	}
+	return tenantapp.New(tenantapp.Settings{
+		TenantID:    rec.TenantID,
+		DataDir:     rec.DataDir,
+		UploadsDir:  rec.UploadsDir,
+		Prefix:      "/t/" + rec.TenantID,
+		Limits:      lim,
+		ChatWorkers: s.cfg.ChatWorkers,
+		Logger:      s.log,
+	}, s.global)
+}
+
+// Handler is the root HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Registry exposes the tenant registry (for tests and the demo).
+func (s *Server) Registry() *tenancy.Registry { return s.registry }
+
+// Close stops every tenant's workers, then the default tenant, then closes
+// the store. Call it after the HTTP server has stopped taking requests.
+func (s *Server) Close(ctx context.Context) error {
+	return errors.Join(
+		s.registry.Close(ctx),
+		s.fallback.Stop(ctx),
+		s.store.Close(),
+	)
+}
+
+// DemoTenants are created by SeedDemo.
+var DemoTenants = []string{"demo-north", "demo-south"}
+
+// SeedDemo creates (or re-enables) the demo tenants with sample exams,
+// under TENANT_DATA_ROOT when set, else beside DATA_DIR in "demo/". Exams
+// that already exist are left alone.
+func (s *Server) SeedDemo(ctx context.Context) ([]string, error) {
+	base := s.cfg.DataRoot
+	if base == "" {
+		base = filepath.Join(filepath.Dir(s.cfg.DataDir), "demo")
+	}
+	for i, id := range DemoTenants {
+		rec := tenancy.Record{
+			TenantID:   id,
+			DataDir:    filepath.Join(base, id, "data"),
+			UploadsDir: filepath.Join(base, id, "uploads"),
+			Enabled:    true,
+			Extra:      map[string]any{"display_name": "Demo school " + id, "demo": true},
+		}
+		for _, e := range demo.SampleExams(uint64(100 * (i + 1))) {
+			if _, err := demo.WriteExam(rec.DataDir, e); err != nil {
+				return nil, fmt.Errorf("demo tenant %s: %w", id, err)
+			}
+		}
+		if _, err := s.registry.Put(ctx, rec); err != nil {
+			return nil, fmt.Errorf("demo tenant %s: %w", id, err)
+		}
+	}
+	return DemoTenants, nil
+}

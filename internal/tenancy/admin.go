@@ -1,0 +1,226 @@
+package tenancy
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+
+	"github.com/lectern/lectern/internal/httpjson"
+)
+
+// AdminOptions configure the admin API.
+type AdminOptions struct {
+	// Key is TENANT_ADMIN_KEY; empty disables the API (every call is 401).
+	Key string
+	// DataRoot is TENANT_DATA_ROOT: when set, every tenant directory must
+	// resolve strictly inside it.
+	DataRoot string
+	// Reserved are directories no tenant may overlap: the default tenant's
+	// data and uploads directories and the config store's directory.
+	Reserved []string
+	Logger   *slog.Logger
+}
+
+// Admin is the tenant admin API.
+type Admin struct {
+	opts     AdminOptions
+	store    *Store
+	registry *Registry
+	log      *slog.Logger
+	// putMu serialises validation and storing of PUTs, so that two
+	// concurrent PUTs cannot both pass the overlap check.
+	putMu sync.Mutex
+}
+
+// NewAdmin returns the admin API over store and registry.
+func NewAdmin(store *Store, registry *Registry, opts AdminOptions) *Admin {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Admin{opts: opts, store: store, registry: registry, log: log}
+}
+
+// requireKey guards every admin route with X-Admin-Key.
+func (a *Admin) requireKey(next http.Handler) http.Handler {
+	key := []byte(a.opts.Key)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(key) == 0 {
+			httpjson.Error(w, http.StatusUnauthorized, "admin key not configured")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Admin-Key")), key) != 1 {
+			httpjson.Error(w, http.StatusUnauthorized, "unauthorized")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// tenantView is a tenant as the admin API shows it.
+type tenantView struct {
+	Record
+	Loaded bool `json:"loaded"`
+	*LoadedInfo
+}
+
+func (a *Admin) view(rec Record, detail bool) tenantView {
+	v := tenantView{Record: rec}
+	if detail {
+		if info, ok := a.registry.Info(rec.TenantID); ok {
+			v.Loaded, v.LoadedInfo = true, &info
+		}
+		return v
+	}
+	v.Loaded = a.registry.IsLoaded(rec.TenantID)
+	return v
+}
+
+func (a *Admin) handleList(w http.ResponseWriter, r *http.Request) {
+	recs, err := a.store.List(r.Context(), false)
+	if err != nil {
+		a.internalError(w, "list tenants", err)
+		return
+	}
+	out := make([]tenantView, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, a.view(rec, false))
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenants": out})
+}
+
+func (a *Admin) handleGet(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !ValidTenantID(id) {
+		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+		return
+	}
+	rec, err := a.store.Get(r.Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+		return
+	}
+	if err != nil {
+		a.internalError(w, "get tenant", err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenant": a.view(rec, true)})
+}
+
+// putBody is the body of PUT /admin/tenants/{id}.
+type putBody struct {
+	DataDir    string         `json:"data_dir"`
+	UploadsDir string         `json:"uploads_dir"`
+	Enabled    *bool          `json:"enabled"`
+	Extra      map[string]any `json:"extra"`
+}
+
+func (a *Admin) handlePut(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !ValidTenantID(id) {
+		httpjson.Error(w, http.StatusBadRequest, "invalid tenant_id")
+		return
+	}
+	var body putBody
+	if err := httpjson.Decode(w, r, &body); err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rec := Record{TenantID: id, Enabled: body.Enabled == nil || *body.Enabled, Extra: body.Extra}
+	if rec.Extra == nil {
+		rec.Extra = map[string]any{}
+	}
+	if _, err := Limits(rec.Extra); err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.putMu.Lock()
+	defer a.putMu.Unlock()
+	var err error
+	if rec.DataDir, rec.UploadsDir, err = a.checkDirs(r.Context(), id, body.DataDir, body.UploadsDir); err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, err := a.registry.Put(r.Context(), rec); err != nil {
+		if errors.Is(err, ErrClosed) {
+			httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+			return
+		}
+		a.log.Error("tenant config refused: it does not start", "tenant", id, "err", err)
+		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("tenant could not be started: %v", err))
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenant_id": id})
+}
+
+// checkDirs resolves the two directories and checks them against the data
+// root, the reserved directories and every other tenant's directories.
+func (a *Admin) checkDirs(ctx context.Context, id, dataDir, uploadsDir string) (string, string, error) {
+	var resolved [2]string
+	for i, d := range []struct{ field, value string }{{"data_dir", dataDir}, {"uploads_dir", uploadsDir}} {
+		p, err := ResolveDir(d.value)
+		if err != nil {
+			return "", "", fmt.Errorf("%s %v", d.field, err)
+		}
+		if a.opts.DataRoot != "" && (p == a.opts.DataRoot || !within(p, a.opts.DataRoot)) {
+			return "", "", fmt.Errorf("%s must be inside TENANT_DATA_ROOT (%s)", d.field, a.opts.DataRoot)
+		}
+		for _, res := range a.opts.Reserved {
+			if overlaps(p, res) {
+				return "", "", fmt.Errorf("%s overlaps %s, which belongs to the server", d.field, res)
+			}
+		}
+		resolved[i] = p
+	}
+	others, err := a.store.List(ctx, false)
+	if err != nil {
+		return "", "", err
+	}
+	for _, o := range others {
+		if o.TenantID == id {
+			continue
+		}
+		for _, theirs := range []string{o.DataDir, o.UploadsDir} {
+			t, err := ResolveDir(theirs)
+			if err != nil {
+				t = filepath.Clean(theirs)
+			}
+			for i, field := range []string{"data_dir", "uploads_dir"} {
+				if overlaps(resolved[i], t) {
+					return "", "", fmt.Errorf("%s overlaps a directory of tenant %s", field, o.TenantID)
+				}
+			}
+		}
+	}
+	return resolved[0], resolved[1], nil
+}
+
+func (a *Admin) handleDelete(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !ValidTenantID(id) {
+		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+		return
+	}
+	switch err := a.registry.Disable(r.Context(), id); {
+	case errors.Is(err, ErrNotFound):
+		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+	case err != nil:
+		a.internalError(w, "disable tenant", err)
+	default:
+		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenant_id": id})
+	}
+}
+
+func (a *Admin) internalError(w http.ResponseWriter, what string, err error) {
+	a.log.Error(what, "err", err)
+	httpjson.Error(w, http.StatusInternalServerError, what+" failed")
+}
+
+func handleAdminNotFound(w http.ResponseWriter, r *http.Request) {
+	httpjson.Error(w, http.StatusNotFound, "Not Found")
+}

@@ -1,0 +1,91 @@
+package tenancy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestTenantRequest(t *testing.T) {
+	cases := []struct {
+		target   string
+		id, path string // id "" means refused
+		rawQuery string
+	}{
+		{"/t/t1", "t1", "/", ""},
+		{"/t/t1/", "t1", "/", ""},
+		{"/t/t1/exams?x=1&y=%2F", "t1", "/exams", "x=1&y=%2F"},
+		{"/t/t1/exam/%E9%AB%98%E4%BA%8C/students", "t1", "/exam/高二/students", ""},
+		{"/t/t1/exam/a%2Fb", "t1", "/exam/a/b", ""},
+		{"/t/..%2F..", "", "", ""},
+		{"/t/..%2F../x", "", "", ""},
+		{"/t/a%2Fb/x", "", "", ""},
+		{"/t/%2e%2e/exams", "", "", ""},
+		{"/t/t1/%2e%2e/%2e%2e/t2/exams", "", "", ""},
+		{"/t/t1/a/../../t2", "", "", ""},
+		{"/t/t1/./exams", "", "", ""},
+		{"/t/t1/x%00y", "", "", ""},
+		{"/t/t%001/x", "", "", ""},
+		{"/t/-bad/x", "", "", ""},
+		{"/t/" + strings.Repeat("a", 65), "", "", ""},
+		{"/t//exams", "", "", ""},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "http://x"+c.target, nil)
+		id, r2, ok := tenantRequest(r, strings.TrimPrefix(r.URL.EscapedPath(), "/t/"))
+		if c.id == "" {
+			if ok {
+				t.Errorf("%s: routed to %q %q, want refused", c.target, id, r2.URL.Path)
+			}
+			continue
+		}
+		if !ok || id != c.id || r2.URL.Path != c.path || r2.URL.RawQuery != c.rawQuery {
+			t.Errorf("%s: got ok=%v id=%q path=%q", c.target, ok, id, pathOf(r2))
+		}
+		if ok && r.URL.Path == r2.URL.Path && c.target != "/" {
+			t.Errorf("%s: original request was modified", c.target)
+		}
+	}
+}
+
+func pathOf(r *http.Request) string {
+	if r == nil {
+		return ""
+	}
+	return r.URL.Path
+}
+
+// FuzzTenantRequest: whatever the path, a request routed to a tenant has a
+// valid id, and a rewritten path that has no NUL byte, no dot segment, and
+// is exactly what followed /t/<id> in the decoded original.
+func FuzzTenantRequest(f *testing.F) {
+	for _, s := range []string{"t1/exams", "..%2F..", "a%2Fb/x", "%2e%2e", "t1/%2e%2e/x", "t1/x%00", "t1", "t1/exam/%E9%AB%98"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rawRest string) {
+		r, err := http.NewRequest("GET", "http://x/t/"+rawRest, nil)
+		if err != nil || r.URL.Opaque != "" {
+			return
+		}
+		escaped := r.URL.EscapedPath()
+		if !strings.HasPrefix(escaped, "/t/") {
+			return
+		}
+		id, r2, ok := tenantRequest(r, escaped[len("/t/"):])
+		if !ok {
+			return
+		}
+		if !ValidTenantID(id) {
+			t.Fatalf("invalid id %q routed", id)
+		}
+		p := r2.URL.Path
+		if !strings.HasPrefix(p, "/") || !cleanPath(p) {
+			t.Fatalf("unsafe path %q routed", p)
+		}
+		want := "/t/" + id + p
+		if r.URL.Path != want && !(p == "/" && r.URL.Path == "/t/"+id) {
+			t.Fatalf("original %q, tenant %q sees %q", r.URL.Path, id, p)
+		}
+	})
+}

@@ -1,0 +1,387 @@
+package tenancy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lectern/lectern/internal/tenantapp"
+)
+
+// ErrClosed is returned once the registry is shutting down.
+var ErrClosed = errors.New("tenant registry is closed")
+
+// Builder makes a tenant's (not yet started) app from its stored config.
+type Builder func(rec Record) (*tenantapp.App, error)
+
+// Registry holds the loaded tenants. A tenant is built on first use from the
+// store, replaced when its config changes and unloaded when disabled.
+//
+// Locking: mu guards the map and is only held for map operations. Loading,
+// replacing and unloading one tenant take that tenant's own lock, so a slow
+// build of tenant A never delays tenant B, and concurrent first requests to
+// one tenant build it once.
+type Registry struct {
+	store *Store
+	build Builder
+	log   *slog.Logger
+	// DrainTimeout bounds how long a replaced or unloaded tenant waits for
+	// its in-flight requests before its workers are stopped anyway.
+	drainTimeout time.Duration
+
+	mu      sync.Mutex
+	loaded  map[string]*handle
+	locks   map[string]*idLock
+	closed  bool
+	retired sync.WaitGroup
+}
+
+// NewRegistry returns an empty registry over store.
+func NewRegistry(store *Store, build Builder, log *slog.Logger) *Registry {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{
+		store:        store,
+		build:        build,
+		log:          log,
+		drainTimeout: 30 * time.Second,
+		loaded:       map[string]*handle{},
+		locks:        map[string]*idLock{},
+	}
+}
+
+// handle is one loaded instance with the count of requests inside it.
+type handle struct {
+	app      *tenantapp.App
+	rec      Record
+	loadedAt time.Time
+
+	mu       sync.Mutex
+	inflight int
+	draining bool
+	drained  chan struct{}
+}
+
+func newHandle(app *tenantapp.App, rec Record) *handle {
+	return &handle{app: app, rec: rec, loadedAt: time.Now(), drained: make(chan struct{})}
+}
+
+// enter counts a request in; it fails once the handle is draining.
+func (h *handle) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining {
+		return false
+	}
+	h.inflight++
+	return true
+}
+
+func (h *handle) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.inflight--
+	if h.draining && h.inflight == 0 {
+		close(h.drained)
+	}
+}
+
+func (h *handle) inFlight() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.inflight
+}
+
+// drain refuses new requests and waits for those inside to finish.
+func (h *handle) drain(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.draining {
+		h.draining = true
+		if h.inflight == 0 {
+			close(h.drained)
+		}
+	}
+	h.mu.Unlock()
+	select {
+	case <-h.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// idLock is a per-tenant mutex, dropped from the map when nobody holds or
+// waits for it.
+type idLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (r *Registry) lock(id string) (unlock func()) {
+	r.mu.Lock()
+	l := r.locks[id]
+	if l == nil {
+		l = &idLock{}
+		r.locks[id] = l
+	}
+	l.refs++
+	r.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		r.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(r.locks, id)
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *Registry) current(id string) *handle {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.loaded[id]
+}
+
+// Serve runs one request against tenant id, loading the tenant if needed.
+// A request that meets a tenant being replaced goes to the new instance.
+func (r *Registry) Serve(w http.ResponseWriter, req *http.Request, id string) error {
+	h, err := r.enter(req.Context(), id)
+	if err != nil {
+		return err
+	}
+	defer h.leave()
+	h.app.ServeHTTP(w, req)
+	return nil
+}
+
+func (r *Registry) enter(ctx context.Context, id string) (*handle, error) {
+	for {
+		if h := r.current(id); h != nil && h.enter() {
+			return h, nil
+		}
+		h, err := r.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if h.enter() {
+			return h, nil
+		}
+		// Replaced or unloaded between load and enter: look again.
+	}
+}
+
+// load returns the loaded instance of id, building it from the store if
+// there is none.
+func (r *Registry) load(ctx context.Context, id string) (*handle, error) {
+	if !ValidTenantID(id) {
+		return nil, ErrNotFound
+	}
+	unlock := r.lock(id)
+	defer unlock()
+	if h := r.current(id); h != nil {
+		return h, nil
+	}
+	// The build must not fail because the first requester hung up: others
+	// may be waiting for the same tenant.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tenantapp.LoadTimeout)
+	defer cancel()
+	rec, err := r.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.Enabled {
+		return nil, ErrNotFound
+	}
+	h, err := r.start(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.install(id, h); err != nil {
+		r.stop(h)
+		return nil, err
+	}
+	return h, nil
+}
+
+// start builds and starts an instance for rec.
+func (r *Registry) start(ctx context.Context, rec Record) (*handle, error) {
+	app, err := r.build(rec)
+	if err != nil {
+		return nil, fmt.Errorf("build tenant %s: %w", rec.TenantID, err)
+	}
+	if err := app.Start(ctx); err != nil {
+		app.Stop(ctx)
+		return nil, fmt.Errorf("start tenant %s: %w", rec.TenantID, err)
+	}
+	r.log.Info("tenant loaded", "tenant", rec.TenantID)
+	return newHandle(app, rec), nil
+}
+
+// install puts h (or, when nil, nothing) in place for id and returns what
+// was there.
+func (r *Registry) swap(id string, h *handle) (old *handle, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	old = r.loaded[id]
+	if h == nil {
+		delete(r.loaded, id)
+	} else {
+		r.loaded[id] = h
+	}
+	return old, nil
+}
+
+func (r *Registry) install(id string, h *handle) error {
+	_, err := r.swap(id, h)
+	return err
+}
+
+// Put stores rec and makes it live: an enabled tenant is built and started
+// first (so a config that cannot start is refused with nothing stored), then
+// swapped in for the old instance, which drains and stops; a disabled
+// tenant is unloaded.
+func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
+	unlock := r.lock(rec.TenantID)
+	var h *handle
+	if rec.Enabled {
+		var err error
+		if h, err = r.start(ctx, rec); err != nil {
+			unlock()
+			return Record{}, err
+		}
+	}
+	stored, err := r.store.Upsert(ctx, rec)
+	if err == nil {
+		var old *handle
+		if old, err = r.swap(rec.TenantID, h); err == nil {
+			unlock()
+			r.retire(ctx, old)
+			return stored, nil
+		}
+	}
+	unlock()
+	if h != nil {
+		r.stop(h)
+	}
+	return Record{}, err
+}
+
+// Disable marks the tenant disabled in the store and unloads it.
+func (r *Registry) Disable(ctx context.Context, id string) error {
+	unlock := r.lock(id)
+	if err := r.store.Disable(ctx, id); err != nil {
+		unlock()
+		return err
+	}
+	old, err := r.swap(id, nil)
+	unlock()
+	if err != nil {
+		return err
+	}
+	r.retire(ctx, old)
+	return nil
+}
+
+// Unload drops the loaded instance of id, if any, without touching the
+// store; the next request loads it again.
+func (r *Registry) Unload(ctx context.Context, id string) error {
+	unlock := r.lock(id)
+	old, err := r.swap(id, nil)
+	unlock()
+	if err != nil {
+		return err
+	}
+	r.retire(ctx, old)
+	return nil
+}
+
+// retire lets the requests inside h finish (bounded by the drain timeout
+// and ctx), then stops its workers and waits for them.
+func (r *Registry) retire(ctx context.Context, h *handle) {
+	if h == nil {
+		return
+	}
+	r.retired.Add(1)
+	defer r.retired.Done()
+	dctx, cancel := context.WithTimeout(ctx, r.drainTimeout)
+	defer cancel()
+	if err := h.drain(dctx); err != nil {
+		r.log.Warn("tenant still had requests in flight when stopped", "tenant", h.rec.TenantID, "in_flight", h.inFlight())
+	}
+	r.stop(h)
+}
+
+func (r *Registry) stop(h *handle) {
+	ctx, cancel := context.WithTimeout(context.Background(), tenantapp.LoadTimeout)
+	defer cancel()
+	if err := h.app.Stop(ctx); err != nil {
+		r.log.Error("tenant did not stop cleanly", "tenant", h.rec.TenantID, "err", err)
+		return
+	}
+	r.log.Info("tenant unloaded", "tenant", h.rec.TenantID)
+}
+
+// Close unloads every tenant, draining them in parallel, and refuses new
+// loads. It returns when all workers have stopped or ctx ends.
+func (r *Registry) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	all := r.loaded
+	r.loaded = map[string]*handle{}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, h := range all {
+		wg.Go(func() { r.retire(ctx, h) })
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		r.retired.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// LoadedInfo describes a loaded tenant for the admin API.
+type LoadedInfo struct {
+	LoadedAt string           `json:"loaded_at"`
+	InFlight int              `json:"in_flight"`
+	Status   tenantapp.Status `json:"status"`
+}
+
+// Info reports on a loaded tenant; ok is false when it is not loaded.
+func (r *Registry) Info(id string) (info LoadedInfo, ok bool) {
+	h := r.current(id)
+	if h == nil {
+		return LoadedInfo{}, false
+	}
+	return LoadedInfo{
+		LoadedAt: h.loadedAt.Format(TimeLayout),
+		InFlight: h.inFlight(),
+		Status:   h.app.Status(),
+	}, true
+}
+
+// IsLoaded reports whether id has a live instance.
+func (r *Registry) IsLoaded(id string) bool { return r.current(id) != nil }
+
+// Len is the number of loaded tenants.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.loaded)
+}

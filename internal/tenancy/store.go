@@ -1,0 +1,188 @@
+package tenancy
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned for a tenant the store does not hold.
+var ErrNotFound = errors.New("tenant not found")
+
+// TimeLayout is the predecessor's timestamp format: local time, no zone,
+// second precision.
+const TimeLayout = "2006-01-02T15:04:05"
+
+// Record is one row of the tenants table.
+type Record struct {
+	TenantID   string         `json:"tenant_id"`
+	DataDir    string         `json:"data_dir"`
+	UploadsDir string         `json:"uploads_dir"`
+	Enabled    bool           `json:"enabled"`
+	UpdatedAt  string         `json:"updated_at"`
+	Extra      map[string]any `json:"extra"`
+}
+
+// Store is the tenant config store: one SQLite file in WAL mode. Several
+// Stores (in one process or several) may share the file.
+type Store struct {
+	db  *sql.DB
+	log *slog.Logger
+	now func() time.Time
+}
+
+const schema = `CREATE TABLE IF NOT EXISTS tenants (
+	tenant_id TEXT PRIMARY KEY,
+	data_dir TEXT NOT NULL,
+	uploads_dir TEXT NOT NULL,
+	enabled INTEGER NOT NULL,
+	updated_at TEXT NOT NULL,
+	extra_json TEXT NOT NULL DEFAULT '{}'
+)`
+
+// OpenStore opens (creating if needed) the store at path, and its parent
+// directories.
+func OpenStore(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("tenant store: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("tenant store: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("tenant store %s: %w", path, err)
+	}
+	return &Store{db: db, log: log, now: time.Now}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Upsert stores r, stamping UpdatedAt, and returns the stored record.
+func (s *Store) Upsert(ctx context.Context, r Record) (Record, error) {
+	if r.Extra == nil {
+		r.Extra = map[string]any{}
+	}
+	extra, err := json.Marshal(r.Extra)
+	if err != nil {
+		return Record{}, fmt.Errorf("encode extra: %w", err)
+	}
+	r.UpdatedAt = s.now().Format(TimeLayout)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tenants (tenant_id, data_dir, uploads_dir, enabled, updated_at, extra_json)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT(tenant_id) DO UPDATE SET data_dir=excluded.data_dir, uploads_dir=excluded.uploads_dir,
+			enabled=excluded.enabled, updated_at=excluded.updated_at, extra_json=excluded.extra_json`,
+		r.TenantID, r.DataDir, r.UploadsDir, boolInt(r.Enabled), r.UpdatedAt, string(extra))
+	if err != nil {
+		return Record{}, fmt.Errorf("upsert tenant %s: %w", r.TenantID, err)
+	}
+	return r, nil
+}
+
+// Get returns one tenant, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Record, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM tenants WHERE tenant_id = ?`, id)
+	r, err := s.scan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Record{}, ErrNotFound
+	}
+	return r, err
+}
+
+// List returns every tenant, or only the enabled ones, ordered by id.
+func (s *Store) List(ctx context.Context, enabledOnly bool) ([]Record, error) {
+	q := `SELECT ` + columns + ` FROM tenants`
+	if enabledOnly {
+		q += ` WHERE enabled = 1`
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY tenant_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	out := []Record{}
+	for rows.Next() {
+		r, err := s.scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Disable marks a tenant disabled, or returns ErrNotFound.
+func (s *Store) Disable(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE tenants SET enabled = 0, updated_at = ? WHERE tenant_id = ?`,
+		s.now().Format(TimeLayout), id)
+	return affected(res, err, id)
+}
+
+// Delete removes a tenant's row, or returns ErrNotFound.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM tenants WHERE tenant_id = ?`, id)
+	return affected(res, err, id)
+}
+
+const columns = `tenant_id, data_dir, uploads_dir, enabled, updated_at, extra_json`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func (s *Store) scan(row scanner) (Record, error) {
+	var (
+		r       Record
+		enabled int
+		extra   string
+	)
+	if err := row.Scan(&r.TenantID, &r.DataDir, &r.UploadsDir, &enabled, &r.UpdatedAt, &extra); err != nil {
+		return Record{}, err
+	}
+	r.Enabled = enabled != 0
+	if err := json.Unmarshal([]byte(extra), &r.Extra); err != nil || r.Extra == nil {
+		if err != nil {
+			s.log.Warn("tenant extra_json is not a JSON object; reading it as {}", "tenant_id", r.TenantID, "err", err)
+		}
+		r.Extra = map[string]any{}
+	}
+	return r, nil
+}
+
+func affected(res sql.Result, err error, id string) error {
+	if err != nil {
+		return fmt.Errorf("tenant %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
