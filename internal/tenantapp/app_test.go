@@ -1,0 +1,93 @@
+package tenantapp
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/lectern/lectern/internal/limits"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func newApp(t *testing.T) *App {
+	t.Helper()
+	dir := t.TempDir()
+	a, err := New(Settings{TenantID: "t1", DataDir: filepath.Join(dir, "d"), UploadsDir: filepath.Join(dir, "u"),
+		Prefix: "/t/t1", Limits: limits.TenantDefaults(), ChatWorkers: 3}, limits.NewSet(limits.TenantDefaults()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestAppLifecycle(t *testing.T) {
+	a := newApp(t)
+	ctx := context.Background()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err == nil {
+		t.Fatal("second Start accepted")
+	}
+	w := httptest.NewRecorder()
+	a.ServeHTTP(w, httptest.NewRequest("GET", "/health", nil))
+	if w.Code != 200 || w.Body.String() != `{"status":"ok"}` {
+		t.Fatalf("health %d %s", w.Code, w.Body)
+	}
+	st := a.Status()
+	if len(st.Workers) != 4 || st.Workers[0].Kind != KindChat || st.Workers[0].Workers != 3 || st.Limits != limits.TenantDefaults() {
+		t.Fatalf("status %+v", st)
+	}
+	for _, k := range []string{"chat_jobs", "assignment_jobs", "exam_jobs", "profile_jobs"} {
+		_ = os.MkdirAll(filepath.Join(a.Settings().UploadsDir, k), 0o755)
+	}
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	goleak.VerifyNone(t)
+}
+
+// Job records of kinds not processed yet stay exactly as they were.
+func TestInactiveKindsLeaveJobsAlone(t *testing.T) {
+	a := newApp(t)
+	job := filepath.Join(a.Settings().UploadsDir, "exam_jobs", "job_0123456789ab", "job.json")
+	os.MkdirAll(filepath.Dir(job), 0o755)
+	const rec = `{"job_id":"job_0123456789ab","status":"queued"}`
+	if err := os.WriteFile(job, []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(job)
+	if string(got) != rec {
+		t.Fatalf("job record changed: %s", got)
+	}
+}
+
+func TestNewRejectsBadSettings(t *testing.T) {
+	global := limits.NewSet(limits.TenantDefaults())
+	if _, err := New(Settings{DataDir: "", UploadsDir: "/x"}, global); err == nil {
+		t.Fatal("empty data dir accepted")
+	}
+	bad := limits.TenantDefaults()
+	bad.LLMStudent = 0
+	dir := t.TempDir()
+	if _, err := New(Settings{DataDir: dir + "/d", UploadsDir: dir + "/u", Limits: bad}, global); err == nil {
+		t.Fatal("zero limit accepted")
+	}
+}
