@@ -30,8 +30,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			UploadsDir:   env.dir("UPLOADS_DIR", "./uploads"),
 			TenantDBPath: env.dir("TENANT_DB_PATH", "./data/_system/tenants.sqlite3"),
 			AdminKey:     getenv("TENANT_ADMIN_KEY"),
-			DataRoot:     env.dir("TENANT_DATA_ROOT", ""),
-			ChatWorkers:  env.positive("CHAT_WORKER_POOL_SIZE", 4),
+			// TENANT_DATA_BASE_DIR is the predecessor's (HEAD) name for it.
+			DataRoot:    env.dir("TENANT_DATA_ROOT", env.dir("TENANT_DATA_BASE_DIR", "")),
+			ChatWorkers: env.positive("CHAT_WORKER_POOL_SIZE", 4),
 		},
 	}
 	if v := env.str("LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
