@@ -70,11 +70,9 @@ func WriteExam(dataDir string, e Exam) (bool, error) {
 				no := strconv.Itoa(i + 1)
 				score := max * clamp(ability+0.25*(rng.Float64()-0.5))
 				score = float64(int(score*2+0.5)) / 2 // half points
-				correct := ""
+				correct := "0"
 				if score == max {
 					correct = "1"
-				} else if score == 0 {
-					correct = "0"
 				}
 				rw.Write([]string{e.ID, id, name, class, "Q" + no, no, "", no, fmtScore(score), "", fmtScore(score), correct})
 			}

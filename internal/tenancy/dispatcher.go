@@ -35,6 +35,10 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.admin.ServeHTTP(w, r)
 	case strings.HasPrefix(raw, "/t/"):
 		d.serveTenant(w, r, raw[len("/t/"):])
+	case !cleanPath(r.URL.Path):
+		// The default tenant's router would redirect to a cleaned path;
+		// refuse instead, as for tenants.
+		httpjson.Error(w, http.StatusNotFound, "Not Found")
 	default:
 		d.fallback.ServeHTTP(w, r)
 	}
@@ -44,6 +48,10 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (d *Dispatcher) serveTenant(w http.ResponseWriter, r *http.Request, rawRest string) {
 	id, r2, ok := tenantRequest(r, rawRest)
 	if !ok {
+		if id != "" { // a valid tenant, a bad path
+			httpjson.Error(w, http.StatusNotFound, "Not Found")
+			return
+		}
 		tenantNotFound(w)
 		return
 	}
@@ -62,8 +70,9 @@ func (d *Dispatcher) serveTenant(w http.ResponseWriter, r *http.Request, rawRest
 // tenantRequest splits /t/<rawRest> into the tenant id and the request the
 // tenant sees, with its path rewritten to the rest (or "/") and the query
 // kept. rawRest is still percent-encoded, so an encoded slash can never
-// split or join segments. ok is false for an invalid id, a NUL byte, or a
-// "." or ".." segment anywhere in the rest.
+// split or join segments. ok is false for an invalid id (id is then ""),
+// or for a NUL byte or a "." or ".." segment anywhere in the rest (id is
+// then set).
 func tenantRequest(r *http.Request, rawRest string) (id string, r2 *http.Request, ok bool) {
 	rawID, rawTail, _ := strings.Cut(rawRest, "/")
 	id, err := url.PathUnescape(rawID)
@@ -73,7 +82,7 @@ func tenantRequest(r *http.Request, rawRest string) (id string, r2 *http.Request
 	rawTail = "/" + rawTail
 	tail, err := url.PathUnescape(rawTail)
 	if err != nil || !cleanPath(tail) {
-		return "", nil, false
+		return id, nil, false
 	}
 	r2 = new(http.Request)
 	*r2 = *r

@@ -57,7 +57,8 @@ type App struct {
 	log      *slog.Logger
 	limits   *limits.Set
 	global   *limits.Set
-	exams    *exams.Catalog
+	exams    *exams.Service
+	examAPI  *exams.API
 	workers  []*worker
 	handler  http.Handler
 
@@ -104,7 +105,7 @@ func New(s Settings, global *limits.Set) (*App, error) {
 		log:      log,
 		limits:   limits.NewSet(s.Limits),
 		global:   global,
-		exams:    exams.NewCatalog(s.DataDir),
+		exams:    exams.NewService(s.DataDir),
 	}
 	processors := map[string]struct {
 		workers int
@@ -129,6 +130,7 @@ func New(s Settings, global *limits.Set) (*App, error) {
 		w.runner = jobs.NewRunner(opts)
 		a.workers = append(a.workers, w)
 	}
+	a.examAPI = exams.NewAPI(a.exams, log)
 	a.handler = a.routes()
 	return a, nil
 }

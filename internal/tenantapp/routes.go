@@ -10,23 +10,21 @@ import (
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", a.handleHealth)
-	mux.HandleFunc("GET /exams", a.handleExams)
+
+	ex := a.examAPI
+	mux.HandleFunc("GET /exams", ex.List)
+	mux.HandleFunc("GET /exam/{exam_id}", ex.Get)
+	mux.HandleFunc("GET /exam/{exam_id}/analysis", ex.Analysis)
+	mux.HandleFunc("GET /exam/{exam_id}/students", ex.Students)
+	mux.HandleFunc("GET /exam/{exam_id}/student/{student_id}", ex.Student)
+	mux.HandleFunc("GET /exam/{exam_id}/question/{question_id}", ex.Question)
+
 	mux.HandleFunc("/", handleNotFound)
 	return mux
 }
 
 func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 	httpjson.WriteRaw(w, http.StatusOK, []byte(`{"status":"ok"}`))
-}
-
-func (a *App) handleExams(w http.ResponseWriter, r *http.Request) {
-	body, err := a.exams.ListJSON()
-	if err != nil {
-		a.log.Error("list exams", "err", err)
-		httpjson.Error(w, http.StatusInternalServerError, "exams could not be listed")
-		return
-	}
-	httpjson.WriteRaw(w, http.StatusOK, body)
 }
 
 func handleNotFound(w http.ResponseWriter, r *http.Request) {
