@@ -230,12 +230,14 @@ func (e *Exam) questionMetrics(q Question, upper, lower map[string]bool, groupSi
 			lowSum += v
 		}
 	}
+	avg := 0.0
 	if n > 0 {
-		m.AvgScore = round(sum/float64(n), 4)
+		avg = sum / float64(n)
 	}
+	m.AvgScore = round(avg, 4)
 	if m.MaxScore != nil && *m.MaxScore > 0 {
-		m.ScoreRate = ptr(round(m.AvgScore/(*m.MaxScore), 4))
-		m.LossRate = ptr(round((*m.MaxScore-m.AvgScore)/(*m.MaxScore), 4))
+		m.ScoreRate = ptr(round(avg/(*m.MaxScore), 4))
+		m.LossRate = ptr(round((*m.MaxScore-avg)/(*m.MaxScore), 4))
 		if groupSize > 0 {
 			m.Discrimination = ptr(round((upSum-lowSum)/float64(groupSize)/(*m.MaxScore), 4))
 		}

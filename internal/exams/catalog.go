@@ -85,7 +85,7 @@ func (c *Catalog) signature() ([]fileSig, error) {
 	}
 	sig := make([]fileSig, 0, len(entries))
 	for _, e := range entries {
-		if !e.IsDir() {
+		if !e.IsDir() || !ValidID(e.Name()) { // skips ".confirm-*" staging folders
 			continue
 		}
 		s := fileSig{name: e.Name()}

@@ -29,6 +29,7 @@ func TestCatalogList(t *testing.T) {
 	write(t, filepath.Join(exams, "folder_b", "manifest.json"), `{"generated_at":"2026-03-01T00:00:00","counts":{"students":2.5}}`)
 	write(t, filepath.Join(exams, "broken", "manifest.json"), `{not json`)
 	write(t, filepath.Join(exams, "stray.txt"), `ignored`)
+	write(t, filepath.Join(exams, ".confirm-job_x", "manifest.json"), `{"exam_id":"STAGING"}`)
 	if err := os.MkdirAll(filepath.Join(exams, "empty"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -265,3 +265,9 @@ func readKnowledgeMap(path string) map[string]string {
 	}
 	return out
 }
+
+// KnowledgeMap returns the question → knowledge point map of the tenant
+// (DATA_DIR/knowledge/knowledge_point_map.csv), or nil.
+func (s *Service) KnowledgeMap() map[string]string {
+	return readKnowledgeMap(filepath.Join(s.dataDir, "knowledge", "knowledge_point_map.csv"))
+}
