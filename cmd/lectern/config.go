@@ -31,8 +31,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 			TenantDBPath: env.dir("TENANT_DB_PATH", "./data/_system/tenants.sqlite3"),
 			AdminKey:     getenv("TENANT_ADMIN_KEY"),
 			// TENANT_DATA_BASE_DIR is the predecessor's (HEAD) name for it.
-			DataRoot:    env.dir("TENANT_DATA_ROOT", env.dir("TENANT_DATA_BASE_DIR", "")),
-			ChatWorkers: env.positive("CHAT_WORKER_POOL_SIZE", 4),
+			DataRoot:       env.dir("TENANT_DATA_ROOT", env.dir("TENANT_DATA_BASE_DIR", "")),
+			ChatWorkers:    env.positive("CHAT_WORKER_POOL_SIZE", 4),
+			UploadMaxBytes: int64(env.positive("UPLOAD_MAX_MB", 64)) << 20,
+			UploadMaxFiles: env.positive("UPLOAD_MAX_FILES", 32),
 		},
 	}
 	if v := env.str("LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {

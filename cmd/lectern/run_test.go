@@ -28,6 +28,8 @@ func TestBadEnvironmentNamesTheVariable(t *testing.T) {
 		"LLM_MAX_CONCURRENCY_TEACHER": "-3",
 		"OCR_MAX_CONCURRENCY":         "1.5",
 		"CHAT_WORKER_POOL_SIZE":       "x",
+		"UPLOAD_MAX_MB":               "0",
+		"UPLOAD_MAX_FILES":            "lots",
 		"LECTERN_ADDR":                "nonsense",
 		"LOG_LEVEL":                   "loud",
 		"DATA_DIR":                    "a\x00b",

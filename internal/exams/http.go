@@ -12,16 +12,18 @@ import (
 
 // API holds the exam endpoints' handlers; the tenant's routes.go maps them.
 type API struct {
-	exams *Service
-	log   *slog.Logger
+	exams  *Service
+	prefix string // the tenant's external path prefix, for links
+	log    *slog.Logger
 }
 
-// NewAPI returns the handlers over svc.
-func NewAPI(svc *Service, log *slog.Logger) *API {
+// NewAPI returns the handlers over svc; prefix is the tenant's external
+// path prefix ("/t/<id>", or "" for the default tenant).
+func NewAPI(svc *Service, prefix string, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{exams: svc, log: log}
+	return &API{exams: svc, prefix: prefix, log: log}
 }
 
 // List serves GET /exams.

@@ -34,6 +34,8 @@ type Exam struct {
 	parsedAt     time.Time
 	analysisOnce sync.Once
 	analysis     *Analysis
+	chartMu      sync.Mutex
+	charts       map[string][]byte
 }
 
 // Analysis is the full analysis, computed once per parse.

@@ -127,7 +127,7 @@ func TestExamIDsAreValidated(t *testing.T) {
 
 func TestHandlersErrors(t *testing.T) {
 	svc, data := newExamDir(t, `{}`)
-	api := NewAPI(svc, nil)
+	api := NewAPI(svc, "", nil)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /exam/{exam_id}", api.Get)
 	mux.HandleFunc("GET /exam/{exam_id}/analysis", api.Analysis)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/lectern/lectern/internal/demo"
+	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/tenancy"
 	"github.com/lectern/lectern/internal/tenantapp"
@@ -26,6 +27,13 @@ type Config struct {
 	DataRoot     string
 	Global       limits.Config
 	ChatWorkers  int
+	// UploadMaxBytes and UploadMaxFiles bound one upload request.
+	UploadMaxBytes int64
+	UploadMaxFiles int
+}
+
+func (c Config) uploads() examupload.Limits {
+	return examupload.Limits{MaxBytes: c.UploadMaxBytes, MaxFiles: c.UploadMaxFiles}
 }
 
 // Server is a running Lectern: Handler serves it, Close stops it.
@@ -58,6 +66,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		UploadsDir:  cfg.UploadsDir,
 		Limits:      cfg.Global,
 		ChatWorkers: cfg.ChatWorkers,
+		Uploads:     cfg.uploads(),
 		Logger:      log,
 	}, s.global)
 	if err == nil {
@@ -92,6 +101,7 @@ func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
 		Prefix:      "/t/" + rec.TenantID,
 		Limits:      lim,
 		ChatWorkers: s.cfg.ChatWorkers,
+		Uploads:     s.cfg.uploads(),
 		Logger:      s.log,
 	}, s.global)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
 )
@@ -32,7 +33,9 @@ type Settings struct {
 	Prefix      string
 	Limits      limits.Config
 	ChatWorkers int // chat worker pool size; < 1 means 4
-	Logger      *slog.Logger
+	// Uploads bounds each upload (zero fields take the defaults).
+	Uploads examupload.Limits
+	Logger  *slog.Logger
 }
 
 // Worker kinds and the folders under UPLOADS_DIR that hold their job
@@ -59,6 +62,7 @@ type App struct {
 	global   *limits.Set
 	exams    *exams.Service
 	examAPI  *exams.API
+	uploads  *examupload.Pipeline
 	workers  []*worker
 	handler  http.Handler
 
@@ -72,7 +76,6 @@ type App struct {
 type worker struct {
 	kind   string
 	active bool
-	store  *jobs.Store
 	runner *jobs.Runner
 }
 
@@ -107,30 +110,27 @@ func New(s Settings, global *limits.Set) (*App, error) {
 		global:   global,
 		exams:    exams.NewService(s.DataDir),
 	}
-	processors := map[string]struct {
-		workers int
-		process func(context.Context, string) error
-	}{
-		KindChat:             {s.ChatWorkers, nil},
-		KindAssignmentUpload: {1, nil},
-		KindExamUpload:       {1, nil},
-		KindProfileUpdate:    {1, nil},
-	}
+	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams, Limits: s.Uploads, Logger: log})
+	// Each domain brings the runner of its worker kind; a kind whose
+	// domain has not landed yet gets an idle runner that takes no job, so
+	// job records already on disk stay exactly as they are.
+	runners := map[string]*jobs.Runner{KindExamUpload: a.uploads.Runner()}
+	workers := map[string]int{KindChat: s.ChatWorkers}
 	for _, kind := range []string{KindChat, KindAssignmentUpload, KindExamUpload, KindProfileUpdate} {
-		p := processors[kind]
-		w := &worker{kind: kind, active: p.process != nil, store: jobs.NewStore(filepath.Join(s.UploadsDir, jobDirs[kind]))}
-		opts := jobs.Options{Kind: kind, Store: w.store, Workers: p.workers, Process: p.process, Logger: log}
+		w := &worker{kind: kind, runner: runners[kind], active: runners[kind] != nil}
 		if !w.active {
-			// The domain issue that processes this kind has not landed:
-			// the pool runs, but takes nothing, and job records already on
-			// disk stay exactly as they are.
-			opts.Resume = []string{}
-			opts.Process = func(context.Context, string) error { return errNoProcessor }
+			w.runner = jobs.NewRunner(jobs.Options{
+				Kind:    kind,
+				Store:   jobs.NewStore(filepath.Join(s.UploadsDir, jobDirs[kind])),
+				Workers: max(1, workers[kind]),
+				Resume:  []string{},
+				Process: func(context.Context, string) error { return errNoProcessor },
+				Logger:  log,
+			})
 		}
-		w.runner = jobs.NewRunner(opts)
 		a.workers = append(a.workers, w)
 	}
-	a.examAPI = exams.NewAPI(a.exams, log)
+	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.handler = a.routes()
 	return a, nil
 }

@@ -18,6 +18,15 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /exam/{exam_id}/students", ex.Students)
 	mux.HandleFunc("GET /exam/{exam_id}/student/{student_id}", ex.Student)
 	mux.HandleFunc("GET /exam/{exam_id}/question/{question_id}", ex.Question)
+	mux.HandleFunc("GET /exam/{exam_id}/charts", ex.Charts)
+	mux.HandleFunc("GET /exam/{exam_id}/charts/{name}", ex.Chart)
+
+	up := a.uploads
+	mux.HandleFunc("POST /exam/upload/start", up.Start)
+	mux.HandleFunc("GET /exam/upload/status", up.Status)
+	mux.HandleFunc("GET /exam/upload/draft", up.Draft)
+	mux.HandleFunc("POST /exam/upload/draft/save", up.DraftSave)
+	mux.HandleFunc("POST /exam/upload/confirm", up.ConfirmHandler)
 
 	mux.HandleFunc("/", handleNotFound)
 	return mux

@@ -1,0 +1,272 @@
+package examupload
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/jobs"
+)
+
+// Confirm errors the handler maps to statuses.
+var (
+	ErrJobNotFound = errors.New("job not found")
+	ErrExamExists  = errors.New("exam already exists")
+)
+
+// notReadyError is a job not in a state the action accepts.
+type notReadyError struct{ status, step string }
+
+func (e *notReadyError) Error() string { return "job_not_ready" }
+
+// invalidError is bad input from the client.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string { return e.msg }
+
+// Confirm writes job id's exam under DATA_DIR/exams/<exam_id>/ and its
+// analysis under DATA_DIR/analysis/<exam_id>/. examID, when given,
+// overrides the parsed id (for confirming after a 409). A confirmed job
+// answers with its exam again; an existing exam is ErrExamExists and the
+// job stays confirmable.
+func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
+	p.confirmMu.Lock()
+	defer p.confirmMu.Unlock()
+	rec, err := p.store.Load(id)
+	if errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalidID) {
+		return "", false, ErrJobNotFound
+	}
+	if err != nil {
+		return "", false, err
+	}
+	status, _ := rec["status"].(string)
+	if status == StatusConfirmed {
+		done, _ := rec["exam_id"].(string)
+		return done, true, nil
+	}
+	if status != StatusDone {
+		step, _ := rec["step"].(string)
+		return "", false, &notReadyError{status: status, step: step}
+	}
+	st, err := p.load(id)
+	if err != nil {
+		return "", false, &invalidError{err.Error()}
+	}
+	if examID == "" {
+		examID = st.parsed.ExamID
+	}
+	if !exams.ValidID(examID) {
+		return "", false, &invalidError{"invalid exam_id"}
+	}
+	final := filepath.Join(p.dataDir, "exams", examID)
+	if _, err := os.Lstat(final); err == nil {
+		return examID, false, ErrExamExists
+	}
+	if _, err := p.store.Update(id, func(r map[string]any) error {
+		r["status"], r["step"], r["progress"], r["confirm_exam_id"] = StatusConfirming, "start", 5, examID
+		return nil
+	}); err != nil {
+		return "", false, err
+	}
+	if err := p.write(id, examID, st); err != nil {
+		_, uerr := p.store.Update(id, func(r map[string]any) error {
+			r["status"], r["step"], r["progress"] = StatusDone, "done", 100
+			r["confirm_error"] = truncate(err.Error(), 200)
+			delete(r, "confirm_exam_id")
+			return nil
+		})
+		if errors.Is(err, ErrExamExists) {
+			return examID, false, errors.Join(err, uerr)
+		}
+		return "", false, errors.Join(err, uerr)
+	}
+	_, err = p.store.Update(id, func(r map[string]any) error {
+		r["status"], r["step"], r["progress"], r["exam_id"] = StatusConfirmed, "confirmed", 100, examID
+		delete(r, "confirm_error")
+		return nil
+	})
+	return examID, false, err
+}
+
+// write builds the exam in a staging folder beside its final place, writes
+// its analysis, then renames the folder into place: the exam appears whole
+// or not at all.
+func (p *Pipeline) write(id, examID string, st *state) error {
+	examsDir := filepath.Join(p.dataDir, "exams")
+	staging := filepath.Join(examsDir, ".confirm-"+id)
+	if err := os.RemoveAll(staging); err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	jobDir := p.jobDir(id)
+	p.step(id, "copy_files", 25)
+	for _, sub := range []string{"paper", "scores", "answers"} {
+		if err := copyDir(filepath.Join(jobDir, sub), filepath.Join(staging, sub)); err != nil {
+			return err
+		}
+	}
+	p.step(id, "write_derived", 50)
+	rel := func(name string) string { return filepath.ToSlash(filepath.Join("exams", examID, "derived", name)) }
+	for i := range st.scored {
+		st.scored[i].ExamID = examID
+	}
+	for i := range st.unscored {
+		st.unscored[i].ExamID = examID
+	}
+	files := map[string]any{
+		"responses_scored":   rel("responses_scored.csv"),
+		"responses_unscored": rel("responses_unscored.csv"),
+		"questions":          rel("questions.csv"),
+		"answers":            "",
+	}
+	out := map[string][]byte{
+		"responses_scored.csv":   exams.ResponsesCSV(st.scored),
+		"responses_unscored.csv": exams.ResponsesCSV(st.unscored),
+		"questions.csv":          exams.QuestionsCSV(st.questions),
+	}
+	if len(st.key) > 0 {
+		out["answers.csv"] = answersCSV(st.key)
+		files["answers"] = rel("answers.csv")
+	}
+	for name, data := range out {
+		if err := atomicfile.WriteFile(filepath.Join(staging, "derived", name), data, 0o644); err != nil {
+			return err
+		}
+	}
+
+	p.step(id, "analysis", 70)
+	meta := st.meta
+	meta["job_id"] = id
+	kp := p.exams.KnowledgeMap()
+	e := exams.NewExam(examID, meta, st.scored, st.questions, kp, p.now())
+	analysis := e.Analysis()
+	analysisDir := filepath.Join(p.dataDir, "analysis", examID)
+	if err := atomicfile.WriteJSON(filepath.Join(analysisDir, "draft.json"), analysis); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(analysisDir, "draft.md"), []byte(analysisMarkdown(analysis)), 0o644); err != nil {
+		return err
+	}
+	files["analysis_draft_json"] = filepath.ToSlash(filepath.Join("analysis", examID, "draft.json"))
+	files["analysis_draft_md"] = filepath.ToSlash(filepath.Join("analysis", examID, "draft.md"))
+
+	p.step(id, "manifest", 90)
+	manifest := map[string]any{
+		"exam_id":      examID,
+		"generated_at": jobs.Timestamp(p.now()),
+		"meta":         meta,
+		"files":        files,
+		"counts":       map[string]int{"students": len(e.Students), "responses": len(st.scored), "questions": len(st.questions)},
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(staging, "manifest.json"), manifest); err != nil {
+		return err
+	}
+	if err := os.Rename(staging, filepath.Join(examsDir, examID)); err != nil {
+		if _, serr := os.Lstat(filepath.Join(examsDir, examID)); serr == nil {
+			return ErrExamExists
+		}
+		return err
+	}
+	return nil
+}
+
+func (p *Pipeline) step(id, step string, progress int) {
+	if err := p.setStep(id, StatusConfirming, step, progress); err != nil {
+		p.log.Warn("exam job step not recorded", "job_id", id, "err", err)
+	}
+}
+
+// recoverConfirm settles a job found "confirming" at start (the process
+// stopped mid-confirm): confirmed if its exam made it into place, else back
+// to done so the teacher can confirm again.
+func (p *Pipeline) recoverConfirm(id string, rec map[string]any) error {
+	examID, _ := rec["confirm_exam_id"].(string)
+	os.RemoveAll(filepath.Join(p.dataDir, "exams", ".confirm-"+id))
+	var m struct {
+		Meta map[string]any `json:"meta"`
+	}
+	confirmed := examID != "" && exams.ValidID(examID) &&
+		readJSON(filepath.Join(p.dataDir, "exams", examID, "manifest.json"), &m) == nil && m.Meta["job_id"] == id
+	_, err := p.store.Update(id, func(r map[string]any) error {
+		if confirmed {
+			r["status"], r["step"], r["progress"], r["exam_id"] = StatusConfirmed, "confirmed", 100, examID
+		} else {
+			r["status"], r["step"], r["progress"] = StatusDone, "done", 100
+			r["confirm_error"] = "confirm was interrupted; confirm again"
+		}
+		delete(r, "confirm_exam_id")
+		return nil
+	})
+	return err
+}
+
+func copyDir(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// analysisMarkdown is a short human summary beside draft.json.
+func analysisMarkdown(a *exams.Analysis) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s 考试分析\n\n", a.ExamID)
+	fmt.Fprintf(&b, "- 人数：%d\n- 平均分：%.2f\n- 中位数：%s\n- 最高分：%s，最低分：%s\n- 标准差：%.2f\n",
+		a.Totals.StudentCount, a.Totals.AvgTotal, exams.FormatScore(a.Totals.MedianTotal),
+		exams.FormatScore(a.Totals.MaxTotalObserved), exams.FormatScore(a.Totals.MinTotalObserved), a.Totals.StdevTotal)
+	if len(a.HighLossQuestions) > 0 {
+		b.WriteString("\n## 失分最多的题目\n\n| 题目 | 满分 | 平均分 | 失分率 |\n|---|---|---|---|\n")
+		for _, q := range a.HighLossQuestions {
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.1f%% |\n", q.QuestionID, exams.FormatScore(*q.MaxScore), q.AvgScore, *q.LossRate*100)
+		}
+	}
+	if len(a.Classes) > 0 {
+		b.WriteString("\n## 班级\n\n| 班级 | 人数 | 平均分 | 最高 | 最低 |\n|---|---|---|---|---|\n")
+		for _, c := range a.Classes {
+			fmt.Fprintf(&b, "| %s | %d | %.2f | %s | %s |\n", c.ClassName, c.StudentCount, c.AvgTotal,
+				exams.FormatScore(c.MaxTotal), exams.FormatScore(c.MinTotal))
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,535 @@
+// Package examupload is the exam upload pipeline: score sheets, papers and
+// answer keys in (POST /exam/upload/start), parsed by the tenant's exam
+// worker into a draft the teacher reviews, then confirmed into
+// DATA_DIR/exams/<id>/ with its analysis under DATA_DIR/analysis/<id>/.
+package examupload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/scoresheet"
+)
+
+// Job statuses.
+const (
+	StatusQueued     = "queued"
+	StatusProcessing = "processing"
+	StatusDone       = "done"
+	StatusConfirming = "confirming"
+	StatusConfirmed  = "confirmed"
+	StatusFailed     = "failed"
+)
+
+// Config configures one tenant's pipeline.
+type Config struct {
+	DataDir    string
+	UploadsDir string
+	Exams      *exams.Service
+	Limits     Limits // zero → defaults
+	Logger     *slog.Logger
+}
+
+// Pipeline is one tenant's exam upload pipeline and its worker.
+type Pipeline struct {
+	dataDir string
+	store   *jobs.Store
+	exams   *exams.Service
+	limits  Limits
+	log     *slog.Logger
+	runner  *jobs.Runner
+	now     func() time.Time
+
+	// confirmMu serialises confirms, so two of them never both create the
+	// exam or both pass the exists check.
+	confirmMu sync.Mutex
+}
+
+// New builds the pipeline; its Runner is the tenant's exam worker.
+func New(c Config) *Pipeline {
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	lim := c.Limits
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = defaultLimits.MaxBytes
+	}
+	if lim.MaxFiles <= 0 {
+		lim.MaxFiles = defaultLimits.MaxFiles
+	}
+	p := &Pipeline{
+		dataDir: c.DataDir,
+		store:   jobs.NewStore(filepath.Join(c.UploadsDir, "exam_jobs")),
+		exams:   c.Exams,
+		limits:  lim,
+		log:     log,
+		now:     time.Now,
+	}
+	p.runner = jobs.NewRunner(jobs.Options{
+		Kind:    "exam_upload",
+		Store:   p.store,
+		Workers: 1,
+		Resume:  []string{StatusQueued, StatusProcessing, StatusConfirming},
+		Process: p.process,
+		Logger:  log,
+	})
+	return p
+}
+
+// Runner is the exam worker.
+func (p *Pipeline) Runner() *jobs.Runner { return p.runner }
+
+// Store holds the exam job records.
+func (p *Pipeline) Store() *jobs.Store { return p.store }
+
+// jobFailure is a failure recorded on the job with hints for the teacher.
+type jobFailure struct {
+	step, code, detail string
+	hints              []string
+}
+
+func (f *jobFailure) Error() string { return f.code + ": " + f.detail }
+
+// process is the worker's entry point for one job.
+func (p *Pipeline) process(ctx context.Context, id string) error {
+	rec, err := p.store.Load(id)
+	if err != nil {
+		return err
+	}
+	switch rec["status"] {
+	case StatusQueued, StatusProcessing:
+		err := p.parse(ctx, id, rec)
+		var f *jobFailure
+		if errors.As(err, &f) {
+			_, uerr := p.store.Update(id, func(r map[string]any) error {
+				r["status"], r["step"], r["progress"] = StatusFailed, f.step, 100
+				r["error"], r["error_detail"], r["hints"] = f.code, truncate(f.detail, 200), f.hints
+				return nil
+			})
+			return uerr
+		}
+		return err
+	case StatusConfirming:
+		return p.recoverConfirm(id, rec)
+	}
+	return nil
+}
+
+func (p *Pipeline) setStep(id, status, step string, progress int) error {
+	_, err := p.store.Update(id, func(r map[string]any) error {
+		r["status"], r["step"], r["progress"] = status, step, progress
+		if status == StatusProcessing {
+			r["error"] = ""
+		}
+		return nil
+	})
+	return err
+}
+
+// Parsed is parsed.json: what the worker made of the upload.
+type Parsed struct {
+	ExamID      string         `json:"exam_id"`
+	GeneratedAt string         `json:"generated_at"`
+	Meta        map[string]any `json:"meta"`
+	PaperFiles  []string       `json:"paper_files"`
+	ScoreFiles  []string       `json:"score_files"`
+	AnswerFiles []string       `json:"answer_files"`
+	Derived     map[string]any `json:"derived"`
+	Questions   []ParsedQ      `json:"questions"`
+	AnswerKey   map[string]any `json:"answer_key"`
+	// MaxScores are the full marks given at upload, by question id.
+	MaxScores      map[string]float64 `json:"max_scores"`
+	Scoring        scoring            `json:"scoring"`
+	Counts         map[string]int     `json:"counts"`
+	CountsScored   map[string]int     `json:"counts_scored"`
+	TotalsSummary  map[string]float64 `json:"totals_summary"`
+	Warnings       []string           `json:"warnings"`
+	Notes          string             `json:"notes"`
+	TextExtraction []map[string]any   `json:"text_extraction"`
+}
+
+// ParsedQ is a question as the draft shows it.
+type ParsedQ struct {
+	QuestionID string   `json:"question_id"`
+	QuestionNo string   `json:"question_no"`
+	SubNo      string   `json:"sub_no"`
+	RawLabel   string   `json:"raw_label"`
+	MaxScore   *float64 `json:"max_score"`
+	// Letters marks a multiple-choice question scored with the answer key.
+	Letters bool `json:"letters"`
+	// MaxScoreMissing flags a question whose full marks nobody gave yet.
+	MaxScoreMissing bool `json:"max_score_missing"`
+}
+
+func (p *Pipeline) jobDir(id string) string {
+	d, _ := p.store.JobDir(id)
+	return d
+}
+
+// parse runs the worker steps of one job.
+func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) error {
+	dir := p.jobDir(id)
+	examID, _ := rec["exam_id"].(string)
+	if examID == "" {
+		examID = fmt.Sprintf("EX%s_%s", p.now().Format("20060102"), id[max(0, len(id)-6):])
+	}
+	files := func(key string) []StoredFile { return jobFiles(rec, key) }
+	if len(files("score_files")) == 0 {
+		return &jobFailure{step: "start", code: "no_score_files", detail: "no score files uploaded"}
+	}
+	if err := p.setStep(id, StatusProcessing, "extract_paper", 10); err != nil {
+		return err
+	}
+	var warnings []string
+	var extraction []map[string]any
+	paperText, ex := readTexts(filepath.Join(dir, "paper"), files("paper_files"))
+	extraction = append(extraction, ex...)
+	if err := atomicfile.WriteFile(filepath.Join(dir, "paper_text.txt"), []byte(paperText), 0o644); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	if err := p.setStep(id, StatusProcessing, "parse_scores", 35); err != nil {
+		return err
+	}
+	classHint, _ := rec["class_name"].(string)
+	sheet, sheetWarnings, err := parseSheets(filepath.Join(dir, "scores"), files("score_files"), classHint)
+	warnings = append(warnings, sheetWarnings...)
+	if err != nil {
+		return &jobFailure{step: "parse_scores", code: "scores_parsed_empty", detail: err.Error(), hints: []string{
+			"确认成绩表含有“姓名”列，以及题号列（如 1、2、11(1)）或“总分”列。(The sheet needs a 姓名 column and question or 总分 columns.)",
+			"若是 .xls 文件，请另存为 .xlsx；CSV 请使用 UTF-8 或 GBK 编码。(Save .xls as .xlsx; CSV in UTF-8 or GBK.)",
+			"表头可以在标题行下方，合并单元格可以保留。(Title rows above the header and merged cells are fine.)",
+		}}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	key := scoresheet.AnswerKey{}
+	answerText := ""
+	if af := files("answer_files"); len(af) > 0 {
+		if err := p.setStep(id, StatusProcessing, "extract_answers", 45); err != nil {
+			return err
+		}
+		var ex []map[string]any
+		answerText, ex = readTexts(filepath.Join(dir, "answers"), af)
+		extraction = append(extraction, ex...)
+		if strings.TrimSpace(answerText) != "" {
+			var kw []string
+			key, kw = scoresheet.ParseAnswerKey(answerText)
+			for _, w := range kw {
+				warnings = append(warnings, "答案解析提示："+w)
+			}
+		}
+		if err := atomicfile.WriteFile(filepath.Join(dir, "answer_text.txt"), []byte(answerText), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, e := range extraction {
+		if e["text_extracted"] == false {
+			warnings = append(warnings, fmt.Sprintf("%s 的文字暂未提取（PDF 与图片的文字识别将由 OCR 提供）(text not extracted yet: OCR is not available)", e["file"]))
+		}
+	}
+
+	if err := p.setStep(id, StatusProcessing, "score", 70); err != nil {
+		return err
+	}
+	unscored, questions := sheetRows(examID, sheet)
+	maxIn, _ := rec["max_scores"].(map[string]any)
+	max, err := maxScores(maxIn, questions)
+	if err != nil { // validated at start; a hand-edited job may still be wrong
+		return &jobFailure{step: "score", code: "invalid_max_scores", detail: err.Error()}
+	}
+	scored, questions, sc := applyScoring(unscored, questions, key, max)
+	sheetTotals := map[string]float64{}
+	for _, s := range sheet.Students {
+		if s.SheetTotal != nil {
+			sheetTotals[s.ID] = *s.SheetTotal
+		}
+	}
+	if sheet.Mode == scoresheet.ModeQuestion {
+		warnings = append(warnings, crossCheck(scored, sheetTotals, 8)...)
+	}
+	warnings = append(warnings, scoringWarnings(sc)...)
+
+	derived := filepath.Join(dir, "derived")
+	for name, data := range map[string][]byte{
+		"responses_unscored.csv": exams.ResponsesCSV(unscored),
+		"responses_scored.csv":   exams.ResponsesCSV(scored),
+		"questions.csv":          exams.QuestionsCSV(questions),
+	} {
+		if err := atomicfile.WriteFile(filepath.Join(derived, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	answersFile := ""
+	if len(key) > 0 {
+		answersFile = "derived/answers.csv"
+		if err := atomicfile.WriteFile(filepath.Join(derived, "answers.csv"), answersCSV(key), 0o644); err != nil {
+			return err
+		}
+	}
+
+	e := exams.NewExam(examID, nil, scored, questions, nil, p.now())
+	t := e.Totals()
+	date, _ := rec["date"].(string)
+	language, _ := rec["language"].(string)
+	parsed := Parsed{
+		ExamID:      examID,
+		GeneratedAt: jobs.Timestamp(p.now()),
+		Meta:        map[string]any{"date": date, "class_name": classHint, "language": language, "score_mode": sheet.Mode},
+		PaperFiles:  names(files("paper_files")),
+		ScoreFiles:  names(files("score_files")),
+		AnswerFiles: names(files("answer_files")),
+		Derived: map[string]any{"responses_unscored": "derived/responses_unscored.csv", "responses_scored": "derived/responses_scored.csv",
+			"questions": "derived/questions.csv", "answers": answersFile},
+		Questions:      parsedQuestions(questions, sheet),
+		AnswerKey:      map[string]any{"count": len(key), "source_files": names(files("answer_files"))},
+		MaxScores:      max,
+		Scoring:        sc,
+		Counts:         map[string]int{"students": sc.StudentsTotal, "responses": sc.ResponsesTotal, "questions": len(questions)},
+		CountsScored:   map[string]int{"students": sc.StudentsScored, "responses": sc.ResponsesScored},
+		TotalsSummary:  map[string]float64{"avg_total": t.AvgTotal, "median_total": t.MedianTotal, "max_total_observed": t.MaxTotalObserved},
+		Warnings:       nonNil(warnings),
+		TextExtraction: nonNilMaps(extraction),
+	}
+	if strings.TrimSpace(paperText) == "" {
+		parsed.Notes = "paper_text_empty"
+	}
+	if err := atomicfile.WriteJSON(filepath.Join(dir, "parsed.json"), parsed); err != nil {
+		return err
+	}
+	_, err = p.store.Update(id, func(r map[string]any) error {
+		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
+		r["exam_id"] = examID
+		r["counts"], r["counts_scored"], r["totals_summary"] = parsed.Counts, parsed.CountsScored, parsed.TotalsSummary
+		r["scoring"], r["answer_key"], r["warnings"] = parsed.Scoring, parsed.AnswerKey, parsed.Warnings
+		r["draft_version"] = 1
+		return nil
+	})
+	return err
+}
+
+func scoringWarnings(sc scoring) []string {
+	var w []string
+	if len(sc.MissingMaxScoreQIDs) > 0 {
+		w = append(w, fmt.Sprintf("以下题目缺少满分，请在草稿中填写：%s (full marks missing)", strings.Join(sc.MissingMaxScoreQIDs, ", ")))
+	}
+	if len(sc.MissingAnswerQIDs) > 0 {
+		w = append(w, fmt.Sprintf("以下选择题缺少答案，暂未评分：%s (answer key missing)", strings.Join(sc.MissingAnswerQIDs, ", ")))
+	}
+	return w
+}
+
+func parsedQuestions(qs []exams.Question, sh *scoresheet.Sheet) []ParsedQ {
+	letters, labels := map[string]bool{}, map[string]string{}
+	for _, q := range sh.Questions {
+		letters[q.ID], labels[q.ID] = q.Letters, q.Label
+	}
+	out := make([]ParsedQ, 0, len(qs))
+	for _, q := range qs {
+		pq := ParsedQ{QuestionID: q.ID, QuestionNo: q.No, SubNo: q.SubNo, RawLabel: labels[q.ID], Letters: letters[q.ID]}
+		if q.ID == totalID {
+			pq.RawLabel = totalID
+		}
+		if q.HasMax {
+			pq.MaxScore = &q.MaxScore
+		} else {
+			pq.MaxScoreMissing = true
+		}
+		out = append(out, pq)
+	}
+	return out
+}
+
+// parseSheets parses every score file and merges their students. Files of
+// different modes cannot be merged.
+func parseSheets(dir string, files []StoredFile, classHint string) (*scoresheet.Sheet, []string, error) {
+	var merged *scoresheet.Sheet
+	var warnings []string
+	seen := map[string]bool{}
+	for _, f := range files {
+		sh, err := parseSheet(filepath.Join(dir, f.Name), f.Kind, classHint)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("成绩文件 %s 解析异常：%v", f.Name, err))
+			continue
+		}
+		for _, w := range sh.Warnings {
+			warnings = append(warnings, f.Name+": "+w)
+		}
+		if merged == nil {
+			merged = sh
+			for _, s := range sh.Students {
+				seen[s.ID] = true
+			}
+			continue
+		}
+		if sh.Mode != merged.Mode {
+			warnings = append(warnings, fmt.Sprintf("成绩文件 %s 的格式（%s）与第一个文件（%s）不同，已跳过 (mixed sheet modes)", f.Name, sh.Mode, merged.Mode))
+			continue
+		}
+		known := map[string]bool{}
+		for _, q := range merged.Questions {
+			known[q.ID] = true
+		}
+		for _, q := range sh.Questions {
+			if !known[q.ID] {
+				q.Order = len(merged.Questions) + 1
+				merged.Questions = append(merged.Questions, q)
+				known[q.ID] = true
+			}
+		}
+		for _, s := range sh.Students {
+			if seen[s.ID] {
+				warnings = append(warnings, fmt.Sprintf("%s: 学生 %s 已在之前的文件中出现，保留第一次的成绩 (duplicate student kept from the first file)", f.Name, s.ID))
+				continue
+			}
+			seen[s.ID] = true
+			merged.Students = append(merged.Students, s)
+		}
+	}
+	if merged == nil || len(merged.Students) == 0 {
+		return nil, warnings, errors.New("没有从成绩文件中读到任何学生成绩 (no student scores found in the score files)")
+	}
+	return merged, warnings, nil
+}
+
+func parseSheet(path, kind, classHint string) (*scoresheet.Sheet, error) {
+	opts := scoresheet.Options{ClassHint: classHint}
+	if kind == KindCSV {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return scoresheet.ParseCSV(data, opts)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return scoresheet.ParseXLSX(f, opts)
+}
+
+// readTexts concatenates the text of text files and records which files'
+// text could not be extracted (PDFs and images, until OCR lands).
+func readTexts(dir string, files []StoredFile) (string, []map[string]any) {
+	var b strings.Builder
+	var ex []map[string]any
+	for _, f := range files {
+		if f.Kind != KindText {
+			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false,
+				"reason": "text extraction from PDFs and images needs OCR, which is not available yet"})
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, f.Name))
+		if err != nil {
+			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": err.Error()})
+			continue
+		}
+		b.WriteString(decodeText(data))
+		b.WriteString("\n")
+		ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": true})
+	}
+	return b.String(), ex
+}
+
+// decodeText reads UTF-8 (BOM or not), else GB18030.
+func decodeText(data []byte) string {
+	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
+	if utf8.Valid(data) {
+		return string(data)
+	}
+	if out, err := simplifiedchinese.GB18030.NewDecoder().Bytes(data); err == nil {
+		return string(out)
+	}
+	return strings.ToValidUTF8(string(data), "\uFFFD")
+}
+
+func answersCSV(key scoresheet.AnswerKey) []byte {
+	var b bytes.Buffer
+	b.WriteString("question_id,question_no,sub_no,raw_label,correct_answer\n")
+	for _, qid := range slices.Sorted(maps.Keys(key)) {
+		no, sub := splitQID(qid)
+		label := no
+		if sub != "" {
+			label = no + "(" + sub + ")"
+		}
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s\n", qid, no, sub, label, key[qid])
+	}
+	return b.Bytes()
+}
+
+// splitQID turns "Q11_1" into ("11", "1").
+func splitQID(qid string) (string, string) {
+	no, sub, _ := strings.Cut(strings.TrimPrefix(qid, "Q"), "_")
+	return no, sub
+}
+
+// jobFiles reads the files of one field from the job's "uploads" record.
+func jobFiles(rec map[string]any, field string) []StoredFile {
+	uploads, _ := rec["uploads"].(map[string]any)
+	list, _ := uploads[field].([]any)
+	var out []StoredFile
+	for _, item := range list {
+		m, _ := item.(map[string]any)
+		name, _ := m["name"].(string)
+		kind, _ := m["kind"].(string)
+		if name == "" {
+			continue
+		}
+		size, _ := m["size"].(float64)
+		out = append(out, StoredFile{Name: name, Kind: kind, Size: int64(size)})
+	}
+	return out
+}
+
+func names(fs []StoredFile) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMaps(s []map[string]any) []map[string]any {
+	if s == nil {
+		return []map[string]any{}
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
