@@ -7,33 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lectern/lectern/internal/testfixtures"
 )
 
-// fixturesDir finds shared/fixtures/exams beside the repository: it walks
-// up from the working directory to the folder holding go.mod, so it works
-// wherever the repository is cloned as long as shared/ sits beside it.
-func fixturesDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("scoresheet: no go.mod above the test directory; cannot locate shared/fixtures/exams")
-		}
-		dir = parent
-	}
-	fx := filepath.Join(dir, "..", "shared", "fixtures", "exams")
-	if _, err := os.Stat(filepath.Join(fx, "physics_midterm.xlsx")); err != nil {
-		t.Skipf("scoresheet: exam fixtures not found at %s (expected shared/ beside the repository): %v", fx, err)
-	}
-	return fx
-}
+func fixturesDir(t testing.TB) string { return testfixtures.ExamsDir(t) }
 
 // readFixture returns a fixture file's bytes.
 func readFixture(t testing.TB, name string) []byte {

@@ -14,31 +14,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lectern/lectern/internal/testfixtures"
 )
 
-// fixtures returns ../shared/fixtures/exams beside the repository.
-func fixtures(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-	f := filepath.Join(dir, "..", "shared", "fixtures", "exams")
-	if _, err := os.Stat(f); err != nil {
-		t.Skipf("exam fixtures not found at %s", f)
-	}
-	return f
-}
+func fixtures(t *testing.T) string { return testfixtures.ExamsDir(t) }
 
 type expected struct {
 	Students         int     `json:"students"`
@@ -85,31 +65,17 @@ type upload struct {
 
 func (e *env) upload(path string, u upload) response {
 	e.t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	for k, v := range u.fields {
-		mw.WriteField(k, v)
-	}
+	var files [][3]string
 	for field, paths := range u.files {
 		for _, p := range paths {
 			data, err := os.ReadFile(p)
 			if err != nil {
 				e.t.Fatal(err)
 			}
-			fw, _ := mw.CreateFormFile(field, filepath.Base(p))
-			fw.Write(data)
+			files = append(files, [3]string{field, filepath.Base(p), string(data)})
 		}
 	}
-	mw.Close()
-	req, _ := http.NewRequest("POST", e.http.URL+path, &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, data}
+	return e.uploadBytes(path, u.fields, files...)
 }
 
 func (e *env) postJSON(path string, v any) response { return e.do("POST", path, "", v) }
@@ -554,5 +520,35 @@ func TestExamJobsResumeAtStart(t *testing.T) {
 		if id := x.(map[string]any)["exam_id"].(string); strings.HasPrefix(id, ".") {
 			t.Fatalf("listed %s", id)
 		}
+	}
+}
+
+// A sheet with only totals becomes a total-mode exam.
+func TestExamTotalMode(t *testing.T) {
+	e := newEnv(t)
+	sheet := "学校期末成绩\n姓名,班级,总分\n张三,一班,88\n李四,一班,92.5\n王五,二班,88\n赵六,二班,缺考\n"
+	r := e.uploadBytes("/exam/upload/start", map[string]string{"exam_id": "FINAL", "max_scores": `{"TOTAL":100}`},
+		[3]string{"score_files", "final.csv", sheet})
+	expect(t, r, 200, "")
+	id := r.json(t)["job_id"].(string)
+	if job := e.waitJob("", id); job["status"] != "done" {
+		t.Fatalf("job: %v", job)
+	}
+	expect(t, e.postJSON("/exam/upload/confirm", map[string]any{"job_id": id}), 200, "")
+	d := e.get("/exam/FINAL").json(t)
+	if d["score_mode"] != "total" || d["counts"].(map[string]any)["students"] != 3.0 {
+		t.Fatalf("exam: %v", d)
+	}
+	var got []string
+	for _, x := range e.get("/exam/FINAL/students").json(t)["students"].([]any) {
+		s := x.(map[string]any)
+		got = append(got, fmt.Sprintf("%v%v#%v", s["student_name"], s["total_score"], s["rank"]))
+	}
+	if strings.Join(got, " ") != "李四92.5#1 张三88#2 王五88#2" {
+		t.Fatalf("ranks: %v", got)
+	}
+	q := e.get("/exam/FINAL/question/TOTAL").json(t)["question"].(map[string]any)
+	if q["max_score"] != 100.0 {
+		t.Fatalf("TOTAL question: %v", q)
 	}
 }

@@ -29,7 +29,7 @@ type Registry struct {
 	store *Store
 	build Builder
 	log   *slog.Logger
-	// DrainTimeout bounds how long a replaced or unloaded tenant waits for
+	// drainTimeout bounds how long a replaced or unloaded tenant waits for
 	// its in-flight requests before its workers are stopped anyway.
 	drainTimeout time.Duration
 
@@ -223,8 +223,8 @@ func (r *Registry) start(ctx context.Context, rec Record) (*handle, error) {
 	return newHandle(app, rec), nil
 }
 
-// install puts h (or, when nil, nothing) in place for id and returns what
-// was there.
+// swap puts h (or, when nil, nothing) in place for id and returns what was
+// there.
 func (r *Registry) swap(id string, h *handle) (old *handle, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -240,6 +240,7 @@ func (r *Registry) swap(id string, h *handle) (old *handle, err error) {
 	return old, nil
 }
 
+// install puts a freshly loaded h in place for id.
 func (r *Registry) install(id string, h *handle) error {
 	_, err := r.swap(id, h)
 	return err
@@ -277,25 +278,24 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 
 // Disable marks the tenant disabled in the store and unloads it.
 func (r *Registry) Disable(ctx context.Context, id string) error {
-	unlock := r.lock(id)
-	if err := r.store.Disable(ctx, id); err != nil {
-		unlock()
-		return err
-	}
-	old, err := r.swap(id, nil)
-	unlock()
-	if err != nil {
-		return err
-	}
-	r.retire(ctx, old)
-	return nil
+	return r.unload(ctx, id, func() error { return r.store.Disable(ctx, id) })
 }
 
 // Unload drops the loaded instance of id, if any, without touching the
 // store; the next request loads it again.
 func (r *Registry) Unload(ctx context.Context, id string) error {
+	return r.unload(ctx, id, func() error { return nil })
+}
+
+// unload runs first under the tenant's lock, then takes the instance out
+// and retires it.
+func (r *Registry) unload(ctx context.Context, id string, first func() error) error {
 	unlock := r.lock(id)
-	old, err := r.swap(id, nil)
+	err := first()
+	var old *handle
+	if err == nil {
+		old, err = r.swap(id, nil)
+	}
 	unlock()
 	if err != nil {
 		return err

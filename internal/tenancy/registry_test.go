@@ -134,8 +134,8 @@ func TestRegistryConcurrentFirstRequestsBuildOnce(t *testing.T) {
 	}
 }
 
-// blockingHandler parks requests inside a tenant so a test can hold a
-// request in flight across a replace or unload.
+// A request inside the old instance keeps it alive across a replace, while
+// new requests already reach the new one.
 func TestRegistryReplaceLetsInFlightRequestsFinish(t *testing.T) {
 	tr := newTestRegistry(t)
 	ctx := context.Background()
