@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/server"
+	"github.com/lectern/lectern/internal/tenantapp"
 )
 
 // config is everything the server reads from its environment.
@@ -31,11 +34,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 			TenantDBPath: env.dir("TENANT_DB_PATH", "./data/_system/tenants.sqlite3"),
 			AdminKey:     getenv("TENANT_ADMIN_KEY"),
 			// TENANT_DATA_BASE_DIR is the predecessor's (HEAD) name for it.
-			DataRoot:       env.dir("TENANT_DATA_ROOT", env.dir("TENANT_DATA_BASE_DIR", "")),
-			ChatWorkers:    env.positive("CHAT_WORKER_POOL_SIZE", 4),
-			UploadMaxBytes: int64(env.positive("UPLOAD_MAX_MB", 64)) << 20,
-			UploadMaxFiles: env.positive("UPLOAD_MAX_FILES", 32),
+			DataRoot:         env.dir("TENANT_DATA_ROOT", env.dir("TENANT_DATA_BASE_DIR", "")),
+			ChatWorkers:      env.positive("CHAT_WORKER_POOL_SIZE", 4),
+			UploadMaxBytes:   int64(env.positive("UPLOAD_MAX_MB", 64)) << 20,
+			UploadMaxFiles:   env.positive("UPLOAD_MAX_FILES", 32),
+			DefaultTeacherID: env.str("DEFAULT_TEACHER_ID", "teacher"),
+			Chat: tenantapp.ChatSettings{
+				LaneMaxQueue: env.positive("CHAT_LANE_MAX_QUEUE", 6),
+				Debounce:     env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),
+			},
 		},
+	}
+	if lc, err := llm.ConfigFromEnv(getenv); err != nil {
+		env.errs = append(env.errs, err)
+	} else {
+		c.Server.LLM = lc
 	}
 	if v := env.str("LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
 		env.fail("LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", v))
@@ -100,6 +113,24 @@ func (e *envReader) dir(name, def string) string {
 		return ""
 	}
 	return abs
+}
+
+// debounce reads milliseconds; 0 disables the debounce (a negative
+// duration for the chat service).
+func (e *envReader) debounce(name string, def int) time.Duration {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return time.Duration(def) * time.Millisecond
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		e.fail(name, fmt.Sprintf("must be a whole number of milliseconds (0 disables), got %q", v))
+		return time.Duration(def) * time.Millisecond
+	}
+	if n == 0 {
+		return -1
+	}
+	return time.Duration(n) * time.Millisecond
 }
 
 func (e *envReader) positive(name string, def int) int {

@@ -89,8 +89,8 @@ func questionLabel(m QuestionMetrics) string {
 // Charts serves GET /exam/{exam_id}/charts: the charts and their links
 // under the tenant's external prefix.
 func (a *API) Charts(w http.ResponseWriter, r *http.Request) {
-	e, ok := a.exam(w, r)
-	if !ok || !a.needResponses(w, e) {
+	e, ok := a.examWithResponses(w, r)
+	if !ok {
 		return
 	}
 	base := a.prefix + "/exam/" + url.PathEscape(e.PathID) + "/charts/"
@@ -104,8 +104,8 @@ func (a *API) Charts(w http.ResponseWriter, r *http.Request) {
 // Chart serves GET /exam/{exam_id}/charts/{name}.svg.
 func (a *API) Chart(w http.ResponseWriter, r *http.Request) {
 	name, isSVG := strings.CutSuffix(r.PathValue("name"), ".svg")
-	e, ok := a.exam(w, r)
-	if !ok || !a.needResponses(w, e) {
+	e, ok := a.examWithResponses(w, r)
+	if !ok {
 		return
 	}
 	svg, found, err := e.Chart(name)

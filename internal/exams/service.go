@@ -2,7 +2,6 @@ package exams
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -78,7 +77,8 @@ func (s *Service) Draft(id string) (draft json.RawMessage, rel string, ok bool, 
 	return c.draft, c.exam.DraftFile, true, nil
 }
 
-var errDraftParse = errors.New("analysis_parse_failed")
+// errDraftParse is ErrAnalysisParse (views.go).
+var errDraftParse = ErrAnalysisParse
 
 func (s *Service) load(id string) (*cached, error) {
 	if !ValidID(id) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,28 +91,28 @@ func (s *benchServer) mustGet(b *testing.B, path string) {
 	}
 }
 
-// discardWriter is a reusable ResponseWriter, so that the dispatch
+// benchWriter is a reusable ResponseWriter, so that the dispatch
 // benchmarks measure the handlers and not a recorder.
-type discardWriter struct {
+type benchWriter struct {
 	h    http.Header
 	code int
 	n    int
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
-func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) WriteHeader(code int)        { w.code = code }
+func (w *benchWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
 
-// bareHandler is bench/bare's handler: a ServeMux answering GET /health
+// benchBareHandler is bench/bare's handler: a ServeMux answering GET /health
 // exactly as a tenant does.
-func bareHandler() http.Handler {
+func benchBareHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
-		w.Write([]byte(`{"status":"ok"}`))
+		w.Write([]byte(`{"status":"ok","llm":"not_configured","hint":"set LLM_BASE_URL, LLM_API_KEY and LLM_MODEL (or LLM_PROVIDERS_FILE) to enable chat"}`)) // the same body as Lectern without an LLM
 	})
 	return mux
 }
@@ -135,14 +136,14 @@ func BenchmarkDispatch(b *testing.B) {
 		name, path string
 		h          http.Handler
 	}{
-		{"bare", "/health", bareHandler()},
+		{"bare", "/health", benchBareHandler()},
 		{"root", "/health", s.Handler()},
 		{"tenant", "/t/t1/health", s.Handler()},
 		{"exams", "/t/t1/exams", s.Handler()},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			r := httptest.NewRequest("GET", c.path, nil)
-			w := &discardWriter{h: http.Header{}}
+			w := &benchWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
 				w.code = 0
@@ -172,7 +173,9 @@ func BenchmarkTenantColdLoad(b *testing.B) {
 
 // BenchmarkTenantLazyLoad: one op is the first GET /t/{id}/health of a
 // tenant that is stored (enabled) but not loaded, as after a restart: the
-// registry reads the row, builds the app and starts its workers.
+// registry reads the row, builds the app and starts its workers. The rows
+// are written beside the running server, through a second Store on the
+// same file.
 func BenchmarkTenantLazyLoad(b *testing.B) {
 	s := newBenchServer(b, "")
 	store, err := tenancy.OpenStore(context.Background(), s.cfg.TenantDBPath, nil)
@@ -183,7 +186,15 @@ func BenchmarkTenantLazyLoad(b *testing.B) {
 	ids := make([]string, b.N)
 	for i := range ids {
 		ids[i] = "lazy-" + strconv.Itoa(i)
-		if _, err := store.Upsert(context.Background(), s.record(ids[i])); err != nil {
+		rec := s.record(ids[i])
+		// The directories exist, as they do for a tenant created before a
+		// restart.
+		for _, d := range []string{rec.DataDir, rec.UploadsDir} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := store.Upsert(context.Background(), rec); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -199,17 +210,18 @@ func BenchmarkTenantLazyLoad(b *testing.B) {
 
 // BenchmarkTenantMemory loads memTenants idle tenants (through the
 // registry, as a PUT or a first request does) and reports what each costs:
-// live heap+stack bytes after GC, RSS bytes, goroutines and OS threads. ns/op
-// is the time to load all of them; run it with -benchtime=1x.
+// live heap+stack bytes after GC, RSS bytes after returning free memory to
+// the OS, goroutines and OS threads. ns/op is the time to load all of them.
+// Run it alone (RSS is the process's) and with -benchtime=1x.
 func BenchmarkTenantMemory(b *testing.B) {
 	const memTenants = 1000
-	var heap, rss, gor, thr float64
+	var heap, stack, rss, gor, thr float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		s := newBenchServer(b, "")
 		ctx := context.Background()
-		h0, g0 := memStats()
-		r0, t0 := procSelf(b)
+		h0, s0, g0 := benchMemStats()
+		r0, t0 := benchProcSelf(b)
 		b.StartTimer()
 		for j := range memTenants {
 			if _, err := s.Registry().Put(ctx, s.record("mem-"+strconv.Itoa(j))); err != nil {
@@ -218,36 +230,38 @@ func BenchmarkTenantMemory(b *testing.B) {
 		}
 		b.StopTimer()
 		time.Sleep(200 * time.Millisecond) // let the workers park
-		h1, g1 := memStats()
-		r1, t1 := procSelf(b)
+		h1, s1, g1 := benchMemStats()
+		r1, t1 := benchProcSelf(b)
 		if n := s.Registry().Len(); n != memTenants {
 			b.Fatalf("%d tenants loaded", n)
 		}
-		heap += float64(h1-h0) / memTenants
+		heap += (float64(h1) - float64(h0)) / memTenants
+		stack += (float64(s1) - float64(s0)) / memTenants
 		rss += float64(r1-r0) / memTenants
 		gor += float64(g1-g0) / memTenants
 		thr += float64(t1-t0) / memTenants
 		b.StartTimer()
 	}
 	n := float64(b.N)
-	b.ReportMetric(heap/n, "heap+stack-B/tenant")
+	b.ReportMetric((heap+stack)/n, "heap+stack-B/tenant")
+	b.ReportMetric(stack/n, "stack-B/tenant")
 	b.ReportMetric(rss/n, "rss-B/tenant")
 	b.ReportMetric(gor/n, "goroutines/tenant")
 	b.ReportMetric(thr/n, "threads/tenant")
 }
 
-// memStats returns HeapInuse+StackInuse after a full GC, and the number of
-// goroutines.
-func memStats() (uint64, int) {
-	runtime.GC()
-	runtime.GC()
+// benchMemStats returns HeapInuse and StackInuse after a full GC (which also
+// returns free memory to the OS, so that RSS read next is close to what is
+// live), and the number of goroutines.
+func benchMemStats() (heap, stack uint64, goroutines int) {
+	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse + m.StackInuse, runtime.NumGoroutine()
+	return m.HeapInuse, m.StackInuse, runtime.NumGoroutine()
 }
 
-// procSelf returns VmRSS (bytes) and Threads from /proc/self/status.
-func procSelf(b *testing.B) (rss, threads int64) {
+// benchProcSelf returns VmRSS (bytes) and Threads from /proc/self/status.
+func benchProcSelf(b *testing.B) (rss, threads int64) {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		b.Skip("no /proc/self/status:", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/lectern/lectern/internal/demo"
 	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/tenancy"
 	"github.com/lectern/lectern/internal/tenantapp"
 )
@@ -30,6 +31,12 @@ type Config struct {
 	// UploadMaxBytes and UploadMaxFiles bound one upload request.
 	UploadMaxBytes int64
 	UploadMaxFiles int
+	// LLM lists the LLM providers (none: chat answers 503).
+	LLM llm.Config
+	// Chat tunes the chat lanes; DefaultTeacherID names the teacher of
+	// requests that name none.
+	Chat             tenantapp.ChatSettings
+	DefaultTeacherID string
 }
 
 func (c Config) uploads() examupload.Limits {
@@ -41,7 +48,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	store    *tenancy.Store
-	global   *limits.Set
+	shared   tenantapp.Shared
 	registry *tenancy.Registry
 	fallback *tenantapp.App
 	handler  http.Handler
@@ -59,16 +66,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: store, global: limits.NewSet(cfg.Global)}
+	s := &Server{cfg: cfg, log: log, store: store, shared: tenantapp.Shared{
+		Global: limits.NewSet(cfg.Global),
+		LLM:    llm.NewGateway(cfg.LLM, llm.Options{Logger: log}),
+	}}
+	if !s.shared.LLM.Configured() {
+		log.Warn("no LLM provider configured: chat answers 503 until LLM_BASE_URL (or LLM_PROVIDERS_FILE) is set")
+	}
 	s.fallback, err = tenantapp.New(tenantapp.Settings{
-		TenantID:    tenantapp.DefaultTenantID,
-		DataDir:     cfg.DataDir,
-		UploadsDir:  cfg.UploadsDir,
-		Limits:      cfg.Global,
-		ChatWorkers: cfg.ChatWorkers,
-		Uploads:     cfg.uploads(),
-		Logger:      log,
-	}, s.global)
+		TenantID:         tenantapp.DefaultTenantID,
+		DataDir:          cfg.DataDir,
+		UploadsDir:       cfg.UploadsDir,
+		Limits:           cfg.Global,
+		ChatWorkers:      cfg.ChatWorkers,
+		Uploads:          cfg.uploads(),
+		Chat:             cfg.Chat,
+		Logger:           log,
+		DefaultTeacherID: cfg.DefaultTeacherID,
+	}, s.shared)
 	if err == nil {
 		err = s.fallback.Start(ctx)
 	}
@@ -95,15 +110,17 @@ func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
 		lim = limits.TenantDefaults()
 	}
 	return tenantapp.New(tenantapp.Settings{
-		TenantID:    rec.TenantID,
-		DataDir:     rec.DataDir,
-		UploadsDir:  rec.UploadsDir,
-		Prefix:      "/t/" + rec.TenantID,
-		Limits:      lim,
-		ChatWorkers: s.cfg.ChatWorkers,
-		Uploads:     s.cfg.uploads(),
-		Logger:      s.log,
-	}, s.global)
+		TenantID:         rec.TenantID,
+		DataDir:          rec.DataDir,
+		UploadsDir:       rec.UploadsDir,
+		Prefix:           "/t/" + rec.TenantID,
+		Limits:           lim,
+		ChatWorkers:      s.cfg.ChatWorkers,
+		Uploads:          s.cfg.uploads(),
+		Chat:             s.cfg.Chat,
+		Logger:           s.log,
+		DefaultTeacherID: s.cfg.DefaultTeacherID,
+	}, s.shared)
 }
 
 // Handler is the root HTTP handler.

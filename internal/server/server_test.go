@@ -55,7 +55,7 @@ func newEnv(t *testing.T, mutate ...func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, root: root, srv: srv, http: httptest.NewServer(srv.Handler())}
+	e := &env{t: t, root: root, srv: srv, http: newHTTP(srv)}
 	// No keep-alive: a finished request leaves no connection goroutine
 	// behind, so goleak sees only what the server itself keeps running.
 	e.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
@@ -63,12 +63,14 @@ func newEnv(t *testing.T, mutate ...func(*Config)) *env {
 		e.http.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Close(ctx); err != nil {
+		if err := e.srv.Close(ctx); err != nil {
 			t.Error(err)
 		}
 	})
 	return e
 }
+
+func newHTTP(srv *Server) *httptest.Server { return httptest.NewServer(srv.Handler()) }
 
 type response struct {
 	status int
@@ -165,7 +167,7 @@ func TestCreateTenantThenHealth(t *testing.T) {
 	e := newEnv(t)
 	expect(t, e.get("/t/t1/health"), 404, `{"detail":"tenant not found"}`)
 	expect(t, e.putTenant("t1", nil), 200, `{"ok":true,"tenant_id":"t1"}`)
-	expect(t, e.get("/t/t1/health"), 200, `{"status":"ok"}`)
+	expect(t, e.get("/t/t1/health"), 200, healthBody)
 	expect(t, e.get("/t/t1/nothing-here"), 404, `{"detail":"Not Found"}`)
 	data, uploads := e.tenantDirs("t1")
 	for _, d := range []string{data, uploads} {
@@ -190,7 +192,7 @@ func TestTenantsSeeOnlyTheirOwnExams(t *testing.T) {
 	expect(t, e.get("/t/t1/exams"), 200, `{"exams":[{"exam_id":"EX_T1","generated_at":"2026-01-02T10:00:00","students":30,"responses":300}]}`)
 	expect(t, e.get("/t/t2/exams"), 200, `{"exams":[{"exam_id":"EX_T2","generated_at":"2026-01-03T10:00:00","students":25,"responses":250}]}`)
 	expect(t, e.get("/exams"), 200, `{"exams":[{"exam_id":"EX_DEFAULT","generated_at":"2026-01-04T10:00:00","students":5,"responses":50}]}`)
-	expect(t, e.get("/health"), 200, `{"status":"ok"}`)
+	expect(t, e.get("/health"), 200, healthBody)
 }
 
 // A changed or added manifest shows in the next listing.
@@ -247,7 +249,7 @@ func TestAdminListGetDelete(t *testing.T) {
 	if after["enabled"] != false || after["loaded"] != false {
 		t.Fatalf("after delete: %v", after)
 	}
-	expect(t, e.get("/t/t2/health"), 200, `{"status":"ok"}`)
+	expect(t, e.get("/t/t2/health"), 200, healthBody)
 
 	// PUT with enabled:false unloads; enabled again reloads.
 	expect(t, e.do("PUT", "/admin/tenants/t2", adminKey, map[string]any{"data_dir": mustDir(e, "t2", 0), "uploads_dir": mustDir(e, "t2", 1), "enabled": false}), 200, "")
@@ -463,8 +465,11 @@ func TestDeleteLeavesNoGoroutines(t *testing.T) {
 // /admin (no slash) fall through to it.
 func TestDefaultTenantAtRoot(t *testing.T) {
 	e := newEnv(t)
-	expect(t, e.get("/health"), 200, `{"status":"ok"}`)
+	expect(t, e.get("/health"), 200, healthBody)
 	expect(t, e.get("/exams"), 200, `{"exams":[]}`)
 	expect(t, e.get("/t"), 404, `{"detail":"Not Found"}`)
 	expect(t, e.get("/admin"), 404, `{"detail":"Not Found"}`)
 }
+
+// healthBody is GET /health of a server without an LLM.
+const healthBody = `{"status":"ok","llm":"not_configured","hint":"set LLM_BASE_URL, LLM_API_KEY and LLM_MODEL (or LLM_PROVIDERS_FILE) to enable chat"}`

@@ -44,7 +44,7 @@ func newTestRegistry(t *testing.T) *testRegistry {
 			return nil, err
 		}
 		return tenantapp.New(tenantapp.Settings{TenantID: rec.TenantID, DataDir: rec.DataDir,
-			UploadsDir: rec.UploadsDir, Prefix: "/t/" + rec.TenantID, Limits: lim}, global)
+			UploadsDir: rec.UploadsDir, Prefix: "/t/" + rec.TenantID, Limits: lim}, tenantapp.Shared{Global: global})
 	}, nil)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -81,7 +81,7 @@ func TestRegistryLoadsFromStoreOnFirstUse(t *testing.T) {
 	if tr.IsLoaded("t1") {
 		t.Fatal("loaded before first use")
 	}
-	if w := tr.get(t, "t1", "/health"); w.Code != 200 || w.Body.String() != `{"status":"ok"}` {
+	if w := tr.get(t, "t1", "/health"); w.Code != 200 || w.Body.String() != healthBody {
 		t.Fatalf("health: %d %s", w.Code, w.Body)
 	}
 	if !tr.IsLoaded("t1") || tr.builds.Load() != 1 {
@@ -264,3 +264,6 @@ func TestRegistryCloseRefusesLoads(t *testing.T) {
 }
 
 var _ http.Handler = (*Dispatcher)(nil)
+
+// healthBody is GET /health of a server without an LLM.
+const healthBody = `{"status":"ok","llm":"not_configured","hint":"set LLM_BASE_URL, LLM_API_KEY and LLM_MODEL (or LLM_PROVIDERS_FILE) to enable chat"}`

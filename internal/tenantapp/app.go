@@ -13,10 +13,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lectern/lectern/internal/agent"
+	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/chat"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/examupload"
+	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/tools"
 )
 
 // DefaultTenantID names the default tenant in logs and status. It can never
@@ -35,7 +41,23 @@ type Settings struct {
 	ChatWorkers int // chat worker pool size; < 1 means 4
 	// Uploads bounds each upload (zero fields take the defaults).
 	Uploads examupload.Limits
-	Logger  *slog.Logger
+	// Chat tunes the chat lanes (zero fields take the defaults).
+	Chat ChatSettings
+	// DefaultTeacherID is the teacher of requests that name none.
+	DefaultTeacherID string
+	Logger           *slog.Logger
+}
+
+// ChatSettings tune the chat lanes.
+type ChatSettings struct {
+	LaneMaxQueue int           // CHAT_LANE_MAX_QUEUE, 6
+	Debounce     time.Duration // CHAT_LANE_DEBOUNCE_MS, 500 ms; negative disables
+}
+
+// Shared is what every tenant of the process shares.
+type Shared struct {
+	Global *limits.Set
+	LLM    *llm.Gateway // may have no provider: chat then answers 503
 }
 
 // Worker kinds and the folders under UPLOADS_DIR that hold their job
@@ -63,6 +85,11 @@ type App struct {
 	exams    *exams.Service
 	examAPI  *exams.API
 	uploads  *examupload.Pipeline
+	resolver caller.Resolver
+	meter    *llm.Meter
+	llmOK    bool
+	chat     *chat.Service
+	history  *history.API
 	workers  []*worker
 	handler  http.Handler
 
@@ -83,7 +110,8 @@ var errNoProcessor = errors.New("this job kind is not processed yet")
 
 // New builds a tenant's App: it creates its directories and wires its
 // state. Nothing runs until Start.
-func New(s Settings, global *limits.Set) (*App, error) {
+func New(s Settings, shared Shared) (*App, error) {
+	global := shared.Global
 	if s.DataDir == "" || s.UploadsDir == "" {
 		return nil, errors.New("tenant app: data and uploads directories are required")
 	}
@@ -114,7 +142,36 @@ func New(s Settings, global *limits.Set) (*App, error) {
 	// Each domain brings the runner of its worker kind; a kind whose
 	// domain has not landed yet gets an idle runner that takes no job, so
 	// job records already on disk stay exactly as they are.
-	runners := map[string]*jobs.Runner{KindExamUpload: a.uploads.Runner()}
+	a.resolver = caller.Resolver{DefaultTeacherID: s.DefaultTeacherID}
+	a.meter = &llm.Meter{}
+	a.llmOK = shared.LLM.Configured()
+	registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
+	if err != nil {
+		return nil, fmt.Errorf("tenant app: %w", err)
+	}
+	replier := agentReplier{&agent.Agent{
+		LLM:     &llm.Client{Gateway: shared.LLM, Tenant: a.limits, Global: global, Meter: a.meter},
+		Tools:   registry,
+		Prompts: agent.NewPrompts(s.DataDir),
+		Logger:  log,
+	}}
+	hist := history.NewStore(s.DataDir, 0)
+	a.history = history.NewAPI(hist, a.resolver.Resolve, log)
+	debounce := s.Chat.Debounce
+	if debounce == 0 {
+		debounce = 500 * time.Millisecond
+	}
+	a.chat = chat.New(chat.Config{
+		UploadsDir:   s.UploadsDir,
+		History:      hist,
+		Replier:      replier,
+		Resolver:     a.resolver,
+		Workers:      s.ChatWorkers,
+		LaneMaxQueue: s.Chat.LaneMaxQueue,
+		Debounce:     max(debounce, 0),
+		Logger:       log,
+	})
+	runners := map[string]*jobs.Runner{KindExamUpload: a.uploads.Runner(), KindChat: a.chat.Runner()}
 	workers := map[string]int{KindChat: s.ChatWorkers}
 	for _, kind := range []string{KindChat, KindAssignmentUpload, KindExamUpload, KindProfileUpdate} {
 		w := &worker{kind: kind, runner: runners[kind], active: runners[kind] != nil}
@@ -198,10 +255,11 @@ type WorkerStatus struct {
 
 // Status is a snapshot for the admin API.
 type Status struct {
-	Workers      []WorkerStatus `json:"workers"`
-	Limits       limits.Config  `json:"limits"`
-	LimitsInUse  limits.Usage   `json:"limits_in_use"`
-	GlobalLimits limits.Config  `json:"global_limits"`
+	Workers      []WorkerStatus    `json:"workers"`
+	Limits       limits.Config     `json:"limits"`
+	LimitsInUse  limits.Usage      `json:"limits_in_use"`
+	GlobalLimits limits.Config     `json:"global_limits"`
+	LLM          llm.MeterSnapshot `json:"llm_usage"`
 }
 
 // Status reports queues, workers and limits.
@@ -210,6 +268,7 @@ func (a *App) Status() Status {
 		Limits:       a.limits.Config(),
 		LimitsInUse:  a.limits.Usage(),
 		GlobalLimits: a.global.Config(),
+		LLM:          a.meter.Snapshot(),
 	}
 	for _, w := range a.workers {
 		s := w.runner.Stats()

@@ -20,7 +20,7 @@ func newApp(t *testing.T) *App {
 	t.Helper()
 	dir := t.TempDir()
 	a, err := New(Settings{TenantID: "t1", DataDir: filepath.Join(dir, "d"), UploadsDir: filepath.Join(dir, "u"),
-		Prefix: "/t/t1", Limits: limits.TenantDefaults(), ChatWorkers: 3}, limits.NewSet(limits.TenantDefaults()))
+		Prefix: "/t/t1", Limits: limits.TenantDefaults(), ChatWorkers: 3}, Shared{Global: limits.NewSet(limits.TenantDefaults())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestAppLifecycle(t *testing.T) {
 	}
 	w := httptest.NewRecorder()
 	a.ServeHTTP(w, httptest.NewRequest("GET", "/health", nil))
-	if w.Code != 200 || w.Body.String() != `{"status":"ok"}` {
+	if w.Code != 200 || w.Body.String() != healthBody {
 		t.Fatalf("health %d %s", w.Code, w.Body)
 	}
 	st := a.Status()
@@ -60,7 +60,7 @@ func TestAppLifecycle(t *testing.T) {
 // Job records of kinds not processed yet stay exactly as they were.
 func TestInactiveKindsLeaveJobsAlone(t *testing.T) {
 	a := newApp(t)
-	job := filepath.Join(a.Settings().UploadsDir, "exam_jobs", "job_0123456789ab", "job.json")
+	job := filepath.Join(a.Settings().UploadsDir, "assignment_jobs", "job_0123456789ab", "job.json")
 	os.MkdirAll(filepath.Dir(job), 0o755)
 	const rec = `{"job_id":"job_0123456789ab","status":"queued"}`
 	if err := os.WriteFile(job, []byte(rec), 0o644); err != nil {
@@ -80,7 +80,7 @@ func TestInactiveKindsLeaveJobsAlone(t *testing.T) {
 }
 
 func TestNewRejectsBadSettings(t *testing.T) {
-	global := limits.NewSet(limits.TenantDefaults())
+	global := Shared{Global: limits.NewSet(limits.TenantDefaults())}
 	if _, err := New(Settings{DataDir: "", UploadsDir: "/x"}, global); err == nil {
 		t.Fatal("empty data dir accepted")
 	}
@@ -91,3 +91,6 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		t.Fatal("zero limit accepted")
 	}
 }
+
+// healthBody is GET /health of a server without an LLM.
+const healthBody = `{"status":"ok","llm":"not_configured","hint":"set LLM_BASE_URL, LLM_API_KEY and LLM_MODEL (or LLM_PROVIDERS_FILE) to enable chat"}`

@@ -28,12 +28,35 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("POST /exam/upload/draft/save", up.DraftSave)
 	mux.HandleFunc("POST /exam/upload/confirm", up.ConfirmHandler)
 
+	mux.HandleFunc("POST /chat", a.chat.HandleChat)
+	mux.HandleFunc("POST /chat/start", a.chat.HandleStart)
+	mux.HandleFunc("GET /chat/status", a.chat.HandleStatus)
+
+	h := a.history
+	mux.HandleFunc("GET /student/history/sessions", h.StudentSessions)
+	mux.HandleFunc("GET /student/history/session", h.StudentSession)
+	mux.HandleFunc("GET /student/session/view-state", h.StudentViewState)
+	mux.HandleFunc("PUT /student/session/view-state", h.PutStudentViewState)
+	mux.HandleFunc("GET /teacher/history/sessions", h.TeacherSessions)
+	mux.HandleFunc("GET /teacher/history/session", h.TeacherSession)
+	mux.HandleFunc("GET /teacher/session/view-state", h.TeacherViewState)
+	mux.HandleFunc("PUT /teacher/session/view-state", h.PutTeacherViewState)
+
 	mux.HandleFunc("/", handleNotFound)
-	return mux
+	return a.resolver.Middleware(mux)
 }
 
+var (
+	healthLLM   = []byte(`{"status":"ok","llm":"configured"}`)
+	healthNoLLM = []byte(`{"status":"ok","llm":"not_configured","hint":"set LLM_BASE_URL, LLM_API_KEY and LLM_MODEL (or LLM_PROVIDERS_FILE) to enable chat"}`)
+)
+
 func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
-	httpjson.WriteRaw(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	if a.llmOK {
+		httpjson.WriteRaw(w, http.StatusOK, healthLLM)
+		return
+	}
+	httpjson.WriteRaw(w, http.StatusOK, healthNoLLM)
 }
 
 func handleNotFound(w http.ResponseWriter, r *http.Request) {

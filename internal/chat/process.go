@@ -1,0 +1,176 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"time"
+
+	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/jobs"
+)
+
+// process runs one chat job on a worker.
+func (s *Service) process(ctx context.Context, id string) error {
+	dir, err := s.store.JobDir(id)
+	if err != nil {
+		return err
+	}
+	release, ok, err := flock(filepath.Join(dir, "claim.lock"))
+	if err != nil || !ok {
+		return err // !ok: another process is running this job right now
+	}
+	defer release()
+
+	rec, err := s.store.Load(id)
+	if err != nil {
+		return err
+	}
+	switch rec["status"] {
+	case StatusDone, StatusFailed, StatusCancelled:
+		return nil
+	}
+	var req Request
+	raw, _ := json.Marshal(rec["request"])
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return s.fail(id, "invalid_request", err.Error(), nil)
+	}
+	if len(req.Messages) == 0 {
+		return s.fail(id, "missing_messages", "", nil)
+	}
+	c := caller.Caller{Role: strField(rec, "role"), TeacherID: strField(rec, "teacher_id"), StudentID: strField(rec, "student_id")}
+	if c.Role == "unknown" {
+		c.Role = ""
+	}
+	if c.Role == caller.RoleTeacher && c.TeacherID == "" {
+		c.TeacherID = s.cfg.Resolver.Resolve(caller.Claims{}).TeacherID
+	}
+	if _, err := s.store.Update(id, func(r map[string]any) error {
+		r["status"], r["step"], r["error"] = StatusProcessing, "agent", ""
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	started := time.Now()
+	reply, err := s.cfg.Replier.Reply(ctx, c, req.Messages, str(req.AgentID))
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err() // stopped: the job stays processing and resumes at the next start
+	case errors.Is(err, ErrNotConfigured):
+		return s.fail(id, "llm_not_configured", "no LLM provider is configured", notConfiguredHints)
+	case err != nil:
+		return s.fail(id, truncate(err.Error(), 200), "", nil)
+	}
+
+	session := strField(rec, "session_id")
+	if kind, owner, ok := historyOwner(c, session); ok {
+		var records []map[string]any
+		now := jobs.Timestamp(s.now())
+		if rec["user_turn_persisted"] != true {
+			if text := lastUser(req.Messages); text != "" {
+				records = append(records, map[string]any{"ts": now, "role": "user", "content": text, "request_id": rec["request_id"]})
+			}
+		}
+		records = append(records, map[string]any{"ts": now, "role": "assistant", "content": reply, "job_id": id,
+			"request_id": rec["request_id"], "agent_id": rec["agent_id"], "skill_id": rec["skill_id"],
+			"skill_id_requested": rec["skill_id"], "skill_id_effective": rec["skill_id"]})
+		if err := s.cfg.History.Append(kind, owner, session, records, indexExtra(c, &req, s.now())); err != nil {
+			return s.fail(id, "history_persist_failed", err.Error(), nil)
+		}
+	}
+	if c.Role == caller.RoleStudent && c.StudentID != "" && s.cfg.OnStudentReply != nil {
+		s.cfg.OnStudentReply(c.StudentID, str(req.AssignmentID), lastUser(req.Messages), reply)
+	}
+	_, err = s.store.Update(id, func(r map[string]any) error {
+		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
+		r["duration_ms"] = time.Since(started).Milliseconds()
+		r["reply"], r["role"] = reply, rec["role"]
+		r["skill_id_requested"], r["skill_id_effective"] = rec["skill_id"], rec["skill_id"]
+		return nil
+	})
+	return err
+}
+
+// fail records a failure the job itself explains; the runner sees success.
+func (s *Service) fail(id, code, detail string, hints []string) error {
+	_, err := s.store.Update(id, func(r map[string]any) error {
+		r["status"], r["error"] = StatusFailed, code
+		if detail != "" {
+			r["error_detail"] = truncate(detail, 200)
+		}
+		if hints != nil {
+			r["hints"] = hints
+		}
+		return nil
+	})
+	return err
+}
+
+// SyncResult is the body of a POST /chat answer.
+type SyncResult struct {
+	Reply string `json:"reply"`
+	Role  any    `json:"role"`
+}
+
+// errBusy: a reply for this student is already being generated.
+var errBusy = errors.New("busy")
+
+// Chat answers synchronously (POST /chat) and writes the turn to history.
+func (s *Service) Chat(ctx context.Context, req *Request) (SyncResult, error) {
+	role := DetectRole(str(req.Role), req.Messages)
+	c := s.cfg.Resolver.Resolve(caller.Claims{Role: role, TeacherID: str(req.TeacherID), StudentID: str(req.StudentID)})
+	if c.Role == caller.RoleStudent && c.StudentID != "" {
+		if !s.enter(c.StudentID) {
+			return SyncResult{}, errBusy
+		}
+		defer s.leave(c.StudentID)
+	}
+	reply, err := s.cfg.Replier.Reply(ctx, c, req.Messages, str(req.AgentID))
+	if err != nil {
+		return SyncResult{}, err
+	}
+	now := s.now()
+	session := sessionFor(c, req, now)
+	if kind, owner, ok := historyOwner(c, session); ok {
+		ts := jobs.Timestamp(now)
+		var records []map[string]any
+		if text := lastUser(req.Messages); text != "" {
+			records = append(records, map[string]any{"ts": ts, "role": "user", "content": text, "source": "chat"})
+		}
+		records = append(records, map[string]any{"ts": ts, "role": "assistant", "content": reply, "source": "chat", "agent_id": str(req.AgentID)})
+		if err := s.cfg.History.Append(kind, owner, session, records, indexExtra(c, req, now)); err != nil {
+			s.log.Error("chat history write failed", "err", err)
+		}
+	}
+	if c.Role == caller.RoleStudent && c.StudentID != "" && s.cfg.OnStudentReply != nil {
+		s.cfg.OnStudentReply(c.StudentID, str(req.AssignmentID), lastUser(req.Messages), reply)
+	}
+	var r any
+	if role != "" {
+		r = role
+	}
+	return SyncResult{Reply: reply, Role: r}, nil
+}
+
+// enter admits one synchronous reply per student, and none while one of
+// the student's jobs is running.
+func (s *Service) enter(studentID string) bool {
+	group := laneFor(caller.Caller{Role: caller.RoleStudent, StudentID: studentID}, "", "").group
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[studentID] > 0 || s.lanes.groupBusy(group) {
+		return false
+	}
+	s.inflight[studentID]++
+	return true
+}
+
+func (s *Service) leave(studentID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[studentID]--; s.inflight[studentID] <= 0 {
+		delete(s.inflight, studentID)
+	}
+}

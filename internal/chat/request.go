@@ -1,0 +1,139 @@
+package chat
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fsid"
+)
+
+// Message is one chat message from the client.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Request is the body of POST /chat and POST /chat/start.
+type Request struct {
+	Messages               []Message `json:"messages"`
+	Role                   *string   `json:"role"`
+	AgentID                *string   `json:"agent_id"`
+	SkillID                *string   `json:"skill_id"`
+	TeacherID              *string   `json:"teacher_id"`
+	StudentID              *string   `json:"student_id"`
+	AssignmentID           *string   `json:"assignment_id"`
+	AssignmentDate         *string   `json:"assignment_date"`
+	AutoGenerateAssignment *bool     `json:"auto_generate_assignment"`
+	// Only on /chat/start:
+	RequestID *string `json:"request_id,omitempty"`
+	SessionID *string `json:"session_id,omitempty"`
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return strings.TrimSpace(*p)
+}
+
+// DetectRole is the predecessor's role detection: the claimed role unless
+// empty or "unknown"; else the last user message mentioning 老师/教师
+// (teacher) or 学生 (student). "" when nothing matches.
+func DetectRole(claimed string, msgs []Message) string {
+	if claimed != "" && claimed != "unknown" {
+		return claimed
+	}
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role != "user" {
+			continue
+		}
+		t := strings.ToLower(strings.Map(func(r rune) rune {
+			if unicode.IsSpace(r) {
+				return -1
+			}
+			return r
+		}, msgs[i].Content))
+		switch {
+		case strings.Contains(t, "老师") || strings.Contains(t, "教师"):
+			return caller.RoleTeacher
+		case strings.Contains(t, "学生"):
+			return caller.RoleStudent
+		}
+	}
+	return ""
+}
+
+// lastUser is the last user message's text.
+func lastUser(msgs []Message) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == "user" {
+			return msgs[i].Content
+		}
+	}
+	return ""
+}
+
+// sessionFor picks the session of a job as the predecessor did: a student
+// without one gets the assignment id or general_<date>; a teacher "main".
+func sessionFor(c caller.Caller, req *Request, now time.Time) string {
+	if s := str(req.SessionID); s != "" {
+		return s
+	}
+	switch c.Role {
+	case caller.RoleStudent:
+		if c.StudentID == "" {
+			return ""
+		}
+		if a := str(req.AssignmentID); a != "" {
+			return a
+		}
+		return "general_" + parseDate(str(req.AssignmentDate), now)
+	case caller.RoleTeacher:
+		return "main"
+	}
+	return ""
+}
+
+// parseDate returns the ISO date of s, or today for empty or invalid input.
+func parseDate(s string, now time.Time) string {
+	for _, layout := range []string{"2006-01-02", "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Format("2006-01-02")
+		}
+	}
+	return now.Format("2006-01-02")
+}
+
+// laneFor: one lane per student session or teacher session; every other
+// caller (and a student without an id, who cannot be told apart from other
+// anonymous students) gets a lane of its own per request.
+func laneFor(c caller.Caller, session, requestID string) laneRef {
+	sess := fsid.Safe(orDefault(session, "main"), "session")
+	switch {
+	case c.Role == caller.RoleStudent && c.StudentID != "":
+		sid := fsid.Safe(c.StudentID, "student")
+		return laneRef{lane: "student:" + sid + ":" + sess, group: "student:" + sid}
+	case c.Role == caller.RoleTeacher:
+		return laneRef{lane: "teacher:" + c.TeacherID + ":" + sess}
+	}
+	return laneRef{lane: "unknown:" + sess + ":" + fsid.Safe(requestID, "req")}
+}
+
+// fingerprint identifies a message for the debounce: sha1 of
+// agent|skill|last user text, trimmed, lower-cased, spaces collapsed.
+func fingerprint(req *Request) string {
+	norm := func(s string) string { return strings.Join(strings.Fields(strings.ToLower(s)), " ") }
+	sum := sha1.Sum([]byte(norm(str(req.AgentID)) + "|" + norm(str(req.SkillID)) + "|" + norm(lastUser(req.Messages))))
+	return hex.EncodeToString(sum[:])
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

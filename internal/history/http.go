@@ -1,0 +1,258 @@
+package history
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/httpjson"
+)
+
+// API holds the history endpoints' handlers; the tenant's routes.go maps
+// them. Identity comes from caller.From(r.Context()) (the tenant's caller
+// middleware); only the view-state PUT bodies may name an owner, and those
+// claims go through resolve.
+type API struct {
+	store   *Store
+	resolve func(caller.Claims) caller.Caller
+	log     *slog.Logger
+}
+
+// NewAPI returns the handlers over s. resolve turns the owner claims of a
+// PUT body into a caller (nil means caller.Resolver{}.Resolve, whose
+// default teacher is "teacher").
+func NewAPI(s *Store, resolve func(caller.Claims) caller.Caller, log *slog.Logger) *API {
+	if resolve == nil {
+		resolve = caller.Resolver{}.Resolve
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{store: s, resolve: resolve, log: log}
+}
+
+// StudentSessions serves GET /student/history/sessions?student_id&limit&cursor.
+func (a *API) StudentSessions(w http.ResponseWriter, r *http.Request) {
+	sid := strings.TrimSpace(caller.From(r.Context()).StudentID)
+	if sid == "" {
+		httpjson.Error(w, http.StatusBadRequest, "student_id is required")
+		return
+	}
+	a.sessions(w, r, Student, "student_id", sid)
+}
+
+// TeacherSessions serves GET /teacher/history/sessions?teacher_id&limit&cursor.
+func (a *API) TeacherSessions(w http.ResponseWriter, r *http.Request) {
+	a.sessions(w, r, Teacher, "teacher_id", a.teacherID(r))
+}
+
+func (a *API) sessions(w http.ResponseWriter, r *http.Request, kind Kind, idKey, owner string) {
+	limit, ok := intParam(w, r, "limit", sessionsDefaultLimit)
+	if !ok {
+		return
+	}
+	cursor, ok := intParam(w, r, "cursor", 0)
+	if !ok {
+		return
+	}
+	page, next, total, err := a.store.sessionsRaw(kind, owner, limit, cursor)
+	if err != nil {
+		a.fail(w, "read sessions", err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{
+		"ok": true, idKey: owner, "sessions": page, "next_cursor": next, "total": total,
+	})
+}
+
+// StudentSession serves GET /student/history/session?student_id&session_id&cursor&limit&direction.
+func (a *API) StudentSession(w http.ResponseWriter, r *http.Request) {
+	sid := strings.TrimSpace(caller.From(r.Context()).StudentID)
+	session := strings.TrimSpace(r.URL.Query().Get("session_id"))
+	if sid == "" || session == "" {
+		httpjson.Error(w, http.StatusBadRequest, "student_id and session_id are required")
+		return
+	}
+	a.session(w, r, Student, "student_id", sid, session)
+}
+
+// TeacherSession serves GET /teacher/history/session?teacher_id&session_id&cursor&limit&direction.
+func (a *API) TeacherSession(w http.ResponseWriter, r *http.Request) {
+	tid := a.teacherID(r)
+	session := strings.TrimSpace(r.URL.Query().Get("session_id"))
+	if session == "" {
+		httpjson.Error(w, http.StatusBadRequest, "session_id is required")
+		return
+	}
+	a.session(w, r, Teacher, "teacher_id", tid, session)
+}
+
+func (a *API) session(w http.ResponseWriter, r *http.Request, kind Kind, idKey, owner, session string) {
+	cursor, ok := intParam(w, r, "cursor", -1)
+	if !ok {
+		return
+	}
+	limit, ok := intParam(w, r, "limit", messagesDefaultLimit)
+	if !ok {
+		return
+	}
+	limit = max(limit, 1) // an explicit 0 is 1, as before; the store reads 0 as its default
+	// Anything but "forward" is backward, as before.
+	forward := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("direction"))) == "forward"
+	msgs, next, err := a.store.messagesRaw(kind, owner, session, cursor, limit, forward)
+	if err != nil {
+		a.fail(w, "read session", err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{
+		"ok": true, idKey: owner, "session_id": session, "messages": msgs, "next_cursor": next,
+	})
+}
+
+// StudentViewState serves GET /student/session/view-state?student_id.
+func (a *API) StudentViewState(w http.ResponseWriter, r *http.Request) {
+	sid := strings.TrimSpace(caller.From(r.Context()).StudentID)
+	if sid == "" {
+		httpjson.Error(w, http.StatusBadRequest, "student_id is required")
+		return
+	}
+	a.getViewState(w, Student, "student_id", sid)
+}
+
+// TeacherViewState serves GET /teacher/session/view-state?teacher_id.
+func (a *API) TeacherViewState(w http.ResponseWriter, r *http.Request) {
+	a.getViewState(w, Teacher, "teacher_id", a.teacherID(r))
+}
+
+func (a *API) getViewState(w http.ResponseWriter, kind Kind, idKey, owner string) {
+	v, err := a.store.viewState(kind, owner)
+	if err != nil {
+		a.fail(w, "read view state", err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, idKey: owner, "state": v})
+}
+
+// viewStateBody is the PUT body of both view-state endpoints.
+type viewStateBody struct {
+	StudentID *string         `json:"student_id"`
+	TeacherID *string         `json:"teacher_id"`
+	State     json.RawMessage `json:"state"`
+}
+
+// PutStudentViewState serves PUT /student/session/view-state with body
+// {student_id, state}.
+func (a *API) PutStudentViewState(w http.ResponseWriter, r *http.Request) {
+	c, state, ok := a.viewStateRequest(w, r)
+	if !ok {
+		return
+	}
+	sid := strings.TrimSpace(c.StudentID)
+	if sid == "" {
+		httpjson.Error(w, http.StatusBadRequest, "student_id is required")
+		return
+	}
+	a.putViewState(w, Student, "student_id", sid, state)
+}
+
+// PutTeacherViewState serves PUT /teacher/session/view-state with body
+// {teacher_id?, state}.
+func (a *API) PutTeacherViewState(w http.ResponseWriter, r *http.Request) {
+	c, state, ok := a.viewStateRequest(w, r)
+	if !ok {
+		return
+	}
+	tid := c.TeacherID
+	if tid == "" {
+		tid = a.resolve(caller.Claims{Role: c.Role, StudentID: c.StudentID}).TeacherID
+	}
+	a.putViewState(w, Teacher, "teacher_id", tid, state)
+}
+
+// viewStateRequest decodes a PUT body and decides the caller: the one in
+// the context, re-resolved with the body's student_id/teacher_id claims
+// when the body names them.
+func (a *API) viewStateRequest(w http.ResponseWriter, r *http.Request) (caller.Caller, json.RawMessage, bool) {
+	var body viewStateBody
+	if err := httpjson.Decode(w, r, &body); err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return caller.Caller{}, nil, false
+	}
+	state := bytes.TrimSpace(body.State)
+	if len(state) == 0 || string(state) == "null" {
+		httpjson.Error(w, http.StatusBadRequest, "state is required")
+		return caller.Caller{}, nil, false
+	}
+	if state[0] != '{' {
+		httpjson.Error(w, http.StatusBadRequest, "state must be an object")
+		return caller.Caller{}, nil, false
+	}
+	c := caller.From(r.Context())
+	bodySID, bodyTID := trimPtr(body.StudentID), trimPtr(body.TeacherID)
+	if bodySID != "" || bodyTID != "" {
+		claims := caller.Claims{Role: c.Role, TeacherID: c.TeacherID, StudentID: c.StudentID}
+		if bodySID != "" {
+			claims.StudentID = bodySID
+		}
+		if bodyTID != "" {
+			claims.TeacherID = bodyTID
+		}
+		c = a.resolve(claims)
+	}
+	return c, state, true
+}
+
+func (a *API) putViewState(w http.ResponseWriter, kind Kind, idKey, owner string, state json.RawMessage) {
+	v, stale, err := a.store.putViewState(kind, owner, state)
+	if err != nil {
+		a.fail(w, "save view state", err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, idKey: owner, "state": v, "stale": stale})
+}
+
+// teacherID is the caller's resolved teacher, or the tenant's default
+// teacher when no middleware set one.
+func (a *API) teacherID(r *http.Request) string {
+	c := caller.From(r.Context())
+	if c.TeacherID != "" {
+		return c.TeacherID
+	}
+	return a.resolve(caller.Claims{Role: c.Role, StudentID: c.StudentID}).TeacherID
+}
+
+func trimPtr(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return strings.TrimSpace(*p)
+}
+
+// intParam reads an integer query parameter (absent or blank: def). A
+// value that is not an integer answers 400.
+func intParam(w http.ResponseWriter, r *http.Request, name string, def int) (int, bool) {
+	v := strings.TrimSpace(r.URL.Query().Get(name))
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		httpjson.Error(w, http.StatusBadRequest, name+" must be an integer, got "+strconv.Quote(truncRunes(v, 40)))
+		return 0, false
+	}
+	return n, true
+}
+
+func (a *API) fail(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, ErrInvalidID) {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.log.Error(what, "err", err)
+	httpjson.Error(w, http.StatusInternalServerError, what+" failed")
+}

@@ -1,0 +1,125 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/lectern/lectern/internal/limits"
+)
+
+// Meter records one tenant's LLM usage with atomic counters. The zero value
+// is ready; a Meter is safe for concurrent use.
+type Meter struct {
+	calls, failures, attempts      atomic.Int64
+	promptTokens, completionTokens atomic.Int64
+	latencyTotal, latencyMax       atomic.Int64 // nanoseconds
+}
+
+// MeterSnapshot is a Meter's counters at one moment (each counter is read
+// atomically; the set is not one consistent cut). Latencies are
+// time.Duration values, so they marshal to JSON as nanoseconds.
+type MeterSnapshot struct {
+	Calls            int64         `json:"calls"`    // every Client.Chat, failed or not
+	Failures         int64         `json:"failures"` // calls that returned an error
+	Attempts         int64         `json:"attempts"` // HTTP attempts over all calls
+	PromptTokens     int64         `json:"prompt_tokens"`
+	CompletionTokens int64         `json:"completion_tokens"`
+	LatencyTotal     time.Duration `json:"latency_total"` // sum of call latencies
+	LatencyMax       time.Duration `json:"latency_max"`   // longest call
+}
+
+// Snapshot returns the current counters. A nil Meter gives zeros.
+func (m *Meter) Snapshot() MeterSnapshot {
+	if m == nil {
+		return MeterSnapshot{}
+	}
+	return MeterSnapshot{
+		Calls:            m.calls.Load(),
+		Failures:         m.failures.Load(),
+		Attempts:         m.attempts.Load(),
+		PromptTokens:     m.promptTokens.Load(),
+		CompletionTokens: m.completionTokens.Load(),
+		LatencyTotal:     time.Duration(m.latencyTotal.Load()),
+		LatencyMax:       time.Duration(m.latencyMax.Load()),
+	}
+}
+
+// record adds one finished call.
+func (m *Meter) record(attempts int64, latency time.Duration, resp *Response, err error) {
+	if m == nil {
+		return
+	}
+	m.calls.Add(1)
+	m.attempts.Add(attempts)
+	if err != nil {
+		m.failures.Add(1)
+	} else if resp != nil {
+		m.promptTokens.Add(int64(resp.Usage.PromptTokens))
+		m.completionTokens.Add(int64(resp.Usage.CompletionTokens))
+	}
+	ns := int64(latency)
+	m.latencyTotal.Add(ns)
+	for {
+		cur := m.latencyMax.Load()
+		if ns <= cur || m.latencyMax.CompareAndSwap(cur, ns) {
+			break
+		}
+	}
+}
+
+// Client is what one tenant uses: the shared gateway, inside the tenant's
+// and the process's concurrency limits, with the tenant's meter.
+//
+// Tenant and Global must both be set (normal use) or both be nil (no limits,
+// for tools and tests). Meter may be nil.
+type Client struct {
+	Gateway        *Gateway
+	Tenant, Global *limits.Set
+	Meter          *Meter
+}
+
+// errHalfLimits is returned when only one of Tenant and Global is set.
+var errHalfLimits = errors.New("llm: Client needs both Tenant and Global limits, or neither")
+
+// Chat sends req through the gateway. Each HTTP attempt first takes the
+// slots of limits.AcquireLLM(ctx, Tenant, Global, req.Role) — tenant total,
+// tenant role, global total, global role — and gives them back before any
+// backoff sleep. The call's usage, attempts, latency and failure are
+// recorded in Meter. Without a configured gateway it returns
+// ErrNotConfigured (and records a failed call).
+func (c *Client) Chat(ctx context.Context, req Request) (*Response, error) {
+	start := time.Now()
+	var meter *Meter
+	if c != nil {
+		meter = c.Meter
+	}
+	if c == nil || !c.Gateway.Configured() {
+		meter.record(0, time.Since(start), nil, ErrNotConfigured)
+		return nil, ErrNotConfigured
+	}
+	if (c.Tenant == nil) != (c.Global == nil) {
+		meter.record(0, time.Since(start), nil, errHalfLimits)
+		return nil, errHalfLimits
+	}
+	var attempts atomic.Int64
+	acquire := func(ctx context.Context) (func(), error) {
+		if c.Tenant == nil {
+			attempts.Add(1)
+			return func() {}, nil
+		}
+		release, err := limits.AcquireLLM(ctx, c.Tenant, c.Global, req.Role)
+		if err == nil {
+			attempts.Add(1)
+		}
+		return release, err
+	}
+	resp, err := c.Gateway.Chat(ctx, req, acquire)
+	latency := time.Since(start)
+	if resp != nil {
+		latency = resp.Latency
+	}
+	meter.record(attempts.Load(), latency, resp, err)
+	return resp, err
+}
