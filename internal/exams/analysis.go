@@ -198,9 +198,11 @@ func (e *Exam) questionMetrics(q Question, upper, lower map[string]bool, groupSi
 		if r.QuestionNo != "" && m.QuestionNo == "" {
 			m.QuestionNo = r.QuestionNo
 		}
-		if c, err := strconv.Atoi(r.IsCorrect); err == nil {
-			correctSum += float64(c)
-			correctN++
+		if r.IsCorrect != "" {
+			if c, err := strconv.Atoi(r.IsCorrect); err == nil {
+				correctSum += float64(c)
+				correctN++
+			}
 		}
 		if !r.Scored {
 			continue

@@ -30,6 +30,11 @@ func sheetRows(examID string, sh *scoresheet.Sheet) ([]exams.Response, []exams.Q
 		}
 		return rows, []exams.Question{{ID: totalID, Order: "1"}}
 	}
+	cells := 0
+	for _, s := range sh.Students {
+		cells += len(s.Cells)
+	}
+	rows = make([]exams.Response, 0, cells)
 	qs := make([]exams.Question, 0, len(sh.Questions))
 	for _, q := range sh.Questions {
 		qs = append(qs, exams.Question{ID: q.ID, No: strconv.Itoa(q.No), SubNo: q.Sub, Order: strconv.Itoa(q.Order)})

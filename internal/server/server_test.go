@@ -30,14 +30,14 @@ const adminKey = "test-admin-key"
 
 // env is a started server over real files, reached through real HTTP.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	root   string
 	srv    *Server
 	http   *httptest.Server
 	client *http.Client
 }
 
-func newEnv(t *testing.T, mutate ...func(*Config)) *env {
+func newEnv(t testing.TB, mutate ...func(*Config)) *env {
 	t.Helper()
 	root := t.TempDir()
 	cfg := Config{
@@ -77,7 +77,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -141,7 +141,7 @@ func writeManifest(t *testing.T, dataDir, examID, generatedAt string, students i
 	}
 }
 
-func expect(t *testing.T, r response, status int, body string) {
+func expect(t testing.TB, r response, status int, body string) {
 	t.Helper()
 	if r.status != status || (body != "" && strings.TrimSpace(string(r.body)) != body) {
 		t.Fatalf("got %d %s, want %d %s", r.status, r.body, status, body)
