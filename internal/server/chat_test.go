@@ -138,7 +138,8 @@ func TestChatToolBudgetOverrun(t *testing.T) {
 			Function: llm.FunctionCall{Name: "exam_list", Arguments: `{}`}}}}
 	})
 	e := newEnv(t, withLLM(5*time.Second, 1, fake))
-	job := e.waitChat("", e.startChat("", teacherTurn("r-budget", "列出考试"))["job_id"].(string))
+	expect(t, e.putTenant("t1", nil), 200, "")
+	job := e.waitChat("/t/t1", e.startChat("/t/t1", teacherTurn("r-budget", "列出考试"))["job_id"].(string))
 	if job["reply"] != "预算用完，直接回答。" {
 		t.Fatalf("job: %v", job)
 	}
@@ -153,7 +154,8 @@ func TestChatRetryAndFallback(t *testing.T) {
 		fake := llmtest.NewServer(t)
 		fake.Script(llmtest.Step{Status: 429, RetryAfter: "0"}, llmtest.Step{Reply: "第二次成功"})
 		e := newEnv(t, withLLM(5*time.Second, 3, fake))
-		job := e.waitChat("", e.startChat("", teacherTurn("r429", "hi"))["job_id"].(string))
+		expect(t, e.putTenant("t1", nil), 200, "")
+		job := e.waitChat("/t/t1", e.startChat("/t/t1", teacherTurn("r429", "hi"))["job_id"].(string))
 		if job["reply"] != "第二次成功" || len(fake.Requests()) != 2 {
 			t.Fatalf("job %v after %d calls", job, len(fake.Requests()))
 		}
@@ -163,7 +165,8 @@ func TestChatRetryAndFallback(t *testing.T) {
 		bad.Script(llmtest.Step{Status: 500})
 		good.Script(llmtest.Step{Reply: "来自备用模型"})
 		e := newEnv(t, withLLM(5*time.Second, 2, bad, good))
-		job := e.waitChat("", e.startChat("", teacherTurn("r500", "hi"))["job_id"].(string))
+		expect(t, e.putTenant("t1", nil), 200, "")
+		job := e.waitChat("/t/t1", e.startChat("/t/t1", teacherTurn("r500", "hi"))["job_id"].(string))
 		if job["reply"] != "来自备用模型" || len(bad.Requests()) != 2 {
 			t.Fatalf("job %v; first provider got %d calls", job, len(bad.Requests()))
 		}
@@ -175,8 +178,9 @@ func TestChatRetryAndFallback(t *testing.T) {
 		fake := llmtest.NewServer(t)
 		fake.Script(llmtest.Step{Hang: true})
 		e := newEnv(t, withLLM(200*time.Millisecond, 1, fake))
+		expect(t, e.putTenant("t1", nil), 200, "")
 		began := time.Now()
-		job := e.waitChat("", e.startChat("", teacherTurn("rhang", "hi"))["job_id"].(string))
+		job := e.waitChat("/t/t1", e.startChat("/t/t1", teacherTurn("rhang", "hi"))["job_id"].(string))
 		if job["status"] != "failed" || time.Since(began) > 10*time.Second {
 			t.Fatalf("job %v after %v", job, time.Since(began))
 		}
@@ -194,7 +198,8 @@ func TestChatMalformedToolArguments(t *testing.T) {
 			Function: llm.FunctionCall{Name: "exam_get", Arguments: `{not json`}}}}
 	})
 	e := newEnv(t, withLLM(5*time.Second, 1, fake))
-	job := e.waitChat("", e.startChat("", teacherTurn("r-bad", "看看考试"))["job_id"].(string))
+	expect(t, e.putTenant("t1", nil), 200, "")
+	job := e.waitChat("/t/t1", e.startChat("/t/t1", teacherTurn("r-bad", "看看考试"))["job_id"].(string))
 	reply, _ := job["reply"].(string)
 	if job["status"] != "done" || !strings.Contains(reply, "invalid_arguments") || !strings.Contains(reply, "exam_id") {
 		t.Fatalf("job: %v", job)
