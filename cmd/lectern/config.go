@@ -39,6 +39,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			UploadMaxBytes:   int64(env.positive("UPLOAD_MAX_MB", 64)) << 20,
 			UploadMaxFiles:   env.positive("UPLOAD_MAX_FILES", 32),
 			DefaultTeacherID: env.str("DEFAULT_TEACHER_ID", "teacher"),
+			ProfileQueueMax:  env.positive("PROFILE_UPDATE_QUEUE_MAX", 500),
 			Chat: tenantapp.ChatSettings{
 				LaneMaxQueue: env.positive("CHAT_LANE_MAX_QUEUE", 6),
 				Debounce:     env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),

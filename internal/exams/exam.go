@@ -239,3 +239,8 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }
+
+// ResolveInDataDir resolves a path given by a client or a manifest inside
+// dataDir (relative paths from dataDir; the predecessor's "data/…" form
+// too); anything outside it, symlinks included, is an error.
+func ResolveInDataDir(dataDir, p string) (string, error) { return resolveIn(dataDir, p) }

@@ -224,3 +224,22 @@ func questionNoKey(no string) int {
 	}
 	return n
 }
+
+// StudentScores returns a student's score per question id (the best one
+// when a question appears twice); unscored rows are left out.
+func (e *Exam) StudentScores(key string) map[string]float64 {
+	out := map[string]float64{}
+	for _, i := range e.rowsByStudent[key] {
+		r := &e.Responses[i]
+		if !r.Scored || r.QuestionID == "" {
+			continue
+		}
+		if prev, ok := out[r.QuestionID]; !ok || r.Score > prev {
+			out[r.QuestionID] = r.Score
+		}
+	}
+	return out
+}
+
+// StudentKey is the key Student and StudentScores take for s.
+func StudentKey(s Student) string { return studentKey(s) }

@@ -90,6 +90,12 @@ func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 		delete(r, "confirm_error")
 		return nil
 	})
+	if err == nil && p.onDone != nil {
+		if e, lerr := p.exams.Exam(examID); lerr == nil {
+			date, _ := st.meta["date"].(string)
+			p.onDone(e, date)
+		}
+	}
 	return examID, false, err
 }
 

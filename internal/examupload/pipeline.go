@@ -43,7 +43,10 @@ type Config struct {
 	UploadsDir string
 	Exams      *exams.Service
 	Limits     Limits // zero → defaults
-	Logger     *slog.Logger
+	// OnConfirmed, when set, is told about every confirmed exam (the
+	// profile-update producer).
+	OnConfirmed func(e *exams.Exam, date string)
+	Logger      *slog.Logger
 }
 
 // Pipeline is one tenant's exam upload pipeline and its worker.
@@ -55,6 +58,7 @@ type Pipeline struct {
 	log     *slog.Logger
 	runner  *jobs.Runner
 	now     func() time.Time
+	onDone  func(e *exams.Exam, date string)
 
 	// confirmMu serialises confirms, so two of them never both create the
 	// exam or both pass the exists check.
@@ -81,6 +85,7 @@ func New(c Config) *Pipeline {
 		limits:  lim,
 		log:     log,
 		now:     time.Now,
+		onDone:  c.OnConfirmed,
 	}
 	p.runner = jobs.NewRunner(jobs.Options{
 		Kind:    "exam_upload",

@@ -267,6 +267,9 @@ func TestChatLaneOrdering(t *testing.T) {
 	var order []string
 	gate := make(chan struct{})
 	fake.Respond(func(req llmtest.Recorded) llmtest.Step {
+		if req.Body["response_format"] != nil { // a profile judgement, not a reply
+			return llmtest.Step{Reply: `{"weak_kp":[],"strong_kp":[],"next_focus":"","evidence":""}`}
+		}
 		last := req.Messages[len(req.Messages)-1].Content
 		mu.Lock()
 		order = append(order, last)

@@ -37,6 +37,8 @@ type Config struct {
 	// requests that name none.
 	Chat             tenantapp.ChatSettings
 	DefaultTeacherID string
+	// ProfileQueueMax bounds each tenant's pending profile updates.
+	ProfileQueueMax int
 }
 
 func (c Config) uploads() examupload.Limits {
@@ -83,6 +85,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Chat:             cfg.Chat,
 		Logger:           log,
 		DefaultTeacherID: cfg.DefaultTeacherID,
+		ProfileQueueMax:  cfg.ProfileQueueMax,
 	}, s.shared)
 	if err == nil {
 		err = s.fallback.Start(ctx)
@@ -120,6 +123,7 @@ func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
 		Chat:             s.cfg.Chat,
 		Logger:           s.log,
 		DefaultTeacherID: s.cfg.DefaultTeacherID,
+		ProfileQueueMax:  s.cfg.ProfileQueueMax,
 	}, s.shared)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/students"
 	"github.com/lectern/lectern/internal/tools"
 )
 
@@ -45,7 +46,9 @@ type Settings struct {
 	Chat ChatSettings
 	// DefaultTeacherID is the teacher of requests that name none.
 	DefaultTeacherID string
-	Logger           *slog.Logger
+	// ProfileQueueMax bounds pending profile updates (500).
+	ProfileQueueMax int
+	Logger          *slog.Logger
 }
 
 // ChatSettings tune the chat lanes.
@@ -90,6 +93,9 @@ type App struct {
 	llmOK    bool
 	chat     *chat.Service
 	history  *history.API
+	profiles *students.Store
+	profileW *students.Worker
+	students *students.API
 	workers  []*worker
 	handler  http.Handler
 
@@ -138,23 +144,34 @@ func New(s Settings, shared Shared) (*App, error) {
 		global:   global,
 		exams:    exams.NewService(s.DataDir),
 	}
-	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams, Limits: s.Uploads, Logger: log})
+	llmClient := &llm.Client{Gateway: shared.LLM, Tenant: a.limits, Global: global, Meter: &llm.Meter{}}
+	a.meter = llmClient.Meter
+	a.profiles = students.NewStore(s.DataDir)
+	var judge students.Judge
+	if shared.LLM.Configured() {
+		judge = students.NewJudge(llmClient)
+	}
+	a.profileW = students.NewWorker(students.WorkerConfig{UploadsDir: s.UploadsDir, Profiles: a.profiles,
+		Bound: s.ProfileQueueMax, Judge: judge, Logger: log})
+	a.students = students.NewAPI(students.APIConfig{Profiles: a.profiles, Worker: a.profileW, Exams: a.exams,
+		DataDir: s.DataDir, UploadsDir: s.UploadsDir, MaxUploadBytes: s.Uploads.MaxBytes, MaxUploadFiles: s.Uploads.MaxFiles, Logger: log})
+	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
+		Limits: s.Uploads, OnConfirmed: a.examConfirmed, Logger: log})
 	// Each domain brings the runner of its worker kind; a kind whose
 	// domain has not landed yet gets an idle runner that takes no job, so
 	// job records already on disk stay exactly as they are.
 	a.resolver = caller.Resolver{DefaultTeacherID: s.DefaultTeacherID}
-	a.meter = &llm.Meter{}
 	a.llmOK = shared.LLM.Configured()
 	registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
 	if err != nil {
 		return nil, fmt.Errorf("tenant app: %w", err)
 	}
-	replier := agentReplier{&agent.Agent{
-		LLM:     &llm.Client{Gateway: shared.LLM, Tenant: a.limits, Global: global, Meter: a.meter},
+	replier := agentReplier{agent: &agent.Agent{
+		LLM:     llmClient,
 		Tools:   registry,
 		Prompts: agent.NewPrompts(s.DataDir),
 		Logger:  log,
-	}}
+	}, profiles: a.profiles}
 	hist := history.NewStore(s.DataDir, 0)
 	a.history = history.NewAPI(hist, a.resolver.Resolve, log)
 	debounce := s.Chat.Debounce
@@ -162,16 +179,18 @@ func New(s Settings, shared Shared) (*App, error) {
 		debounce = 500 * time.Millisecond
 	}
 	a.chat = chat.New(chat.Config{
-		UploadsDir:   s.UploadsDir,
-		History:      hist,
-		Replier:      replier,
-		Resolver:     a.resolver,
-		Workers:      s.ChatWorkers,
-		LaneMaxQueue: s.Chat.LaneMaxQueue,
-		Debounce:     max(debounce, 0),
-		Logger:       log,
+		UploadsDir:     s.UploadsDir,
+		History:        hist,
+		Replier:        replier,
+		Resolver:       a.resolver,
+		Workers:        s.ChatWorkers,
+		LaneMaxQueue:   s.Chat.LaneMaxQueue,
+		Debounce:       max(debounce, 0),
+		OnStudentReply: a.studentReplied,
+		Logger:         log,
 	})
-	runners := map[string]*jobs.Runner{KindExamUpload: a.uploads.Runner(), KindChat: a.chat.Runner()}
+	runners := map[string]*jobs.Runner{KindExamUpload: a.uploads.Runner(), KindChat: a.chat.Runner(),
+		KindProfileUpdate: a.profileW.Runner()}
 	workers := map[string]int{KindChat: s.ChatWorkers}
 	for _, kind := range []string{KindChat, KindAssignmentUpload, KindExamUpload, KindProfileUpdate} {
 		w := &worker{kind: kind, runner: runners[kind], active: runners[kind] != nil}

@@ -42,6 +42,13 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /teacher/session/view-state", h.TeacherViewState)
 	mux.HandleFunc("PUT /teacher/session/view-state", h.PutTeacherViewState)
 
+	st := a.students
+	mux.HandleFunc("GET /student/profile/{student_id}", st.Profile)
+	mux.HandleFunc("POST /student/profile/update", st.ProfileUpdate)
+	mux.HandleFunc("POST /student/import", st.Import)
+	mux.HandleFunc("POST /student/verify", st.Verify)
+	mux.HandleFunc("POST /upload", st.Upload)
+
 	mux.HandleFunc("/", handleNotFound)
 	return a.resolver.Middleware(mux)
 }

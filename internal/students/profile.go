@@ -1,0 +1,160 @@
+// Package students keeps student profiles (DATA_DIR/student_profiles/
+// <student_id>.json) and the one writer that changes them: the tenant's
+// profile-update worker. Every change — the form endpoint, student chat
+// replies, imports, confirmed exams — is a durable job that the worker
+// applies, coalescing a student's pending updates into one atomic write.
+package students
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/atomicfile"
+)
+
+// Errors.
+var (
+	ErrInvalidID = errors.New("invalid_student_id")
+	ErrNotFound  = errors.New("profile not found")
+)
+
+// Bounds of the profile's lists, as in the predecessor.
+const (
+	keepNotes    = 20
+	keepImports  = 10
+	keepPractice = 20
+	keepExams    = 20
+	noteMaxRunes = 900
+)
+
+// TimeLayout is the predecessor's timestamp format.
+const TimeLayout = "2006-01-02T15:04:05"
+
+// ValidID reports whether id may name a profile file: 1 to 128 characters,
+// any script (Chinese names, "高二(3)班_张三"), but no path separator, no
+// control character, and not starting with '.'.
+func ValidID(id string) bool {
+	if id == "" || !utf8.ValidString(id) || utf8.RuneCountInString(id) > 128 || id[0] == '.' || strings.TrimSpace(id) != id {
+		return false
+	}
+	for _, r := range id {
+		if r == '/' || r == '\\' || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Profile is a student profile: free-form JSON (the union of what every
+// writer of the predecessor produced), kept as a map so no field is lost.
+type Profile map[string]any
+
+// Store reads profiles; only the worker writes them.
+type Store struct {
+	dir string // DATA_DIR/student_profiles
+}
+
+// NewStore returns the profiles of dataDir.
+func NewStore(dataDir string) *Store {
+	return &Store{dir: filepath.Join(dataDir, "student_profiles")}
+}
+
+func (s *Store) path(id string) (string, error) {
+	if !ValidID(id) {
+		return "", ErrInvalidID
+	}
+	return filepath.Join(s.dir, id+".json"), nil
+}
+
+// Get reads a profile.
+func (s *Store) Get(id string) (Profile, error) {
+	p, err := s.path(id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var prof Profile
+	if err := json.Unmarshal(data, &prof); err != nil || prof == nil {
+		return nil, errors.New("profile is not a JSON object")
+	}
+	return prof, nil
+}
+
+// Exists reports whether a profile file exists.
+func (s *Store) Exists(id string) bool {
+	p, err := s.path(id)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// put writes a profile atomically (worker only).
+func (s *Store) put(id string, prof Profile) error {
+	p, err := s.path(id)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteJSON(p, prof)
+}
+
+// List reads every profile (for verify); unreadable files are skipped.
+func (s *Store) List() []Profile {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil
+	}
+	var out []Profile
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || e.IsDir() {
+			continue
+		}
+		if prof, err := s.Get(name); err == nil {
+			out = append(out, prof)
+		}
+	}
+	return out
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func list(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// appendKeep appends items and keeps the last n.
+func appendKeep(v any, n int, items ...any) []any {
+	l := append(list(v), items...)
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return l
+}
+
+func now() string { return time.Now().Format(TimeLayout) }
+
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,247 @@
+package students
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Update kinds.
+const (
+	KindForm   = "form"   // POST /student/profile/update
+	KindChat   = "chat"   // a student's chat reply
+	KindImport = "import" // POST /student/import
+	KindExam   = "exam"   // a confirmed exam
+)
+
+// Update is one change to a profile, as stored in its job record.
+type Update struct {
+	Kind      string `json:"kind"`
+	StudentID string `json:"student_id"`
+
+	// form (and an LLM judgement of a chat)
+	WeakKP    []string `json:"weak_kp,omitempty"`
+	StrongKP  []string `json:"strong_kp,omitempty"`
+	MediumKP  []string `json:"medium_kp,omitempty"`
+	NextFocus string   `json:"next_focus,omitempty"`
+	Note      string   `json:"interaction_note,omitempty"`
+
+	// chat
+	AssignmentID string `json:"assignment_id,omitempty"`
+	UserText     string `json:"user_text,omitempty"`
+	Reply        string `json:"reply,omitempty"`
+
+	// import
+	StudentName string `json:"student_name,omitempty"`
+	ClassName   string `json:"class_name,omitempty"`
+	Source      string `json:"source,omitempty"`
+	File        string `json:"file,omitempty"`
+	ExamID      string `json:"exam_id,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+
+	// exam
+	Exam *ExamResult `json:"exam,omitempty"`
+}
+
+// ExamResult is one student's result in a confirmed exam.
+type ExamResult struct {
+	ExamID       string         `json:"exam_id"`
+	Date         string         `json:"date,omitempty"`
+	Total        float64        `json:"total"`
+	MaxTotal     *float64       `json:"max_total"`
+	Rank         int            `json:"rank"`
+	Percentile   float64        `json:"percentile"`
+	StudentCount int            `json:"student_count"`
+	LostMost     []QuestionLoss `json:"lost_most"`
+	// Knowledge is the student's points per knowledge point (not copied
+	// into exam_results; it feeds mastery_by_kp).
+	Knowledge map[string]KPScore `json:"knowledge,omitempty"`
+}
+
+// QuestionLoss is a question on which the student lost points.
+type QuestionLoss struct {
+	QuestionID string  `json:"question_id"`
+	Score      float64 `json:"score"`
+	MaxScore   float64 `json:"max_score"`
+	Lost       float64 `json:"lost"`
+}
+
+// KPScore is a student's points on one knowledge point in one exam.
+type KPScore struct {
+	Score     float64 `json:"score"`
+	Max       float64 `json:"max"`
+	Questions int     `json:"questions"`
+}
+
+// Judgement is an LLM's structured reading of a student conversation.
+type Judgement struct {
+	WeakKP    []string `json:"weak_kp"`
+	StrongKP  []string `json:"strong_kp"`
+	NextFocus string   `json:"next_focus"`
+	Evidence  string   `json:"evidence"`
+	Model     string   `json:"-"`
+}
+
+// ChatNote is the interaction note of a chat turn, as the predecessor
+// wrote it: "assignment_id=<id> | U:<user> | A:<reply>", at most 900
+// characters plus "…".
+func ChatNote(assignmentID, user, reply string) string {
+	return cut(fmt.Sprintf("assignment_id=%s | U:%s | A:%s", assignmentID, strings.TrimSpace(user), strings.TrimSpace(reply)), noteMaxRunes)
+}
+
+// apply changes prof by u (and, for a chat, by the LLM's judgement j).
+func apply(prof Profile, u Update, j *Judgement, ts string) {
+	if str(prof["student_id"]) == "" {
+		prof["student_id"] = u.StudentID
+	}
+	if str(prof["created_at"]) == "" {
+		prof["created_at"] = ts
+	}
+	prof["last_updated"] = ts
+	switch u.Kind {
+	case KindForm:
+		applyKP(prof, u.WeakKP, u.MediumKP, u.StrongKP, u.NextFocus)
+		if strings.TrimSpace(u.Note) != "" {
+			prof["interaction_notes"] = appendKeep(prof["interaction_notes"], keepNotes, map[string]any{"timestamp": ts, "note": u.Note})
+		}
+	case KindChat:
+		note := ChatNote(u.AssignmentID, u.UserText, u.Reply)
+		prof["interaction_notes"] = appendKeep(prof["interaction_notes"], keepNotes, map[string]any{"timestamp": ts, "note": note})
+		if j != nil {
+			applyKP(prof, j.WeakKP, nil, j.StrongKP, j.NextFocus)
+			prof["llm_judgements"] = appendKeep(prof["llm_judgements"], 10, map[string]any{
+				"timestamp": ts, "source": "chat", "model": j.Model, "weak_kp": j.WeakKP, "strong_kp": j.StrongKP,
+				"next_focus": j.NextFocus, "evidence": cut(j.Evidence, 300)})
+		}
+	case KindImport:
+		applyIdentity(prof, u.StudentName, u.ClassName)
+		prof["import_history"] = appendKeep(prof["import_history"], keepImports, map[string]any{
+			"timestamp": ts, "source": orDefault(u.Source, "exam_responses"), "file": u.File, "exam_id": u.ExamID, "mode": orDefault(u.Mode, "merge")})
+		if u.Exam != nil {
+			applyExam(prof, u.Exam, ts)
+		}
+	case KindExam:
+		applyIdentity(prof, u.StudentName, u.ClassName)
+		if u.Exam != nil {
+			applyExam(prof, u.Exam, ts)
+		}
+	}
+}
+
+// applyKP is update_profile.py: non-empty lists replace recent_*_kp;
+// next_focus is the given one, else the first weak point; the summary is
+// rebuilt when any of them was given.
+func applyKP(prof Profile, weak, medium, strong []string, next string) {
+	if len(weak) > 0 {
+		prof["recent_weak_kp"] = weak
+	}
+	if len(medium) > 0 {
+		prof["recent_medium_kp"] = medium
+	}
+	if len(strong) > 0 {
+		prof["recent_strong_kp"] = strong
+	}
+	if next == "" && len(weak) > 0 {
+		next = weak[0]
+	}
+	if next != "" {
+		prof["next_focus"] = next
+	}
+	if len(weak) > 0 || len(strong) > 0 || next != "" {
+		prof["summary"] = fmt.Sprintf("weak: %s | strong: %s | next: %s",
+			strings.Join(strs(prof["recent_weak_kp"]), ", "), strings.Join(strs(prof["recent_strong_kp"]), ", "), str(prof["next_focus"]))
+	}
+}
+
+// applyIdentity: the first name seen is student_name, later ones aliases.
+func applyIdentity(prof Profile, name, class string) {
+	if name != "" {
+		switch current := str(prof["student_name"]); {
+		case current == "":
+			prof["student_name"] = name
+		case current != name:
+			aliases := strs(prof["aliases"])
+			if !slices.Contains(aliases, name) {
+				aliases = append(aliases, name)
+			}
+			sort.Strings(aliases)
+			prof["aliases"] = aliases
+		}
+	}
+	if class != "" && str(prof["class_name"]) == "" {
+		prof["class_name"] = class
+	}
+}
+
+// applyExam records the result (one entry per exam) and folds its
+// knowledge-point scores into mastery_by_kp, weighted by evidence.
+func applyExam(prof Profile, r *ExamResult, ts string) {
+	entry := map[string]any{"exam_id": r.ExamID, "date": r.Date, "total": r.Total, "max_total": r.MaxTotal,
+		"rank": r.Rank, "percentile": r.Percentile, "student_count": r.StudentCount, "lost_most": r.LostMost, "recorded_at": ts}
+	var kept []any
+	for _, e := range list(prof["exam_results"]) {
+		if m, ok := e.(map[string]any); ok && str(m["exam_id"]) == r.ExamID {
+			continue // a re-import replaces the entry
+		}
+		kept = append(kept, e)
+	}
+	prof["exam_results"] = appendKeep(kept, keepExams, entry)
+	if len(r.Knowledge) == 0 {
+		return
+	}
+	mastery, _ := prof["mastery_by_kp"].(map[string]any)
+	if mastery == nil {
+		mastery = map[string]any{}
+	}
+	for kp, s := range r.Knowledge {
+		if s.Max <= 0 {
+			continue
+		}
+		old, _ := mastery[kp].(map[string]any)
+		acc, _ := old["accuracy"].(float64)
+		ev, _ := old["evidence"].(float64)
+		n := float64(s.Questions)
+		newAcc := (acc*ev + s.Score/s.Max*n) / (ev + n)
+		mastery[kp] = map[string]any{"accuracy": math.Round(newAcc*10000) / 10000, "evidence": ev + n, "updated_at": ts,
+			"last_exam": r.ExamID}
+	}
+	prof["mastery_by_kp"] = mastery
+}
+
+func strs(v any) []string {
+	switch l := v.(type) {
+	case []string:
+		return l
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// SplitKP reads a form's knowledge-point list: comma, Chinese comma, 、 or
+// newline separated.
+func SplitKP(s string) []string {
+	f := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '，' || r == '、' || r == '\n' || r == ';' || r == '；' })
+	out := make([]string, 0, len(f))
+	for _, x := range f {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

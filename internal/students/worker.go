@@ -1,0 +1,264 @@
+package students
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lectern/lectern/internal/jobs"
+)
+
+// ErrQueueFull is the backpressure signal: the queue is at its bound.
+var ErrQueueFull = errors.New("profile update queue is full")
+
+// Judge reads a student conversation into weak and strong points (an LLM
+// call within the tenant's student limits); nil when no LLM is configured.
+type Judge func(ctx context.Context, studentID, userText, reply string) (*Judgement, error)
+
+// WorkerConfig configures the profile-update worker.
+type WorkerConfig struct {
+	UploadsDir string
+	Profiles   *Store
+	// Bound is PROFILE_UPDATE_QUEUE_MAX: pending updates beyond it are
+	// refused (ErrQueueFull) or waited for, never dropped. Default 500.
+	Bound int
+	// NoCoalesce applies each update on its own (for comparison); by
+	// default a student's pending updates are applied in one write.
+	NoCoalesce bool
+	Judge      Judge
+	Logger     *slog.Logger
+}
+
+// Worker is the one writer of a tenant's profiles.
+type Worker struct {
+	cfg    WorkerConfig
+	log    *slog.Logger
+	jobs   *jobs.Store
+	runner *jobs.Runner
+
+	mu      sync.Mutex
+	pending map[string][]string // student → queued job ids, oldest first
+	count   int
+	space   chan struct{}            // closed and replaced whenever room is made
+	applied map[string]chan struct{} // job id → closed once applied
+}
+
+// NewWorker builds the worker; it picks up the updates left queued on disk.
+func NewWorker(cfg WorkerConfig) *Worker {
+	if cfg.Bound < 1 {
+		cfg.Bound = 500
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Worker{cfg: cfg, log: log, jobs: jobs.NewStore(filepath.Join(cfg.UploadsDir, "profile_jobs")),
+		pending: map[string][]string{}, space: make(chan struct{}), applied: map[string]chan struct{}{}}
+	w.runner = jobs.NewRunner(jobs.Options{Kind: "profile_update", Store: w.jobs, Workers: 1, Process: w.process, Logger: log})
+	if ids, err := w.jobs.Scan("queued", "processing"); err == nil {
+		for _, id := range ids {
+			if rec, err := w.jobs.Load(id); err == nil {
+				w.track(str(rec["student_id"]), id)
+			}
+		}
+	}
+	return w
+}
+
+// Runner is the worker's job runner (one worker: one writer).
+func (w *Worker) Runner() *jobs.Runner { return w.runner }
+
+func (w *Worker) track(student, id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending[student] = append(w.pending[student], id)
+	w.count++
+	w.applied[id] = make(chan struct{})
+}
+
+// Pending is the number of queued updates.
+func (w *Worker) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.count
+}
+
+// Enqueue stores u durably and queues it, or returns ErrQueueFull.
+func (w *Worker) Enqueue(u Update) (string, error) {
+	if !ValidID(u.StudentID) {
+		return "", ErrInvalidID
+	}
+	w.mu.Lock()
+	if w.count >= w.cfg.Bound {
+		w.mu.Unlock()
+		return "", ErrQueueFull
+	}
+	w.count++ // reserve the place before the write
+	w.mu.Unlock()
+	id := "pjob_" + randomHex(6)
+	var rec map[string]any
+	data, _ := json.Marshal(map[string]any{"job_id": id, "status": "queued", "student_id": u.StudentID, "update": u})
+	json.Unmarshal(data, &rec)
+	if err := w.jobs.Create(id, rec); err != nil {
+		w.mu.Lock()
+		w.count--
+		w.mu.Unlock()
+		return "", err
+	}
+	w.mu.Lock()
+	w.pending[u.StudentID] = append(w.pending[u.StudentID], id)
+	w.applied[id] = make(chan struct{})
+	w.mu.Unlock()
+	w.runner.Enqueue(id)
+	return id, nil
+}
+
+// EnqueueWait is Enqueue that waits for room instead of refusing, until
+// ctx ends (producers inside the server: chat replies, imports, exams).
+func (w *Worker) EnqueueWait(ctx context.Context, u Update) (string, error) {
+	for {
+		w.mu.Lock()
+		space := w.space
+		w.mu.Unlock()
+		id, err := w.Enqueue(u)
+		if !errors.Is(err, ErrQueueFull) {
+			return id, err
+		}
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+// Wait blocks until job id has been applied (or ctx ends).
+func (w *Worker) Wait(ctx context.Context, id string) error {
+	w.mu.Lock()
+	ch, ok := w.applied[id]
+	w.mu.Unlock()
+	if !ok {
+		return nil // applied already
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// process applies job id and, when coalescing, every other update of the
+// same student still waiting: one read and one atomic write of the
+// profile. Applied jobs are removed from disk.
+func (w *Worker) process(ctx context.Context, id string) error {
+	rec, err := w.jobs.Load(id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return nil // applied with an earlier job of the student
+	}
+	if err != nil {
+		return err
+	}
+	student := str(rec["student_id"])
+	w.mu.Lock()
+	ids := []string{id}
+	if !w.cfg.NoCoalesce {
+		ids = append([]string(nil), w.pending[student]...)
+		if len(ids) == 0 {
+			ids = []string{id}
+		}
+	}
+	w.mu.Unlock()
+
+	var updates []Update
+	var applied []string
+	for _, jid := range ids {
+		r, err := w.jobs.Load(jid)
+		if err != nil {
+			continue
+		}
+		var u Update
+		raw, _ := json.Marshal(r["update"])
+		if err := json.Unmarshal(raw, &u); err != nil {
+			w.log.Error("profile update record is unreadable; dropped", "job_id", jid, "err", err)
+		} else {
+			updates = append(updates, u)
+		}
+		applied = append(applied, jid)
+	}
+	prof, err := w.cfg.Profiles.Get(student)
+	if errors.Is(err, ErrNotFound) {
+		prof = Profile{}
+	} else if err != nil {
+		return err
+	}
+	ts := now()
+	for _, u := range updates {
+		var j *Judgement
+		if u.Kind == KindChat && w.cfg.Judge != nil {
+			jctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			j, err = w.cfg.Judge(jctx, student, u.UserText, u.Reply)
+			cancel()
+			if ctx.Err() != nil {
+				return ctx.Err() // stopping: nothing written, the jobs stay queued
+			}
+			if err != nil {
+				w.log.Warn("profile judgement failed; keeping the interaction note only", "student_id", student, "err", err)
+				j = nil
+			}
+		}
+		apply(prof, u, j, ts)
+	}
+	if err := w.cfg.Profiles.put(student, prof); err != nil {
+		return err
+	}
+	w.done(student, applied)
+	return nil
+}
+
+// done removes applied jobs from disk and from the pending set, and wakes
+// whoever waits for them or for room.
+func (w *Worker) done(student string, ids []string) {
+	for _, id := range ids {
+		if dir, err := w.jobs.JobDir(id); err == nil {
+			os.RemoveAll(dir)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	gone := map[string]bool{}
+	for _, id := range ids {
+		gone[id] = true
+		if ch, ok := w.applied[id]; ok {
+			close(ch)
+			delete(w.applied, id)
+			w.count--
+		}
+	}
+	rest := w.pending[student][:0]
+	for _, id := range w.pending[student] {
+		if !gone[id] {
+			rest = append(rest, id)
+		}
+	}
+	if len(rest) == 0 {
+		delete(w.pending, student)
+	} else {
+		w.pending[student] = rest
+	}
+	close(w.space)
+	w.space = make(chan struct{})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
