@@ -251,3 +251,32 @@ func TestUploadKeepsFilesApart(t *testing.T) {
 	expect(t, e.uploadBytes("/upload", nil, [3]string{"files", "..", "x"}), 400, "")
 	_ = http.StatusOK
 }
+
+// The student tutor sees the profile's weak points.
+func TestStudentChatSeesProfile(t *testing.T) {
+	fake := llmtest.NewServer(t)
+	fake.Respond(func(req llmtest.Recorded) llmtest.Step {
+		if req.Body["response_format"] != nil {
+			return llmtest.Step{Reply: `{"weak_kp":[],"strong_kp":[],"next_focus":"","evidence":""}`}
+		}
+		return llmtest.Step{Reply: "好的"}
+	})
+	e := newEnv(t, withLLM(5*time.Second, 1, fake))
+	expect(t, e.postForm("/student/profile/update", url.Values{"student_id": {"S7"}, "weak_kp": {"动量守恒"}}), 200, "")
+	job := e.waitChat("", e.startChat("", studentTurn("r7", "S7", "这题怎么做"))["job_id"].(string))
+	if job["status"] != "done" {
+		t.Fatalf("job %v", job)
+	}
+	var system []string
+	for _, m := range fake.Requests()[0].Messages {
+		if m.Role == "system" {
+			system = append(system, m.Content)
+		}
+	}
+	if s := strings.Join(system, "\n"); !strings.Contains(s, "student_id: S7") || !strings.Contains(s, "近期薄弱知识点: 动量守恒") {
+		t.Fatalf("system context:\n%s", s)
+	}
+	if len(fake.Requests()[0].Tools) != 0 {
+		t.Fatal("a student got tools")
+	}
+}

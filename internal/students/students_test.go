@@ -1,0 +1,155 @@
+package students
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestValidID(t *testing.T) {
+	for _, ok := range []string{"S001", "高二(3)班_张三", "高二2403班_武熙语", "a b", "x.y"} {
+		if !ValidID(ok) {
+			t.Errorf("%q refused", ok)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", `a\b`, "/abs", ".hidden", "x\x00", " pad", strings.Repeat("长", 129)} {
+		if ValidID(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestApplyKinds(t *testing.T) {
+	prof := Profile{}
+	apply(prof, Update{Kind: KindForm, StudentID: "S1", WeakKP: []string{"受力分析"}, Note: "n1"}, nil, "2026-01-01T00:00:00")
+	if prof["next_focus"] != "受力分析" || prof["summary"] != "weak: 受力分析 | strong:  | next: 受力分析" || prof["created_at"] != "2026-01-01T00:00:00" {
+		t.Fatalf("form: %v", prof)
+	}
+	apply(prof, Update{Kind: KindImport, StudentID: "S1", StudentName: "张三", ClassName: "一班", ExamID: "E1"}, nil, "t2")
+	apply(prof, Update{Kind: KindImport, StudentID: "S1", StudentName: "张 三", ClassName: "二班", ExamID: "E2"}, nil, "t3")
+	if prof["student_name"] != "张三" || fmt.Sprint(prof["aliases"]) != "[张 三]" || prof["class_name"] != "一班" || len(list(prof["import_history"])) != 2 {
+		t.Fatalf("import: %v", prof)
+	}
+	for i := range 25 {
+		apply(prof, Update{Kind: KindForm, StudentID: "S1", Note: fmt.Sprint("n", i)}, nil, "t")
+	}
+	if notes := list(prof["interaction_notes"]); len(notes) != 20 || notes[19].(map[string]any)["note"] != "n24" {
+		t.Fatalf("notes kept: %d", len(notes))
+	}
+	max := 10.0
+	ex := &ExamResult{ExamID: "E1", Total: 6, MaxTotal: &max, Rank: 2, StudentCount: 3,
+		Knowledge: map[string]KPScore{"力学": {Score: 3, Max: 4, Questions: 1}, "电学": {Score: 0, Max: 6, Questions: 2}}}
+	apply(prof, Update{Kind: KindExam, StudentID: "S1", Exam: ex}, nil, "t4")
+	ex2 := *ex
+	ex2.ExamID = "E2"
+	ex2.Knowledge = map[string]KPScore{"力学": {Score: 4, Max: 4, Questions: 1}}
+	apply(prof, Update{Kind: KindExam, StudentID: "S1", Exam: &ex2}, nil, "t5")
+	apply(prof, Update{Kind: KindExam, StudentID: "S1", Exam: &ex2}, nil, "t6") // replaces E2's entry
+	m := prof["mastery_by_kp"].(map[string]any)
+	if len(list(prof["exam_results"])) != 2 || m["电学"].(map[string]any)["accuracy"] != 0.0 {
+		t.Fatalf("exam: %v", prof)
+	}
+	// 力学: (0.75·1 + 1·1)/2, then (0.875·2 + 1·1)/3.
+	if acc := m["力学"].(map[string]any)["accuracy"]; acc != 0.9167 {
+		t.Fatalf("mastery 力学 = %v", acc)
+	}
+	block := ContextBlock("S1", prof)
+	for _, want := range []string{"student_id: S1", "近期薄弱知识点: 受力分析", "电学 0%", "最近考试: E2"} {
+		if !strings.Contains(block, want) {
+			t.Errorf("context block lacks %q:\n%s", want, block)
+		}
+	}
+	if got := ChatNote("A1", "问", strings.Repeat("答", 1000)); len([]rune(got)) != 901 || !strings.HasPrefix(got, "assignment_id=A1 | U:问 | A:答") {
+		t.Fatalf("chat note %q", got[:40])
+	}
+}
+
+func newWorker(t testing.TB, dir string, coalesce bool) (*Worker, *Store) {
+	t.Helper()
+	store := NewStore(filepath.Join(dir, "data"))
+	w := NewWorker(WorkerConfig{UploadsDir: filepath.Join(dir, "uploads"), Profiles: store, Bound: 100000, NoCoalesce: !coalesce})
+	if err := w.Runner().Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Runner().Stop(context.Background()) })
+	return w, store
+}
+
+// Coalescing: many pending updates of one student, applied in far fewer
+// writes, none lost.
+func TestWorkerCoalesces(t *testing.T) {
+	dir := t.TempDir()
+	w, store := newWorker(t, dir, true)
+	var ids []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 15 {
+		wg.Go(func() {
+			id, err := w.Enqueue(Update{Kind: KindForm, StudentID: "S1", Note: fmt.Sprint("n", i)})
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			ids = append(ids, id)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if err := w.Wait(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prof, err := store.Get("S1")
+	if err != nil || len(list(prof["interaction_notes"])) != 15 || w.Pending() != 0 {
+		t.Fatalf("profile %v err %v pending %d", prof, err, w.Pending())
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "uploads", "profile_jobs")); len(entries) != 0 {
+		t.Fatalf("%d job folders left", len(entries))
+	}
+}
+
+// BenchmarkProfileUpdates: updates/s through the worker (durable job, one
+// writer, atomic profile write), 20 students, coalescing on and off.
+func BenchmarkProfileUpdates(b *testing.B) {
+	for _, coalesce := range []bool{true, false} {
+		b.Run(fmt.Sprintf("coalesce=%v", coalesce), func(b *testing.B) {
+			w, _ := newWorker(b, b.TempDir(), coalesce)
+			ids := make([]string, b.N)
+			start := time.Now()
+			var wg sync.WaitGroup
+			next := make(chan int)
+			for range 8 {
+				wg.Go(func() {
+					for i := range next {
+						id, err := w.Enqueue(Update{Kind: KindForm, StudentID: fmt.Sprint("S", i%20), Note: "课堂表现良好"})
+						if err != nil {
+							b.Error(err)
+						}
+						ids[i] = id
+					}
+				})
+			}
+			for i := range b.N {
+				next <- i
+			}
+			close(next)
+			wg.Wait()
+			for _, id := range ids {
+				w.Wait(context.Background(), id)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
+		})
+	}
+}
