@@ -24,16 +24,24 @@ type Summary struct {
 	Responses   any    `json:"responses"`
 }
 
+// Revalidate is how long a cached listing or exam is served before its
+// files are checked again (a directory read and a stat per file). Lectern's
+// own writes invalidate at once; a change made behind its back (files
+// copied into DATA_DIR) shows within this time.
+const Revalidate = time.Second
+
 // Catalog lists the exams of one data directory. It keeps the encoded
 // listing and rebuilds it only when an exam folder or manifest changes
-// (name, size or modification time), so a repeated read costs one directory
-// read and a stat per exam.
+// (name, size or modification time); the check itself runs at most once
+// per Revalidate.
 type Catalog struct {
 	dir string // DATA_DIR/exams
+	ttl time.Duration
 
-	mu   sync.Mutex
-	sig  []fileSig
-	body []byte
+	mu      sync.Mutex
+	sig     []fileSig
+	body    []byte
+	checked time.Time
 }
 
 type fileSig struct {
@@ -44,11 +52,26 @@ type fileSig struct {
 
 // NewCatalog returns the catalogue of dataDir/exams.
 func NewCatalog(dataDir string) *Catalog {
-	return &Catalog{dir: filepath.Join(dataDir, "exams")}
+	return &Catalog{dir: filepath.Join(dataDir, "exams"), ttl: Revalidate}
+}
+
+// Invalidate makes the next listing check the files.
+func (c *Catalog) Invalidate() {
+	c.mu.Lock()
+	c.checked = time.Time{}
+	c.mu.Unlock()
 }
 
 // ListJSON returns the body of GET /exams: {"exams":[...]}, newest first.
 func (c *Catalog) ListJSON() ([]byte, error) {
+	c.mu.Lock()
+	if c.body != nil && time.Since(c.checked) < c.ttl {
+		body := c.body
+		c.mu.Unlock()
+		return body, nil
+	}
+	c.mu.Unlock()
+	checked := time.Now()
 	sig, err := c.signature()
 	if err != nil {
 		return nil, err
@@ -56,6 +79,7 @@ func (c *Catalog) ListJSON() ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.body != nil && slices.Equal(sig, c.sig) {
+		c.checked = checked
 		return c.body, nil
 	}
 	list := make([]Summary, 0, len(sig))
@@ -69,7 +93,7 @@ func (c *Catalog) ListJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.sig, c.body = sig, body
+	c.sig, c.body, c.checked = sig, body, checked
 	return body, nil
 }
 

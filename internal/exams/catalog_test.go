@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, path, content string) {
@@ -20,6 +21,7 @@ func write(t *testing.T, path, content string) {
 func TestCatalogList(t *testing.T) {
 	dir := t.TempDir()
 	c := NewCatalog(dir)
+	c.ttl = 0 // check the files on every read
 	body, err := c.ListJSON()
 	if err != nil || string(body) != `{"exams":[]}` {
 		t.Fatalf("missing dir: %s %v", body, err)
@@ -57,3 +59,20 @@ func TestCatalogList(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Within Revalidate the listing is served without touching the disk; an
+// Invalidate makes the next read look.
+func TestCatalogRevalidates(t *testing.T) {
+	dir := t.TempDir()
+	c := NewCatalog(dir)
+	c.ttl = time.Hour
+	first, _ := c.ListJSON()
+	write(t, filepath.Join(dir, "exams", "E1", "manifest.json"), `{"exam_id":"E1"}`)
+	if again, _ := c.ListJSON(); string(again) != string(first) {
+		t.Fatalf("revalidated early: %s", again)
+	}
+	c.Invalidate()
+	if after, _ := c.ListJSON(); !strings.Contains(string(after), `"E1"`) {
+		t.Fatalf("invalidate ignored: %s", after)
+	}
+}

@@ -19,6 +19,7 @@ type Service struct {
 	dataDir string
 	catalog *Catalog
 	now     func() time.Time
+	ttl     time.Duration // see Revalidate
 
 	mu    sync.Mutex
 	cache map[string]*cached
@@ -33,11 +34,21 @@ type cached struct {
 	draft    json.RawMessage // analysis draft, if valid JSON
 	draftErr bool            // the draft exists but does not parse
 	used     uint64
+	checked  time.Time // when its files were last found unchanged
 }
 
 // NewService returns the exams of dataDir.
 func NewService(dataDir string) *Service {
-	return &Service{dataDir: dataDir, catalog: NewCatalog(dataDir), now: time.Now, cache: map[string]*cached{}}
+	return &Service{dataDir: dataDir, catalog: NewCatalog(dataDir), now: time.Now, ttl: Revalidate, cache: map[string]*cached{}}
+}
+
+// Invalidate makes the next read of exam id (and of the listing) check
+// the files at once; Lectern calls it after its own writes.
+func (s *Service) Invalidate(id string) {
+	s.mu.Lock()
+	delete(s.cache, id)
+	s.mu.Unlock()
+	s.catalog.Invalidate()
 }
 
 // Catalog lists the exams.
@@ -86,8 +97,14 @@ func (s *Service) load(id string) (*cached, error) {
 	}
 	s.mu.Lock()
 	c := s.cache[id]
+	recent := c != nil && time.Since(c.checked) < s.ttl
 	s.mu.Unlock()
-	if c != nil && fresh(c) {
+	if c != nil && (recent || fresh(c)) {
+		s.mu.Lock()
+		if !recent {
+			c.checked = time.Now()
+		}
+		s.mu.Unlock()
 		s.touch(id, c)
 		return c, nil
 	}
@@ -100,6 +117,7 @@ func (s *Service) load(id string) (*cached, error) {
 	}
 	c = v.(*cached)
 	s.mu.Lock()
+	c.checked = time.Now()
 	s.cache[id] = c
 	s.evict()
 	s.mu.Unlock()

@@ -38,7 +38,9 @@ func newExamDir(t *testing.T, files string) (*Service, string) {
 	writeFile(t, filepath.Join(data, "exams", "E1", "manifest.json"), `{"exam_id":"E1","generated_at":"2026-01-01T00:00:00","files":`+files+`}`)
 	writeFile(t, filepath.Join(data, "exams", "E1", "derived", "responses_scored.csv"), responsesCSV)
 	writeFile(t, filepath.Join(data, "exams", "E1", "derived", "questions.csv"), "question_id,question_no,sub_no,order,max_score,stem_ref\nQ1,1,,1,4,\nQ2,2,,2,2,\n")
-	return NewService(data), data
+	svc := NewService(data)
+	svc.ttl = 0 // check the files on every read
+	return svc, data
 }
 
 func TestRanksShareTheBetterRank(t *testing.T) {

@@ -178,6 +178,7 @@ func (p *Pipeline) write(id, examID string, st *state) error {
 		}
 		return err
 	}
+	p.exams.Invalidate(examID)
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/limits"
 )
 
@@ -195,19 +196,22 @@ func TestTenantsSeeOnlyTheirOwnExams(t *testing.T) {
 	expect(t, e.get("/health"), 200, healthBody)
 }
 
-// A changed or added manifest shows in the next listing.
+// A manifest changed or added behind the server's back shows in the
+// listing within exams.Revalidate.
 func TestExamListingNoticesChanges(t *testing.T) {
 	e := newEnv(t)
 	dir := e.srv.cfg.DataDir
 	writeManifest(t, dir, "A", "2026-01-01T00:00:00", 1)
 	first := e.get("/exams")
+	changed := time.Now()
 	writeManifest(t, dir, "A", "2026-01-01T00:00:00", 200)
 	if err := os.MkdirAll(filepath.Join(dir, "exams", "B"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	second := e.get("/exams")
-	if bytes.Equal(first.body, second.body) {
-		t.Fatalf("listing did not change: %s", second.body)
+	var second response
+	waitFor(t, func() bool { second = e.get("/exams"); return !bytes.Equal(first.body, second.body) })
+	if d := time.Since(changed); d > exams.Revalidate+500*time.Millisecond {
+		t.Fatalf("change noticed after %v", d)
 	}
 	expect(t, second, 200, `{"exams":[{"exam_id":"A","generated_at":"2026-01-01T00:00:00","students":200,"responses":2000},{"exam_id":"B","generated_at":null,"students":null,"responses":null}]}`)
 }

@@ -157,7 +157,9 @@ func TestProfileQueueBound(t *testing.T) {
 		t.Fatalf("%d answers were 429, want exactly 1 (bound 3: the chat update and two forms fit)", got429)
 	}
 	close(release)
-	waitFor(t, func() bool { return e.get("/student/profile/Q0").status == 200 || e.get("/student/profile/Q1").status == 200 })
+	waitFor(t, func() bool {
+		return e.get("/student/profile/Q0").status == 200 || e.get("/student/profile/Q1").status == 200
+	})
 	p := e.get("/student/profile/S1").json(t)
 	j := p["llm_judgements"].([]any)[0].(map[string]any)
 	if fmt.Sprint(p["recent_weak_kp"]) != "[受力分析]" || j["source"] != "chat" || j["model"] != "fake-model" {

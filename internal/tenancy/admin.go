@@ -185,11 +185,10 @@ func (a *Admin) checkDirs(ctx context.Context, id, dataDir, uploadsDir string) (
 		if o.TenantID == id {
 			continue
 		}
+		// Stored paths were resolved when they were stored: compare them as
+		// they are, so a PUT costs no file-system call per other tenant.
 		for _, theirs := range []string{o.DataDir, o.UploadsDir} {
-			t, err := ResolveDir(theirs)
-			if err != nil {
-				t = filepath.Clean(theirs)
-			}
+			t := filepath.Clean(theirs)
 			for i, field := range []string{"data_dir", "uploads_dir"} {
 				if overlaps(resolved[i], t) {
 					return "", "", fmt.Errorf("%s overlaps a directory of tenant %s", field, o.TenantID)

@@ -3,6 +3,7 @@ package tenancy
 import (
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -86,6 +87,19 @@ func FuzzTenantRequest(f *testing.F) {
 		want := "/t/" + id + p
 		if r.URL.Path != want && !(p == "/" && r.URL.Path == "/t/"+id) {
 			t.Fatalf("original %q, tenant %q sees %q", r.URL.Path, id, p)
+		}
+	})
+}
+
+// The hand-written check agrees with the pattern the issue gives.
+func FuzzValidTenantID(f *testing.F) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	for _, s := range []string{"t1", "", "-a", "a-_b", strings.Repeat("a", 64), strings.Repeat("a", 65), "é", "a b", "A9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidTenantID(s), re.MatchString(s); got != want {
+			t.Fatalf("ValidTenantID(%q) = %v, want %v", s, got, want)
 		}
 	})
 }

@@ -81,23 +81,24 @@ var jobDirs = map[string]string{
 
 // App is one tenant's running application.
 type App struct {
-	settings Settings
-	log      *slog.Logger
-	limits   *limits.Set
-	global   *limits.Set
-	exams    *exams.Service
-	examAPI  *exams.API
-	uploads  *examupload.Pipeline
-	resolver caller.Resolver
-	meter    *llm.Meter
-	llmOK    bool
-	chat     *chat.Service
-	history  *history.API
-	profiles *students.Store
-	profileW *students.Worker
-	students *students.API
-	workers  []*worker
-	handler  http.Handler
+	settings    Settings
+	log         *slog.Logger
+	limits      *limits.Set
+	global      *limits.Set
+	exams       *exams.Service
+	examAPI     *exams.API
+	uploads     *examupload.Pipeline
+	resolver    caller.Resolver
+	meter       *llm.Meter
+	llmOK       bool
+	chat        *chat.Service
+	history     *history.API
+	profiles    *students.Store
+	profileW    *students.Worker
+	students    *students.API
+	workers     []*worker
+	handlerOnce sync.Once
+	handler     http.Handler
 
 	mu      sync.Mutex
 	started bool
@@ -162,16 +163,15 @@ func New(s Settings, shared Shared) (*App, error) {
 	// job records already on disk stay exactly as they are.
 	a.resolver = caller.Resolver{DefaultTeacherID: s.DefaultTeacherID}
 	a.llmOK = shared.LLM.Configured()
-	registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
-	if err != nil {
-		return nil, fmt.Errorf("tenant app: %w", err)
-	}
-	replier := agentReplier{agent: &agent.Agent{
-		LLM:     llmClient,
-		Tools:   registry,
-		Prompts: agent.NewPrompts(s.DataDir),
-		Logger:  log,
-	}, profiles: a.profiles}
+	// The agent (tool schemas, prompts) is built on the first chat turn:
+	// an idle tenant does not carry it.
+	replier := &agentReplier{profiles: a.profiles, build: func() (*agent.Agent, error) {
+		registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
+		if err != nil {
+			return nil, fmt.Errorf("tool registry: %w", err)
+		}
+		return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log}, nil
+	}}
 	hist := history.NewStore(s.DataDir, 0)
 	a.history = history.NewAPI(hist, a.resolver.Resolve, log)
 	debounce := s.Chat.Debounce
@@ -207,7 +207,6 @@ func New(s Settings, shared Shared) (*App, error) {
 		a.workers = append(a.workers, w)
 	}
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
-	a.handler = a.routes()
 	return a, nil
 }
 
@@ -215,10 +214,15 @@ func New(s Settings, shared Shared) (*App, error) {
 func (a *App) Settings() Settings { return a.settings }
 
 // Handler serves the tenant's API with paths relative to its prefix.
-func (a *App) Handler() http.Handler { return a.handler }
+func (a *App) Handler() http.Handler { return a }
 
 // ServeHTTP serves the tenant's API.
-func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+// The router is built on the first request, so a loaded but idle tenant
+// costs only its state and its parked workers.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.handlerOnce.Do(func() { a.handler = a.routes() })
+	a.handler.ServeHTTP(w, r)
+}
 
 // Start starts the background workers; queued jobs found on disk resume.
 func (a *App) Start(ctx context.Context) error {

@@ -3,6 +3,7 @@ package tenantapp
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/lectern/lectern/internal/agent"
@@ -50,11 +51,19 @@ func (a *App) examConfirmed(e *exams.Exam, date string) {
 // agentReplier lets the chat service reply through the agent loop; a
 // student's turn carries the "verified student" context from the profile.
 type agentReplier struct {
-	agent    *agent.Agent
 	profiles *students.Store
+	build    func() (*agent.Agent, error)
+
+	once  sync.Once
+	agent *agent.Agent
+	err   error
 }
 
-func (r agentReplier) Reply(ctx context.Context, c caller.Caller, msgs []chat.Message, agentID string) (string, error) {
+func (r *agentReplier) Reply(ctx context.Context, c caller.Caller, msgs []chat.Message, agentID string) (string, error) {
+	r.once.Do(func() { r.agent, r.err = r.build() })
+	if r.err != nil {
+		return "", r.err
+	}
 	in := agent.Input{Caller: c, AgentID: agentID, Messages: make([]llm.Message, 0, len(msgs))}
 	if c.Role == caller.RoleStudent && c.StudentID != "" {
 		prof, err := r.profiles.Get(c.StudentID)

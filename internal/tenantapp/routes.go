@@ -32,15 +32,18 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("POST /chat/start", a.chat.HandleStart)
 	mux.HandleFunc("GET /chat/status", a.chat.HandleStatus)
 
+	// Routes that act for someone get the caller resolved from the
+	// request (the chat handlers resolve it from their JSON body).
 	h := a.history
-	mux.HandleFunc("GET /student/history/sessions", h.StudentSessions)
-	mux.HandleFunc("GET /student/history/session", h.StudentSession)
-	mux.HandleFunc("GET /student/session/view-state", h.StudentViewState)
-	mux.HandleFunc("PUT /student/session/view-state", h.PutStudentViewState)
-	mux.HandleFunc("GET /teacher/history/sessions", h.TeacherSessions)
-	mux.HandleFunc("GET /teacher/history/session", h.TeacherSession)
-	mux.HandleFunc("GET /teacher/session/view-state", h.TeacherViewState)
-	mux.HandleFunc("PUT /teacher/session/view-state", h.PutTeacherViewState)
+	who := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, a.resolver.Middleware(f)) }
+	who("GET /student/history/sessions", h.StudentSessions)
+	who("GET /student/history/session", h.StudentSession)
+	who("GET /student/session/view-state", h.StudentViewState)
+	who("PUT /student/session/view-state", h.PutStudentViewState)
+	who("GET /teacher/history/sessions", h.TeacherSessions)
+	who("GET /teacher/history/session", h.TeacherSession)
+	who("GET /teacher/session/view-state", h.TeacherViewState)
+	who("PUT /teacher/session/view-state", h.PutTeacherViewState)
 
 	st := a.students
 	mux.HandleFunc("GET /student/profile/{student_id}", st.Profile)
@@ -50,7 +53,7 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("POST /upload", st.Upload)
 
 	mux.HandleFunc("/", handleNotFound)
-	return a.resolver.Middleware(mux)
+	return mux
 }
 
 var (
