@@ -12,7 +12,7 @@
 #
 # Knobs (environment): PIN=1 pins servers to CPU 0 and every client to CPU 1
 # (PIN=0: no pinning); DURATION=5s per wrk run; ROUNDS=6; CONNS=64;
-# THREADS=2 (wrk threads); COLD_N=50; MEM_N=1000. About 3-4 minutes.
+# THREADS=2 (wrk threads); COLD_N=50; MEM_N=1000. About 3 minutes.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -155,14 +155,16 @@ declare -A URL=(
 	[root]="http://$LECTERN/health"
 	[tenant]="http://$LECTERN/t/t1/health"
 	[exams]="http://$LECTERN/t/t1/exams"
+	[students]="http://$LECTERN/t/t1/exam/BENCH_EXAM_000/students?limit=50"
 )
-declare -A PID=([bare]=$BARE_PID [root]=$LECTERN_PID [tenant]=$LECTERN_PID [exams]=$LECTERN_PID)
-ORDER=(bare root tenant exams)
+declare -A PID=([bare]=$BARE_PID [root]=$LECTERN_PID [tenant]=$LECTERN_PID [exams]=$LECTERN_PID [students]=$LECTERN_PID)
+ORDER=(bare root tenant exams students)
 declare -A LABEL=(
 	[bare]="bare /health"
 	[root]="lectern /health"
 	[tenant]="lectern /t/t1/health"
 	[exams]="lectern /t/t1/exams"
+	[students]="lectern …/students"
 )
 declare -A RUNS=() CPU=()
 

@@ -73,6 +73,11 @@ func writeExams(dataDir string, n int) {
 			Questions: []float64{5, 5, 10},
 			Seed:      uint64(i),
 		}
+		if i == 0 { // the exam behind the /students target: a real class size
+			e.Classes = []string{"高二1班", "高二2班"}
+			e.Students = 22
+			e.Questions = []float64{4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 8, 10, 18, 22}
+		}
 		if _, err := demo.WriteExam(dataDir, e); err != nil {
 			fail(err.Error())
 		}
