@@ -175,6 +175,9 @@ func TestProfileQueueBound(t *testing.T) {
 func TestStudentImportAndVerify(t *testing.T) {
 	fx := fixtures(t)
 	e := newEnv(t)
+	kp := "question_id,kp_id\nQ1,力学\nQ2,力学\nQ11_1,电学\nQ13,电学\n"
+	os.MkdirAll(filepath.Join(e.srv.cfg.DataDir, "knowledge"), 0o755)
+	os.WriteFile(filepath.Join(e.srv.cfg.DataDir, "knowledge", "knowledge_point_map.csv"), []byte(kp), 0o644)
 	r := e.upload("/exam/upload/start", upload{fields: map[string]string{"exam_id": "PHYS", "date": "2026-11-01", "max_scores": fullMarks},
 		files: map[string][]string{"score_files": {filepath.Join(fx, "physics_midterm_utf8.csv")}}})
 	job := r.json(t)["job_id"].(string)
@@ -197,6 +200,10 @@ func TestStudentImportAndVerify(t *testing.T) {
 	if p["student_name"] != "梁志强" || p["class_name"] != "高二(4)班" || len(exams) != 1 ||
 		last["total"] != 11.0 || last["rank"] != 44.0 || last["student_count"] != 44.0 || len(last["lost_most"].([]any)) != 3 {
 		t.Fatalf("profile: %v", p)
+	}
+	mastery, _ := p["mastery_by_kp"].(map[string]any)
+	if len(mastery) != 2 || mastery["力学"].(map[string]any)["evidence"] != 2.0 || mastery["电学"].(map[string]any)["accuracy"] != 0.0667 {
+		t.Fatalf("mastery_by_kp: %v", p["mastery_by_kp"])
 	}
 	if h := p["import_history"].([]any); len(h) != 1 || h[0].(map[string]any)["exam_id"] != "PHYS" {
 		t.Fatalf("import_history: %v", h)

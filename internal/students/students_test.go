@@ -58,9 +58,9 @@ func TestApplyKinds(t *testing.T) {
 	if len(list(prof["exam_results"])) != 2 || m["电学"].(map[string]any)["accuracy"] != 0.0 {
 		t.Fatalf("exam: %v", prof)
 	}
-	// 力学: (0.75·1 + 1·1)/2, then (0.875·2 + 1·1)/3.
-	if acc := m["力学"].(map[string]any)["accuracy"]; acc != 0.9167 {
-		t.Fatalf("mastery 力学 = %v", acc)
+	// 力学 over E1 (3 of 4) and E2 (4 of 4, applied twice: counted once) = 7/8.
+	if l := m["力学"].(map[string]any); l["accuracy"] != 0.875 || l["evidence"] != 2.0 {
+		t.Fatalf("mastery 力学 = %v", l)
 	}
 	block := ContextBlock("S1", prof)
 	for _, want := range []string{"student_id: S1", "近期薄弱知识点: 受力分析", "电学 0%", "最近考试: E2"} {

@@ -1,6 +1,7 @@
 package students
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -175,39 +176,68 @@ func applyIdentity(prof Profile, name, class string) {
 	}
 }
 
-// applyExam records the result (one entry per exam) and folds its
-// knowledge-point scores into mastery_by_kp, weighted by evidence.
+// applyExam records the result (one entry per exam: applying an exam again
+// replaces its entry) and recomputes mastery_by_kp from the recorded exams,
+// so the same exam never counts twice.
 func applyExam(prof Profile, r *ExamResult, ts string) {
 	entry := map[string]any{"exam_id": r.ExamID, "date": r.Date, "total": r.Total, "max_total": r.MaxTotal,
 		"rank": r.Rank, "percentile": r.Percentile, "student_count": r.StudentCount, "lost_most": r.LostMost, "recorded_at": ts}
+	if len(r.Knowledge) > 0 {
+		entry["knowledge"] = r.Knowledge
+	}
 	var kept []any
 	for _, e := range list(prof["exam_results"]) {
 		if m, ok := e.(map[string]any); ok && str(m["exam_id"]) == r.ExamID {
-			continue // a re-import replaces the entry
+			continue
 		}
 		kept = append(kept, e)
 	}
-	prof["exam_results"] = appendKeep(kept, keepExams, entry)
-	if len(r.Knowledge) == 0 {
-		return
+	results := appendKeep(kept, keepExams, entry)
+	prof["exam_results"] = results
+	if len(r.Knowledge) > 0 {
+		prof["mastery_by_kp"] = mastery(results, ts)
 	}
-	mastery, _ := prof["mastery_by_kp"].(map[string]any)
-	if mastery == nil {
-		mastery = map[string]any{}
+}
+
+// mastery is, per knowledge point, the points scored over the points
+// possible in the recorded exams; evidence counts the questions behind it.
+func mastery(results []any, ts string) map[string]any {
+	type acc struct {
+		score, max, questions float64
+		last                  string
 	}
-	for kp, s := range r.Knowledge {
-		if s.Max <= 0 {
+	by := map[string]*acc{}
+	for _, e := range results {
+		m, _ := e.(map[string]any)
+		var kps map[string]KPScore
+		switch k := m["knowledge"].(type) {
+		case map[string]KPScore:
+			kps = k
+		case map[string]any:
+			data, _ := json.Marshal(k)
+			json.Unmarshal(data, &kps)
+		}
+		for kp, s := range kps {
+			a := by[kp]
+			if a == nil {
+				a = &acc{}
+				by[kp] = a
+			}
+			a.score += s.Score
+			a.max += s.Max
+			a.questions += float64(s.Questions)
+			a.last = str(m["exam_id"])
+		}
+	}
+	out := map[string]any{}
+	for kp, a := range by {
+		if a.max <= 0 {
 			continue
 		}
-		old, _ := mastery[kp].(map[string]any)
-		acc, _ := old["accuracy"].(float64)
-		ev, _ := old["evidence"].(float64)
-		n := float64(s.Questions)
-		newAcc := (acc*ev + s.Score/s.Max*n) / (ev + n)
-		mastery[kp] = map[string]any{"accuracy": math.Round(newAcc*10000) / 10000, "evidence": ev + n, "updated_at": ts,
-			"last_exam": r.ExamID}
+		out[kp] = map[string]any{"accuracy": math.Round(a.score/a.max*10000) / 10000, "evidence": a.questions,
+			"updated_at": ts, "last_exam": a.last}
 	}
-	prof["mastery_by_kp"] = mastery
+	return out
 }
 
 func strs(v any) []string {
