@@ -246,34 +246,45 @@ func (r *Registry) install(id string, h *handle) error {
 	return err
 }
 
-// Put stores rec and makes it live: an enabled tenant is built and started
-// first (so a config that cannot start is refused with nothing stored), then
-// swapped in for the old instance, which drains and stops; a disabled
-// tenant is unloaded.
+// Put stores rec and makes it live: an enabled tenant is built first (so a
+// config that cannot be built is refused with nothing stored), then
+// swapped in, so new requests reach it at once. The old instance drains and
+// stops, and only then does the new one start its workers: the two never
+// process the same job. A disabled tenant is unloaded. The tenant's lock is
+// held throughout, so a load or another Put of the same tenant waits.
 func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 	unlock := r.lock(rec.TenantID)
+	defer unlock()
 	var h *handle
 	if rec.Enabled {
-		var err error
-		if h, err = r.start(ctx, rec); err != nil {
-			unlock()
-			return Record{}, err
+		app, err := r.build(rec)
+		if err != nil {
+			return Record{}, fmt.Errorf("build tenant %s: %w", rec.TenantID, err)
 		}
+		h = newHandle(app, rec)
 	}
 	stored, err := r.store.Upsert(ctx, rec)
+	var old *handle
 	if err == nil {
-		var old *handle
-		if old, err = r.swap(rec.TenantID, h); err == nil {
-			unlock()
-			r.retire(ctx, old)
-			return stored, nil
+		old, err = r.swap(rec.TenantID, h)
+	}
+	if err != nil {
+		if h != nil {
+			r.stop(h)
+		}
+		return Record{}, err
+	}
+	r.retire(ctx, old)
+	if h != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tenantapp.LoadTimeout)
+		defer cancel()
+		if err := h.app.Start(sctx); err != nil {
+			r.log.Error("tenant workers did not start", "tenant", rec.TenantID, "err", err)
+		} else {
+			r.log.Info("tenant loaded", "tenant", rec.TenantID)
 		}
 	}
-	unlock()
-	if h != nil {
-		r.stop(h)
-	}
-	return Record{}, err
+	return stored, nil
 }
 
 // Disable marks the tenant disabled in the store and unloads it.
@@ -289,14 +300,16 @@ func (r *Registry) Unload(ctx context.Context, id string) error {
 
 // unload runs first under the tenant's lock, then takes the instance out
 // and retires it.
+// The lock is held until the old instance has stopped, so a request that
+// loads the tenant again never overlaps with it.
 func (r *Registry) unload(ctx context.Context, id string, first func() error) error {
 	unlock := r.lock(id)
+	defer unlock()
 	err := first()
 	var old *handle
 	if err == nil {
 		old, err = r.swap(id, nil)
 	}
-	unlock()
 	if err != nil {
 		return err
 	}
