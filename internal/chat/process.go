@@ -83,6 +83,9 @@ func (s *Service) process(ctx context.Context, id string) error {
 	if c.Role == caller.RoleStudent && c.StudentID != "" && s.cfg.OnStudentReply != nil {
 		s.cfg.OnStudentReply(c.StudentID, str(req.AssignmentID), lastUser(req.Messages), reply)
 	}
+	if c.Role == caller.RoleTeacher {
+		defer s.compactTeacher(c.TeacherID, session)
+	}
 	_, err = s.store.Update(id, func(r map[string]any) error {
 		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
 		r["duration_ms"] = time.Since(started).Milliseconds()

@@ -80,6 +80,7 @@ type Service struct {
 	mu        sync.Mutex
 	recent    map[string]recentJob // lane → last job, for the debounce
 	inflight  map[string]int       // student → synchronous replies running
+	compacted map[string]time.Time // teacher session → last compaction
 }
 
 type recentJob struct {
@@ -101,12 +102,13 @@ func New(cfg Config) *Service {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		cfg:      cfg,
-		log:      log,
-		store:    jobs.NewStore(filepath.Join(cfg.UploadsDir, "chat_jobs")),
-		now:      time.Now,
-		recent:   map[string]recentJob{},
-		inflight: map[string]int{},
+		cfg:       cfg,
+		log:       log,
+		store:     jobs.NewStore(filepath.Join(cfg.UploadsDir, "chat_jobs")),
+		now:       time.Now,
+		recent:    map[string]recentJob{},
+		inflight:  map[string]int{},
+		compacted: map[string]time.Time{},
 	}
 	s.lanes = newLanes(s.laneOf)
 	s.runner = jobs.NewRunner(jobs.Options{

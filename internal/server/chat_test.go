@@ -419,3 +419,37 @@ func TestChatStudentLimit(t *testing.T) {
 		t.Fatalf("peak student calls in flight %d, want 2", peak)
 	}
 }
+
+// A long teacher "main" session is compacted after a job: one summary
+// record, then the last 39 messages.
+func TestTeacherSessionCompaction(t *testing.T) {
+	fake := llmtest.NewServer(t)
+	fake.Script(llmtest.Step{Reply: "好的"})
+	e := newEnv(t, withLLM(5*time.Second, 1, fake))
+	dir := filepath.Join(e.srv.cfg.DataDir, "teacher_chat_sessions", "t_zhang")
+	os.MkdirAll(dir, 0o755)
+	var lines []string
+	for i := range 170 {
+		role := []string{"user", "assistant"}[i%2]
+		rec, _ := json.Marshal(map[string]any{"ts": "2026-01-01T00:00:00", "role": role, "content": fmt.Sprint("消息", i)})
+		lines = append(lines, string(rec))
+	}
+	os.WriteFile(filepath.Join(dir, "session_b28b7af693.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	e.waitChat("", e.startChat("", teacherTurn("rc", "继续"))["job_id"].(string))
+	var msgs []any
+	waitFor(t, func() bool {
+		msgs = e.get("/teacher/history/session?teacher_id=t_zhang&session_id=main&limit=200").json(t)["messages"].([]any)
+		return len(msgs) == 40
+	})
+	first := msgs[0].(map[string]any)
+	if first["kind"] != "session_summary" || !strings.HasPrefix(first["content"].(string), "【会话压缩摘要】") || first["compacted_messages"] != 133.0 {
+		t.Fatalf("summary record: %v", first)
+	}
+	if last := msgs[39].(map[string]any); last["content"] != "好的" {
+		t.Fatalf("last record: %v", last)
+	}
+	item := e.get("/teacher/history/sessions?teacher_id=t_zhang").json(t)["sessions"].([]any)[0].(map[string]any)
+	if item["message_count"] != 40.0 || item["compaction_runs"] != 1.0 {
+		t.Fatalf("index item: %v", item)
+	}
+}
