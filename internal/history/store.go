@@ -182,22 +182,12 @@ func (s *Store) Append(kind Kind, owner, sessionID string, records []map[string]
 	}
 
 	ts := s.nowSeconds()
-	var data []byte
+	data, err := encodeLines(records, ts)
+	if err != nil {
+		return err
+	}
 	preview := ""
-	for i, rec := range records {
-		r := make(map[string]any, len(rec)+1)
-		for k, v := range rec {
-			r[k] = v
-		}
-		if v, ok := r["ts"]; !ok || v == nil || v == "" {
-			r["ts"] = ts
-		}
-		line, err := recordLine(r)
-		if err != nil {
-			return fmt.Errorf("history: record %d: %w", i, err)
-		}
-		data = append(data, line...)
-		data = append(data, '\n')
+	for _, r := range records {
 		if c, ok := r["content"].(string); ok && strings.TrimSpace(c) != "" {
 			preview = c
 		}
@@ -613,20 +603,9 @@ func (s *Store) Rewrite(kind Kind, owner, sessionID string, fn func(records []ma
 		return err
 	}
 	ts := s.nowSeconds()
-	var out []byte
-	for i, rec := range newRecords {
-		r := make(map[string]any, len(rec)+1)
-		for k, v := range rec {
-			r[k] = v
-		}
-		if v, ok := r["ts"]; !ok || v == nil || v == "" {
-			r["ts"] = ts
-		}
-		line, err := recordLine(r)
-		if err != nil {
-			return fmt.Errorf("history: record %d: %w", i, err)
-		}
-		out = append(append(out, line...), '\n')
+	out, err := encodeLines(newRecords, ts)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -669,4 +648,25 @@ func applyUpdates(item *object, updates map[string]any, count int) error {
 		}
 	}
 	return item.setValue("message_count", count)
+}
+
+// encodeLines writes records as JSONL lines, stamping ts on those without
+// one; the caller's maps are not changed.
+func encodeLines(records []map[string]any, ts string) ([]byte, error) {
+	var out []byte
+	for i, rec := range records {
+		r := make(map[string]any, len(rec)+1)
+		for k, v := range rec {
+			r[k] = v
+		}
+		if v, ok := r["ts"]; !ok || v == nil || v == "" {
+			r["ts"] = ts
+		}
+		line, err := recordLine(r)
+		if err != nil {
+			return nil, fmt.Errorf("history: record %d: %w", i, err)
+		}
+		out = append(append(out, line...), '\n')
+	}
+	return out, nil
 }
