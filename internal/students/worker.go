@@ -161,7 +161,8 @@ func (w *Worker) Wait(ctx context.Context, id string) error {
 func (w *Worker) process(ctx context.Context, id string) error {
 	rec, err := w.jobs.Load(id)
 	if errors.Is(err, jobs.ErrNotFound) {
-		return nil // applied with an earlier job of the student
+		w.forget(id) // applied with an earlier job of the student, or by a replaced instance
+		return nil
 	}
 	if err != nil {
 		return err
@@ -182,6 +183,7 @@ func (w *Worker) process(ctx context.Context, id string) error {
 	for _, jid := range ids {
 		r, err := w.jobs.Load(jid)
 		if err != nil {
+			applied = append(applied, jid) // gone: only forget it
 			continue
 		}
 		var u Update
@@ -255,6 +257,21 @@ func (w *Worker) done(student string, ids []string) {
 	}
 	close(w.space)
 	w.space = make(chan struct{})
+}
+
+// forget drops a queued job that is no longer on disk.
+func (w *Worker) forget(id string) {
+	w.mu.Lock()
+	student := ""
+	for st, ids := range w.pending {
+		for _, x := range ids {
+			if x == id {
+				student = st
+			}
+		}
+	}
+	w.mu.Unlock()
+	w.done(student, []string{id})
 }
 
 func randomHex(n int) string {
