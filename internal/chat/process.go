@@ -54,7 +54,7 @@ func (s *Service) process(ctx context.Context, id string) error {
 	}
 
 	started := time.Now()
-	reply, err := s.cfg.Replier.Reply(ctx, c, req.Messages, str(req.AgentID))
+	reply, err := s.cfg.Replier.Reply(ctx, c, strField(rec, "session_id"), req.Messages, str(req.AgentID))
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err() // stopped: the job stays processing and resumes at the next start
@@ -130,12 +130,12 @@ func (s *Service) Chat(ctx context.Context, req *Request) (SyncResult, error) {
 		}
 		defer s.leave(c.StudentID)
 	}
-	reply, err := s.cfg.Replier.Reply(ctx, c, req.Messages, str(req.AgentID))
+	now := s.now()
+	session := sessionFor(c, req, now)
+	reply, err := s.cfg.Replier.Reply(ctx, c, session, req.Messages, str(req.AgentID))
 	if err != nil {
 		return SyncResult{}, err
 	}
-	now := s.now()
-	session := sessionFor(c, req, now)
 	if kind, owner, ok := historyOwner(c, session); ok {
 		ts := jobs.Timestamp(now)
 		var records []map[string]any

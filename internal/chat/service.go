@@ -47,9 +47,10 @@ var notConfiguredHints = []string{
 	"请设置 LLM_BASE_URL、LLM_API_KEY 和 LLM_MODEL 后重启服务。",
 }
 
-// Replier produces the assistant's reply (the agent loop).
+// Replier produces the assistant's reply (the agent loop). session is the
+// conversation's session id ("" when it has none).
 type Replier interface {
-	Reply(ctx context.Context, c caller.Caller, msgs []Message, agentID string) (string, error)
+	Reply(ctx context.Context, c caller.Caller, session string, msgs []Message, agentID string) (string, error)
 }
 
 // Config configures one tenant's chat.

@@ -452,4 +452,16 @@ func TestTeacherSessionCompaction(t *testing.T) {
 	if item["message_count"] != 40.0 || item["compaction_runs"] != 1.0 {
 		t.Fatalf("index item: %v", item)
 	}
+	// The next turn carries the summary as system context.
+	e.waitChat("", e.startChat("", teacherTurn("rc2", "接着说"))["job_id"].(string))
+	reqs := fake.Requests()
+	found := false
+	for _, m := range reqs[len(reqs)-1].Messages {
+		if m.Role == "system" && strings.Contains(m.Content, "【会话压缩摘要】") && strings.Contains(m.Content, "消息0") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("the session summary did not reach the LLM")
+	}
 }

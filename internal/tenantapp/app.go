@@ -165,14 +165,14 @@ func New(s Settings, shared Shared) (*App, error) {
 	a.llmOK = shared.LLM.Configured()
 	// The agent (tool schemas, prompts) is built on the first chat turn:
 	// an idle tenant does not carry it.
-	replier := &agentReplier{profiles: a.profiles, build: func() (*agent.Agent, error) {
+	hist := history.NewStore(s.DataDir, 0)
+	replier := &agentReplier{profiles: a.profiles, history: hist, build: func() (*agent.Agent, error) {
 		registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
 		if err != nil {
 			return nil, fmt.Errorf("tool registry: %w", err)
 		}
 		return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log}, nil
 	}}
-	hist := history.NewStore(s.DataDir, 0)
 	a.history = history.NewAPI(hist, a.resolver.Resolve, log)
 	debounce := s.Chat.Debounce
 	if debounce == 0 {
