@@ -144,28 +144,32 @@ func New(s Settings, shared Shared) (*App, error) {
 		limits:   limits.NewSet(s.Limits),
 		global:   global,
 		exams:    exams.NewService(s.DataDir),
+		resolver: caller.Resolver{DefaultTeacherID: s.DefaultTeacherID},
+		meter:    &llm.Meter{},
+		llmOK:    shared.LLM.Configured(),
 	}
-	llmClient := &llm.Client{Gateway: shared.LLM, Tenant: a.limits, Global: global, Meter: &llm.Meter{}}
-	a.meter = llmClient.Meter
+	llmClient := &llm.Client{Gateway: shared.LLM, Tenant: a.limits, Global: global, Meter: a.meter}
+
+	// Students: profiles and their one writer.
 	a.profiles = students.NewStore(s.DataDir)
 	var judge students.Judge
-	if shared.LLM.Configured() {
+	if a.llmOK {
 		judge = students.NewJudge(llmClient)
 	}
 	a.profileW = students.NewWorker(students.WorkerConfig{UploadsDir: s.UploadsDir, Profiles: a.profiles,
 		Bound: s.ProfileQueueMax, Judge: judge, Logger: log})
 	a.students = students.NewAPI(students.APIConfig{Profiles: a.profiles, Worker: a.profileW, Exams: a.exams,
 		DataDir: s.DataDir, UploadsDir: s.UploadsDir, MaxUploadBytes: s.Uploads.MaxBytes, MaxUploadFiles: s.Uploads.MaxFiles, Logger: log})
+
+	// Exams: reading and the upload pipeline.
+	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
 		Limits: s.Uploads, OnConfirmed: a.examConfirmed, Logger: log})
-	// Each domain brings the runner of its worker kind; a kind whose
-	// domain has not landed yet gets an idle runner that takes no job, so
-	// job records already on disk stay exactly as they are.
-	a.resolver = caller.Resolver{DefaultTeacherID: s.DefaultTeacherID}
-	a.llmOK = shared.LLM.Configured()
-	// The agent (tool schemas, prompts) is built on the first chat turn:
-	// an idle tenant does not carry it.
+
+	// Chat: history, the agent (built on the first turn, so an idle tenant
+	// does not carry tool schemas and prompts) and the chat jobs.
 	hist := history.NewStore(s.DataDir, 0)
+	a.history = history.NewAPI(hist, a.resolver.Resolve, log)
 	replier := &agentReplier{profiles: a.profiles, history: hist, build: func() (*agent.Agent, error) {
 		registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
 		if err != nil {
@@ -173,7 +177,6 @@ func New(s Settings, shared Shared) (*App, error) {
 		}
 		return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log}, nil
 	}}
-	a.history = history.NewAPI(hist, a.resolver.Resolve, log)
 	debounce := s.Chat.Debounce
 	if debounce == 0 {
 		debounce = 500 * time.Millisecond
@@ -189,25 +192,33 @@ func New(s Settings, shared Shared) (*App, error) {
 		OnStudentReply: a.studentReplied,
 		Logger:         log,
 	})
-	runners := map[string]*jobs.Runner{KindExamUpload: a.uploads.Runner(), KindChat: a.chat.Runner(),
-		KindProfileUpdate: a.profileW.Runner()}
-	workers := map[string]int{KindChat: s.ChatWorkers}
+
+	a.workers = a.workerKinds(map[string]*jobs.Runner{
+		KindChat: a.chat.Runner(), KindExamUpload: a.uploads.Runner(), KindProfileUpdate: a.profileW.Runner(),
+	})
+	return a, nil
+}
+
+// workerKinds lists the four worker kinds in stop order. Each domain
+// brings the runner of its kind; a kind whose domain has not landed yet
+// (assignment uploads) gets an idle runner that takes no job, so job
+// records already on disk stay exactly as they are.
+func (a *App) workerKinds(runners map[string]*jobs.Runner) []*worker {
+	var out []*worker
 	for _, kind := range []string{KindChat, KindAssignmentUpload, KindExamUpload, KindProfileUpdate} {
 		w := &worker{kind: kind, runner: runners[kind], active: runners[kind] != nil}
 		if !w.active {
 			w.runner = jobs.NewRunner(jobs.Options{
 				Kind:    kind,
-				Store:   jobs.NewStore(filepath.Join(s.UploadsDir, jobDirs[kind])),
-				Workers: max(1, workers[kind]),
+				Store:   jobs.NewStore(filepath.Join(a.settings.UploadsDir, jobDirs[kind])),
 				Resume:  []string{},
 				Process: func(context.Context, string) error { return errNoProcessor },
-				Logger:  log,
+				Logger:  a.log,
 			})
 		}
-		a.workers = append(a.workers, w)
+		out = append(out, w)
 	}
-	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
-	return a, nil
+	return out
 }
 
 // Settings returns the settings the App was built with.
