@@ -437,7 +437,7 @@ func flock(path string) (release func(), ok bool, err error) {
 		}
 		return nil, false, err
 	}
-	fmt.Fprintf(f, `{"pid":%d,"ts":%q}`, os.Getpid(), time.Now().Format("2006-01-02T15:04:05"))
+	fmt.Fprintf(f, `{"pid":%d,"ts":%q}`, os.Getpid(), jobs.Timestamp(time.Now()))
 	return func() {
 		os.Remove(path)
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

@@ -97,39 +97,38 @@ func (s *Service) load(id string) (*cached, error) {
 	}
 	s.mu.Lock()
 	c := s.cache[id]
-	recent := c != nil && time.Since(c.checked) < s.ttl
-	s.mu.Unlock()
-	if c != nil && (recent || fresh(c)) {
-		s.mu.Lock()
-		if !recent {
-			c.checked = time.Now()
-		}
+	if c != nil && time.Since(c.checked) < s.ttl {
+		s.touchLocked(c)
 		s.mu.Unlock()
-		s.touch(id, c)
+		return c, nil
+	}
+	s.mu.Unlock()
+	if c != nil && fresh(c) { // checked outside the lock: it stats files
+		s.mu.Lock()
+		c.checked = time.Now()
+		s.touchLocked(c)
+		s.mu.Unlock()
 		return c, nil
 	}
 	v, err, _ := s.group.Do(id, func() (any, error) { return s.parse(id) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err != nil {
-		s.mu.Lock()
 		delete(s.cache, id)
-		s.mu.Unlock()
 		return nil, err
 	}
 	c = v.(*cached)
-	s.mu.Lock()
 	c.checked = time.Now()
 	s.cache[id] = c
+	s.touchLocked(c)
 	s.evict()
-	s.mu.Unlock()
-	s.touch(id, c)
 	return c, nil
 }
 
-func (s *Service) touch(id string, c *cached) {
-	s.mu.Lock()
+// touchLocked marks c as just used (for eviction). s.mu held.
+func (s *Service) touchLocked(c *cached) {
 	s.tick++
 	c.used = s.tick
-	s.mu.Unlock()
 }
 
 // evict drops the least recently used exams beyond maxCached. s.mu held.

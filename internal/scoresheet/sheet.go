@@ -422,33 +422,30 @@ func (s *samples) add(row int, text string, first int) {
 }
 
 func (s *samples) zh() string {
-	parts := make([]string, 0, len(s.rows)+1)
-	for _, x := range s.rows {
-		p := fmt.Sprintf("第%d行“%s”", x.row, x.text)
-		if x.first > 0 {
-			p += fmt.Sprintf("（与第%d行重复）", x.first)
-		}
-		parts = append(parts, p)
-	}
-	if s.n > len(s.rows) {
-		parts = append(parts, "……")
-	}
-	return strings.Join(parts, "、")
+	return s.join(func(x sample) string { return fmt.Sprintf("第%d行“%s”", x.row, x.text) },
+		"（与第%d行重复）", "……", "、")
 }
 
 func (s *samples) en() string {
+	return s.join(func(x sample) string { return fmt.Sprintf("row %d %q", x.row, x.text) },
+		" (same as row %d)", "...", ", ")
+}
+
+// join lists the samples in one language: each as item(x), plus dup with
+// the first row it repeats, more when some were left out.
+func (s *samples) join(item func(sample) string, dup, more, sep string) string {
 	parts := make([]string, 0, len(s.rows)+1)
 	for _, x := range s.rows {
-		p := fmt.Sprintf("row %d %q", x.row, x.text)
+		p := item(x)
 		if x.first > 0 {
-			p += fmt.Sprintf(" (same as row %d)", x.first)
+			p += fmt.Sprintf(dup, x.first)
 		}
 		parts = append(parts, p)
 	}
 	if s.n > len(s.rows) {
-		parts = append(parts, "...")
+		parts = append(parts, more)
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, sep)
 }
 
 // truncationWarnings describes what a reader had to leave out.

@@ -1,9 +1,11 @@
 package students
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lectern/lectern/internal/limits"
@@ -118,12 +120,12 @@ func ContextBlock(studentID string, prof Profile) string {
 				}
 			}
 		}
-		sortKP := func(a, b kp) bool { return a.acc < b.acc || a.acc == b.acc && a.name < b.name }
-		for i := 1; i < len(weakest); i++ {
-			for j := i; j > 0 && sortKP(weakest[j], weakest[j-1]); j-- {
-				weakest[j], weakest[j-1] = weakest[j-1], weakest[j]
+		slices.SortFunc(weakest, func(a, b kp) int {
+			if c := cmp.Compare(a.acc, b.acc); c != 0 {
+				return c
 			}
-		}
+			return cmp.Compare(a.name, b.name)
+		})
 		var parts []string
 		for _, k := range weakest[:min(3, len(weakest))] {
 			parts = append(parts, fmt.Sprintf("%s %.0f%%", k.name, k.acc*100))

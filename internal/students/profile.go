@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/jobs"
 )
 
 // Errors.
@@ -32,9 +33,6 @@ const (
 	keepExams    = 20
 	noteMaxRunes = 900
 )
-
-// TimeLayout is the predecessor's timestamp format.
-const TimeLayout = "2006-01-02T15:04:05"
 
 // ValidID reports whether id may name a profile file: 1 to 128 characters,
 // any script (Chinese names, "高二(3)班_张三"), but no path separator, no
@@ -149,7 +147,7 @@ func appendKeep(v any, n int, items ...any) []any {
 	return l
 }
 
-func now() string { return time.Now().Format(TimeLayout) }
+func now() string { return jobs.Timestamp(time.Now()) }
 
 func cut(s string, n int) string {
 	r := []rune(s)
