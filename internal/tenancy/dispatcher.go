@@ -36,8 +36,8 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(raw, "/t/"):
 		d.serveTenant(w, r, raw[len("/t/"):])
 	case !cleanPath(r.URL.Path):
-		// The default tenant's router would redirect to a cleaned path;
-		// refuse instead, as for tenants.
+		// The router would redirect to a cleaned path; a path that is not
+		// already clean is refused instead, as for tenants.
 		httpjson.Error(w, http.StatusNotFound, "Not Found")
 	default:
 		d.fallback.ServeHTTP(w, r)
@@ -55,7 +55,7 @@ func (d *Dispatcher) serveTenant(w http.ResponseWriter, r *http.Request, rawRest
 		tenantNotFound(w)
 		return
 	}
-	switch err := d.registry.Serve(w, r2, id); {
+	switch err := d.registry.Serve(&prefixedWriter{ResponseWriter: w, prefix: "/t/" + id}, r2, id); {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
 		tenantNotFound(w)
@@ -100,10 +100,13 @@ func tenantNotFound(w http.ResponseWriter) {
 	httpjson.Error(w, http.StatusNotFound, "tenant not found")
 }
 
-// cleanPath reports whether p (decoded) has no NUL byte and no "." or ".."
-// segment, so it names the same thing before and after any cleaning.
+// cleanPath reports whether p (decoded) is already clean: no NUL byte, no
+// "." or ".." segment and no empty segment ("//"), so no router cleans or
+// redirects it (a trailing slash is allowed: it redirects nowhere). A tenant
+// router that redirected "/t/a//exams" to its cleaned path would send the
+// client to "/exams", which is the default tenant.
 func cleanPath(p string) bool {
-	if strings.ContainsRune(p, 0) {
+	if strings.ContainsRune(p, 0) || strings.Contains(p, "//") {
 		return false
 	}
 	for seg := range strings.SplitSeq(p, "/") {
@@ -113,3 +116,54 @@ func cleanPath(p string) bool {
 	}
 	return true
 }
+
+// prefixedWriter keeps a tenant's responses inside its prefix: the tenant
+// sees paths relative to /t/<id>, so a Location it sets relative to its
+// root ("/exams") is rewritten under the prefix ("/t/<id>/exams"). An
+// absolute URL or a scheme-relative "//host" Location is refused: no
+// tenant may send a client to another tenant or another site; so is a
+// relative Location that climbs ("../").
+type prefixedWriter struct {
+	http.ResponseWriter
+	prefix      string
+	wroteHeader bool
+}
+
+func (p *prefixedWriter) WriteHeader(status int) {
+	if !p.wroteHeader {
+		p.wroteHeader = true
+		h := p.ResponseWriter.Header()
+		if loc := h.Get("Location"); loc != "" {
+			switch {
+			case strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !strings.HasPrefix(loc, `/\`):
+				h.Set("Location", p.prefix+loc)
+			case !strings.HasPrefix(loc, "/") && !strings.ContainsAny(loc, `:\`) && cleanPath("/"+loc):
+				// relative to the request and not climbing: it stays inside
+			default:
+				h.Del("Location")
+				h.Del("Content-Length")
+				httpjson.Error(p.ResponseWriter, http.StatusInternalServerError, "tenant redirect refused")
+				p.ResponseWriter = discard{p.ResponseWriter}
+				return
+			}
+		}
+	}
+	p.ResponseWriter.WriteHeader(status)
+}
+
+func (p *prefixedWriter) Write(b []byte) (int, error) {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes,
+// deadlines).
+func (p *prefixedWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// discard swallows the body of a refused response.
+type discard struct{ http.ResponseWriter }
+
+func (discard) WriteHeader(int)             {}
+func (discard) Write(b []byte) (int, error) { return len(b), nil }

@@ -31,6 +31,11 @@ func TestTenantRequest(t *testing.T) {
 		{"/t/-bad/x", "", "", ""},
 		{"/t/" + strings.Repeat("a", 65), "", "", ""},
 		{"/t//exams", "", "", ""},
+		{"/t/t1//exams", "", "", ""},
+		{"/t/t1/exam//x", "", "", ""},
+		{"/t/t1/exam/a%2F%2Fb", "", "", ""},
+		{"/t/t1//", "", "", ""},
+		{"/t/t1/exams/", "t1", "/exams/", ""},
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest("GET", "http://x"+c.target, nil)
@@ -102,4 +107,39 @@ func FuzzValidTenantID(f *testing.F) {
 			t.Fatalf("ValidTenantID(%q) = %v, want %v", s, got, want)
 		}
 	})
+}
+
+// A tenant's Location headers stay under its prefix; one pointing
+// elsewhere is refused.
+func TestPrefixedWriter(t *testing.T) {
+	for _, c := range []struct {
+		loc, want string
+		status    int
+	}{
+		{"/exams", "/t/a/exams", 307},
+		{"/exam/x?y=1", "/t/a/exam/x?y=1", 302},
+		{"exams", "exams", 302},
+		{"../exams", "", 500},
+		{"//evil.example/x", "", 500},
+		{`/\evil.example/x`, "", 500},
+		{"http://evil.example/", "", 500},
+		{"", "", 200},
+	} {
+		rec := httptest.NewRecorder()
+		w := &prefixedWriter{ResponseWriter: rec, prefix: "/t/a"}
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c.loc != "" {
+				w.Header().Set("Location", c.loc)
+				w.WriteHeader(c.status)
+			}
+			w.Write([]byte("body"))
+		})
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		if rec.Code != c.status || rec.Header().Get("Location") != c.want {
+			t.Errorf("Location %q: got %d %q, want %d %q", c.loc, rec.Code, rec.Header().Get("Location"), c.status, c.want)
+		}
+		if c.status == 500 && strings.Contains(rec.Body.String(), "body") {
+			t.Errorf("Location %q: the refused body was sent: %q", c.loc, rec.Body.String())
+		}
+	}
 }
