@@ -12,7 +12,7 @@ import (
 func (s *Service) HandleChat(w http.ResponseWriter, r *http.Request) {
 	var req Request
 	if err := httpjson.Decode(w, r, &req); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return
 	}
 	if req.Messages == nil {
@@ -41,7 +41,7 @@ func (s *Service) HandleChat(w http.ResponseWriter, r *http.Request) {
 func (s *Service) HandleStart(w http.ResponseWriter, r *http.Request) {
 	var req Request
 	if err := httpjson.Decode(w, r, &req); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return
 	}
 	if req.RequestID == nil {

@@ -180,7 +180,7 @@ func (a *API) PutTeacherViewState(w http.ResponseWriter, r *http.Request) {
 func (a *API) viewStateRequest(w http.ResponseWriter, r *http.Request) (caller.Caller, json.RawMessage, bool) {
 	var body viewStateBody
 	if err := httpjson.Decode(w, r, &body); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return caller.Caller{}, nil, false
 	}
 	state := bytes.TrimSpace(body.State)

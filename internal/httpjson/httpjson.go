@@ -39,6 +39,17 @@ func Error(w http.ResponseWriter, status int, detail any) {
 	Write(w, status, map[string]any{"detail": detail})
 }
 
+// ErrorWith sends {"detail": detail} plus the fields of extra beside it
+// (such as "hints"). A "detail" key in extra is ignored.
+func ErrorWith(w http.ResponseWriter, status int, detail any, extra map[string]any) {
+	body := make(map[string]any, len(extra)+1)
+	for k, v := range extra {
+		body[k] = v
+	}
+	body["detail"] = detail
+	Write(w, status, body)
+}
+
 // Decode reads one JSON value from r's body into v. Unknown fields,
 // trailing data and bodies over MaxBody are errors; the message is fit to
 // show the client.
@@ -52,6 +63,19 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return errors.New("invalid JSON body: unexpected data after the JSON value")
 	}
 	return nil
+}
+
+// ErrBodyTooLarge is wrapped by Decode's error for a body over its bound.
+var ErrBodyTooLarge = errors.New("request body too large")
+
+// DecodeFailed answers a request whose body Decode refused: 413 for a body
+// over its bound, else 400, with Decode's message as the detail.
+func DecodeFailed(w http.ResponseWriter, err error) {
+	status := http.StatusBadRequest
+	if errors.Is(err, ErrBodyTooLarge) {
+		status = http.StatusRequestEntityTooLarge
+	}
+	Error(w, status, err.Error())
 }
 
 func describe(err error) error {
@@ -68,7 +92,7 @@ func describe(err error) error {
 	case errors.As(err, &typ):
 		return fmt.Errorf("invalid JSON body: field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
 	case errors.As(err, &big):
-		return fmt.Errorf("request body is larger than %d bytes", big.Limit)
+		return fmt.Errorf("%w: the body is larger than %d bytes", ErrBodyTooLarge, big.Limit)
 	}
 	return fmt.Errorf("invalid JSON body: %v", err)
 }

@@ -18,7 +18,7 @@ func TestDecode(t *testing.T) {
 		`{"name":"x","z":1}`: `invalid JSON body: json: unknown field "z"`,
 		`{"n":"one"}`:        `invalid JSON body: field "n" must be int, not string`,
 		`{"n":1} {"n":2}`:    "invalid JSON body: unexpected data after the JSON value",
-		`{"name":"` + strings.Repeat("a", MaxBody) + `"}`: "request body is larger than",
+		`{"name":"` + strings.Repeat("a", MaxBody) + `"}`: "request body too large: the body is larger than",
 	}
 	for in, want := range cases {
 		var b body
@@ -37,5 +37,13 @@ func TestError(t *testing.T) {
 	Error(w, 404, "exam not found")
 	if w.Code != 404 || w.Body.String() != `{"detail":"exam not found"}` || w.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %q %v", w.Code, w.Body, w.Header())
+	}
+}
+
+func TestErrorWith(t *testing.T) {
+	w := httptest.NewRecorder()
+	ErrorWith(w, 400, "full marks missing", map[string]any{"hints": []string{"save max_scores"}, "detail": "ignored"})
+	if w.Code != 400 || w.Body.String() != `{"detail":"full marks missing","hints":["save max_scores"]}` {
+		t.Fatalf("%d %q", w.Code, w.Body)
 	}
 }

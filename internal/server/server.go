@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 
 	"github.com/lectern/lectern/internal/demo"
@@ -41,6 +42,37 @@ type Config struct {
 	ProfileQueueMax int
 }
 
+// resolveDirs creates the default tenant's directories and the config
+// store's, then replaces every configured directory by the path it really
+// names, symbolic links followed (TENANT_DATA_ROOT too, which need not
+// exist yet). Tenant directories are resolved the same way when they are
+// stored, so every comparison between them is between resolved paths: a
+// deploy link such as /srv/app/current cannot hide that a tenant's
+// directory is the default tenant's.
+func (c *Config) resolveDirs() error {
+	dbDir, dbFile := filepath.Split(c.TenantDBPath)
+	for _, d := range []struct {
+		name string
+		path *string
+	}{{"DATA_DIR", &c.DataDir}, {"UPLOADS_DIR", &c.UploadsDir}, {"TENANT_DB_PATH", &dbDir}, {"TENANT_DATA_ROOT", &c.DataRoot}} {
+		if *d.path == "" && d.name == "TENANT_DATA_ROOT" {
+			continue
+		}
+		if d.name != "TENANT_DATA_ROOT" {
+			if err := os.MkdirAll(*d.path, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", d.name, err)
+			}
+		}
+		real, err := tenancy.ResolveDir(*d.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.name, err)
+		}
+		*d.path = real
+	}
+	c.TenantDBPath = filepath.Join(dbDir, dbFile)
+	return nil
+}
+
 func (c Config) uploads() examupload.Limits {
 	return examupload.Limits{MaxBytes: c.UploadMaxBytes, MaxFiles: c.UploadMaxFiles}
 }
@@ -64,12 +96,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Global.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.resolveDirs(); err != nil {
+		return nil, err
+	}
 	store, err := tenancy.OpenStore(ctx, cfg.TenantDBPath, log)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: store, shared: tenantapp.Shared{
-		Global: limits.NewSet(cfg.Global),
+		Global: limits.NewGlobalSet(cfg.Global),
 		LLM:    llm.NewGateway(cfg.LLM, llm.Options{Logger: log}),
 	}}
 	if !s.shared.LLM.Configured() {

@@ -133,7 +133,7 @@ func (e *env) putTenant(id string, extra map[string]any) response {
 	return e.do("PUT", "/admin/tenants/"+id, adminKey, body)
 }
 
-func writeManifest(t *testing.T, dataDir, examID, generatedAt string, students int) {
+func writeManifest(t testing.TB, dataDir, examID, generatedAt string, students int) {
 	t.Helper()
 	m := map[string]any{"exam_id": examID, "generated_at": generatedAt,
 		"counts": map[string]any{"students": students, "responses": students * 10}}
@@ -302,6 +302,9 @@ func TestAdminPutValidation(t *testing.T) {
 		{"symlink escape", "x", with("x", "data_dir", filepath.Join(link, "data")), "data_dir must be inside TENANT_DATA_ROOT"},
 		{"overlaps other tenant", "x", with("x", "data_dir", filepath.Join(root, "good", "data", "sub")), "data_dir overlaps a directory of tenant good"},
 		{"contains other tenant", "x", with("x", "uploads_dir", filepath.Join(root, "good")), "uploads_dir overlaps a directory of tenant good"},
+		{"same directory twice", "x", with("x", "uploads_dir", filepath.Join(root, "x", "data")), "data_dir and uploads_dir must be two separate directories"},
+		{"uploads inside data", "x", with("x", "uploads_dir", filepath.Join(root, "x", "data", "up")), "data_dir and uploads_dir must be two separate directories"},
+		{"data inside uploads", "x", with("x", "data_dir", filepath.Join(root, "x", "uploads", "d")), "data_dir and uploads_dir must be two separate directories"},
 		{"malformed json", "x", `{"data_dir":`, ""},
 		{"not an object", "x", `[1]`, ""},
 		{"unknown field", "x", `{"data_dir":"/a","uploads_dir":"/b","colour":"red"}`, `invalid JSON body: json: unknown field "colour"`},
@@ -328,6 +331,81 @@ func TestAdminPutValidation(t *testing.T) {
 	if len(list) != 1 {
 		t.Fatalf("stored %d tenants, want only the good one: %v", len(list), list)
 	}
+}
+
+// A body over the admin API's cap is 413, and nothing is stored.
+func TestAdminPutBodyTooLarge(t *testing.T) {
+	e := newEnv(t)
+	data, uploads := e.tenantDirs("big")
+	body := `{"data_dir":"` + data + `","uploads_dir":"` + uploads + `","extra":{"pad":"` + strings.Repeat("x", 2<<20) + `"}}`
+	r := e.do("PUT", "/admin/tenants/big", adminKey, body)
+	if r.status != 413 || !strings.Contains(r.json(t)["detail"].(string), "larger than") {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	expect(t, e.do("GET", "/admin/tenants/big", adminKey, nil), 404, "")
+}
+
+// The server's own directories are resolved at startup: configured through
+// a symbolic link (a deploy link such as /srv/app/current), they are still
+// recognised when a tenant names them by their real path, or by another
+// link, and a TENANT_DATA_ROOT reached through a link still admits the
+// directories inside it.
+func TestAdminPutRefusesServerDirectoriesThroughSymlinks(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "releases", "v1")
+	tenantsReal := filepath.Join(base, "tenants-real")
+	for _, d := range []string{real, tenantsReal} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(base, "current")
+	tenantsLink := filepath.Join(base, "tenants")
+	for link, target := range map[string]string{current: real, tenantsLink: tenantsReal} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	linked := func(c *Config) {
+		c.DataDir = filepath.Join(current, "data")
+		c.UploadsDir = filepath.Join(current, "uploads")
+		c.TenantDBPath = filepath.Join(current, "system", "tenants.sqlite3")
+	}
+	t.Run("reserved", func(t *testing.T) {
+		e := newEnv(t, linked)
+		writeManifest(t, filepath.Join(real, "data"), "SECRET_DEFAULT", "2026-01-01T00:00:00", 1)
+		other := filepath.Join(base, "sneaky") // another link to the release, made after startup
+		if err := os.Symlink(real, other); err != nil {
+			t.Fatal(err)
+		}
+		for name, dir := range map[string]string{
+			"default data by its real path":     filepath.Join(real, "data"),
+			"default uploads by its real path":  filepath.Join(real, "uploads"),
+			"store dir by its real path":        filepath.Join(real, "system"),
+			"inside default data":               filepath.Join(real, "data", "exams"),
+			"default data through another link": filepath.Join(other, "data"),
+			"store dir through another link":    filepath.Join(other, "system"),
+		} {
+			r := e.do("PUT", "/admin/tenants/evil", adminKey, map[string]any{"data_dir": dir, "uploads_dir": filepath.Join(base, "evil", "uploads")})
+			if r.status != 400 || !strings.Contains(string(r.body), "belongs to the server") {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
+		}
+		expect(t, e.do("GET", "/admin/tenants/evil", adminKey, nil), 404, "")
+		expect(t, e.get("/t/evil/exams"), 404, `{"detail":"tenant not found"}`)
+	})
+	t.Run("data root through a link", func(t *testing.T) {
+		e := newEnv(t, linked, func(c *Config) { c.DataRoot = tenantsLink })
+		for i, dir := range []string{filepath.Join(tenantsLink, "ok1"), filepath.Join(tenantsReal, "ok2")} {
+			id := fmt.Sprintf("ok%d", i+1)
+			r := e.do("PUT", "/admin/tenants/"+id, adminKey, map[string]any{"data_dir": filepath.Join(dir, "data"), "uploads_dir": filepath.Join(dir, "uploads")})
+			expect(t, r, 200, "")
+		}
+		r := e.do("PUT", "/admin/tenants/out", adminKey, map[string]any{"data_dir": filepath.Join(current, "x"), "uploads_dir": filepath.Join(tenantsLink, "out")})
+		if r.status != 400 {
+			t.Errorf("outside the root: %d %s", r.status, r.body)
+		}
+	})
 }
 
 // No tenant may overlap the default tenant's directories or the store's.

@@ -21,7 +21,8 @@ type AdminOptions struct {
 	// resolve strictly inside it.
 	DataRoot string
 	// Reserved are directories no tenant may overlap: the default tenant's
-	// data and uploads directories and the config store's directory.
+	// data and uploads directories and the config store's directory, each
+	// resolved (symbolic links followed), as DataRoot is.
 	Reserved []string
 	Logger   *slog.Logger
 }
@@ -128,7 +129,7 @@ func (a *Admin) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	var body putBody
 	if err := httpjson.Decode(w, r, &body); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return
 	}
 	rec := Record{TenantID: id, Enabled: body.Enabled == nil || *body.Enabled, Extra: body.Extra}
@@ -176,6 +177,9 @@ func (a *Admin) checkDirs(ctx context.Context, id, dataDir, uploadsDir string) (
 			}
 		}
 		resolved[i] = p
+	}
+	if overlaps(resolved[0], resolved[1]) {
+		return "", "", errors.New("data_dir and uploads_dir must be two separate directories, neither inside the other")
 	}
 	others, err := a.store.List(ctx, false)
 	if err != nil {
