@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/server"
@@ -40,6 +41,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			UploadMaxFiles:   env.positive("UPLOAD_MAX_FILES", 32),
 			DefaultTeacherID: env.str("DEFAULT_TEACHER_ID", "teacher"),
 			ProfileQueueMax:  env.positive("PROFILE_UPDATE_QUEUE_MAX", 500),
+			CORS:             cors.Parse(getenv("CORS_ORIGINS")),
 			Chat: tenantapp.ChatSettings{
 				LaneMaxQueue: env.positive("CHAT_LANE_MAX_QUEUE", 6),
 				Debounce:     env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),

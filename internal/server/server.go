@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/demo"
 	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/limits"
@@ -40,6 +41,9 @@ type Config struct {
 	DefaultTeacherID string
 	// ProfileQueueMax bounds each tenant's pending profile updates.
 	ProfileQueueMax int
+	// CORS is the parsed CORS_ORIGINS (the zero Policy allows no origin;
+	// cors.Parse("") allows every one, as the predecessor did).
+	CORS cors.Policy
 }
 
 // resolveDirs creates the default tenant's directories and the config
@@ -136,7 +140,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Reserved: []string{cfg.DataDir, cfg.UploadsDir, filepath.Dir(cfg.TenantDBPath)},
 		Logger:   log,
 	})
-	s.handler = tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log)
+	s.handler = cfg.CORS.Wrap(tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log))
 	return s, nil
 }
 
