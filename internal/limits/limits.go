@@ -4,6 +4,13 @@
 // The order of acquisition is fixed so that two callers can never deadlock
 // on each other: tenant before global, total before role. Releases happen in
 // reverse order.
+//
+// A tenant's Set (NewTenantSet) is plain counting semaphores. The process's
+// Set (NewGlobalSet) is fair pools shared between tenants: each slot taken
+// is counted against the tenant that took it, a free slot goes first to the
+// tenant holding the fewest, and a reserve of a quarter of each pool is kept
+// for tenants below their fair share, so one tenant's hanging calls cannot
+// make another tenant wait (see fairSem).
 package limits
 
 import (
@@ -48,6 +55,17 @@ type Config struct {
 // TenantDefaults are the limits of a tenant that sets none.
 func TenantDefaults() Config {
 	return Config{LLMTotal: 30, LLMStudent: 2, LLMTeacher: 10, OCR: 5}
+}
+
+// Effective is the limit a tenant really has: each of its limits capped by
+// the process's (global) one.
+func Effective(tenant, global Config) Config {
+	return Config{
+		LLMTotal:   min(tenant.LLMTotal, global.LLMTotal),
+		LLMStudent: min(tenant.LLMStudent, global.LLMStudent),
+		LLMTeacher: min(tenant.LLMTeacher, global.LLMTeacher),
+		OCR:        min(tenant.OCR, global.OCR),
+	}
 }
 
 // Validate reports the first limit that is not a positive integer.
@@ -105,19 +123,25 @@ func (s *Sem) InUse() int { return int(s.inUse.Load()) }
 // Size is the number of slots.
 func (s *Sem) Size() int { return s.size }
 
-// slot is what a Set holds: a Semaphore that can say how full it is.
+// forTenant returns s itself: a plain semaphore does not tell tenants apart.
+func (s *Sem) forTenant(any) Semaphore { return s }
+
+// slot is what a Set holds: a semaphore that can say how full it is and
+// gives the Semaphore a call of a given tenant takes.
 type slot interface {
-	Semaphore
 	InUse() int
+	forTenant(key any) Semaphore
 }
 
 // Set is the semaphores of one scope: a tenant, or the process.
 type Set struct {
 	cfg                                   Config
+	id                                    string // tenant id; "" for the process or an anonymous tenant
 	llmTotal, llmStudent, llmTeacher, ocr slot
 }
 
-// NewSet builds a Set sized by c.
+// NewSet builds a Set of plain semaphores sized by c, for an anonymous
+// tenant (each such Set counts as a tenant of its own in a global Set).
 func NewSet(c Config) *Set {
 	return &Set{
 		cfg:        c,
@@ -126,6 +150,35 @@ func NewSet(c Config) *Set {
 		llmTeacher: NewSem(c.LLMTeacher),
 		ocr:        NewSem(c.OCR),
 	}
+}
+
+// NewTenantSet builds tenant id's Set sized by c. The id is what a global
+// Set counts the tenant's slots under, so two Sets with the same id (a
+// tenant rebuilt while its old calls finish) are one tenant there.
+func NewTenantSet(id string, c Config) *Set {
+	s := NewSet(c)
+	s.id = id
+	return s
+}
+
+// NewGlobalSet builds the process's Set sized by c: every semaphore is a
+// fair pool shared between tenants (see fairSem for the rules).
+func NewGlobalSet(c Config) *Set {
+	return &Set{
+		cfg:        c,
+		llmTotal:   newFairSem(c.LLMTotal),
+		llmStudent: newFairSem(c.LLMStudent),
+		llmTeacher: newFairSem(c.LLMTeacher),
+		ocr:        newFairSem(c.OCR),
+	}
+}
+
+// key is what a global pool counts this tenant's slots under.
+func (s *Set) key() any {
+	if s.id != "" {
+		return s.id
+	}
+	return s
 }
 
 // Config returns the sizes the Set was built with.
@@ -151,18 +204,19 @@ func (s *Set) Usage() Usage {
 
 // llmChain lists the semaphores an LLM call of role r takes, in order.
 func llmChain(tenant, global *Set, r Role) []Semaphore {
-	chain := []Semaphore{tenant.llmTotal}
+	k := tenant.key()
+	chain := []Semaphore{tenant.llmTotal.forTenant(k)}
 	if s := tenant.roleSem(r); s != nil {
-		chain = append(chain, s)
+		chain = append(chain, s.forTenant(k))
 	}
-	chain = append(chain, global.llmTotal)
+	chain = append(chain, global.llmTotal.forTenant(k))
 	if s := global.roleSem(r); s != nil {
-		chain = append(chain, s)
+		chain = append(chain, s.forTenant(k))
 	}
 	return chain
 }
 
-func (s *Set) roleSem(r Role) Semaphore {
+func (s *Set) roleSem(r Role) slot {
 	switch r {
 	case RoleStudent:
 		return s.llmStudent
@@ -182,7 +236,8 @@ func AcquireLLM(ctx context.Context, tenant, global *Set, r Role) (release func(
 
 // AcquireOCR takes the tenant's OCR slot, then the global one.
 func AcquireOCR(ctx context.Context, tenant, global *Set) (release func(), err error) {
-	return Acquire(ctx, tenant.ocr, global.ocr)
+	k := tenant.key()
+	return Acquire(ctx, tenant.ocr.forTenant(k), global.ocr.forTenant(k))
 }
 
 var errDoubleRelease = errors.New("limits: release called twice")

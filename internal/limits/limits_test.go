@@ -33,6 +33,8 @@ func (f *fakeSem) Release() {
 
 func (f *fakeSem) InUse() int { return f.held }
 
+func (f *fakeSem) forTenant(any) Semaphore { return f }
+
 func fakeSet(scope string, trace *[]string) (*Set, map[string]*fakeSem) {
 	m := map[string]*fakeSem{}
 	mk := func(n string) *fakeSem {
