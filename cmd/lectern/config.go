@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lectern/lectern/internal/bodydeadline"
 	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
@@ -41,7 +42,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 			UploadMaxFiles:   env.positive("UPLOAD_MAX_FILES", 32),
 			DefaultTeacherID: env.str("DEFAULT_TEACHER_ID", "teacher"),
 			ProfileQueueMax:  env.positive("PROFILE_UPDATE_QUEUE_MAX", 500),
+			JobQueueMax:      env.positive("JOB_QUEUE_MAX", 100),
 			CORS:             cors.Parse(getenv("CORS_ORIGINS")),
+			Body: bodydeadline.Limits{
+				Idle:    time.Duration(env.positive("BODY_IDLE_TIMEOUT_SEC", 10)) * time.Second,
+				MinRate: int64(env.positive("BODY_MIN_RATE_KB", 16)) << 10,
+			},
 			Chat: tenantapp.ChatSettings{
 				LaneMaxQueue: env.positive("CHAT_LANE_MAX_QUEUE", 6),
 				Debounce:     env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),

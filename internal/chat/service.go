@@ -62,6 +62,9 @@ type Config struct {
 	Workers      int           // CHAT_WORKER_POOL_SIZE (4)
 	LaneMaxQueue int           // CHAT_LANE_MAX_QUEUE (6)
 	Debounce     time.Duration // CHAT_LANE_DEBOUNCE_MS (500 ms); 0 disables
+	// MaxQueued bounds the tenant's queued chat jobs over all lanes
+	// (JOB_QUEUE_MAX, 100); 0 means no bound beyond the lanes'.
+	MaxQueued int
 	// OnStudentReply, when set, is told about every student reply (the
 	// profile-update producer).
 	OnStudentReply func(studentID, assignmentID, userText, reply string)
@@ -114,6 +117,7 @@ func New(cfg Config) *Service {
 	s.lanes = newLanes(s.laneOf)
 	s.runner = jobs.NewRunner(jobs.Options{
 		Kind: "chat", Store: s.store, Workers: cfg.Workers, Queue: s.lanes, Process: s.process, Logger: log,
+		MaxQueued: cfg.MaxQueued,
 	})
 	return s
 }
@@ -180,6 +184,11 @@ func (s *Service) Start(req *Request) (StartResult, error) {
 	if busy := queued + boolInt(active); busy >= s.cfg.LaneMaxQueue {
 		return nil, &startError{429, fmt.Sprintf("当前会话排队过多（lane=%d），请稍后重试。", busy)}
 	}
+	place, err := s.runner.Reserve()
+	if err != nil {
+		return nil, &startError{429, "当前排队的对话过多，请稍后重试。(too many chat jobs are queued; retry later)"}
+	}
+	defer place.Release()
 
 	jobID := "cjob_" + randomHex(6)
 	winner, err := s.claimRequest(requestID, jobID)
@@ -230,7 +239,7 @@ func (s *Service) Start(req *Request) (StartResult, error) {
 		}
 	}
 	s.lanes.assign(jobID, ref)
-	s.runner.Enqueue(jobID)
+	place.Enqueue(jobID)
 	s.mu.Lock()
 	s.recent[ref.lane] = recentJob{at: now, fingerprint: fp, jobID: jobID}
 	s.mu.Unlock()

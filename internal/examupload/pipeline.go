@@ -46,7 +46,9 @@ type Config struct {
 	// OnConfirmed, when set, is told about every confirmed exam (the
 	// profile-update producer).
 	OnConfirmed func(e *exams.Exam, date string)
-	Logger      *slog.Logger
+	// MaxQueued bounds the queued exam jobs (JOB_QUEUE_MAX); 0: no bound.
+	MaxQueued int
+	Logger    *slog.Logger
 }
 
 // Pipeline is one tenant's exam upload pipeline and its worker.
@@ -94,6 +96,8 @@ func New(c Config) *Pipeline {
 		Resume:  []string{StatusQueued, StatusProcessing, StatusConfirming},
 		Process: p.process,
 		Logger:  log,
+		// A place is reserved before each upload is read (Start).
+		MaxQueued: c.MaxQueued,
 	})
 	return p
 }

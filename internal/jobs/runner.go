@@ -15,6 +15,9 @@ import (
 var (
 	ErrRunnerStarted = errors.New("runner already started")
 	ErrRunnerStopped = errors.New("runner stopped")
+	// ErrQueueFull is returned by Reserve when MaxQueued jobs are
+	// already waiting (or about to).
+	ErrQueueFull = errors.New("job queue is full")
 )
 
 // maxErrorRunes bounds the error text stored in a failed job's record.
@@ -37,6 +40,10 @@ type Options struct {
 	// responsible for the job's status transitions on success, and should
 	// return promptly once ctx is cancelled.
 	Process func(ctx context.Context, id string) error
+	// MaxQueued bounds the jobs waiting for a worker, counted with the
+	// places Reserve handed out; 0 means no bound. Jobs resumed at Start
+	// are queued whatever their number.
+	MaxQueued int
 	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -47,6 +54,8 @@ type Stats struct {
 	Workers int    `json:"workers"`
 	// Queued counts jobs waiting for a worker.
 	Queued int `json:"queued"`
+	// MaxQueued is the bound on queued jobs (0: none).
+	MaxQueued int `json:"max_queued"`
 	// Busy counts jobs being processed.
 	Busy int `json:"busy"`
 	// Processed counts Process calls that returned nil.
@@ -74,6 +83,10 @@ type Runner struct {
 	resume  []string
 	process func(context.Context, string) error
 	log     *slog.Logger
+	// maxQueued is Options.MaxQueued; reserved counts the places handed
+	// out by Reserve and not yet used or given back (under mu).
+	maxQueued int
+	reserved  int
 
 	busy      atomic.Int64
 	processed atomic.Int64
@@ -103,6 +116,8 @@ func NewRunner(o Options) *Runner {
 		process: o.Process,
 		log:     o.Logger,
 		running: make(map[string]struct{}),
+
+		maxQueued: max(o.MaxQueued, 0),
 	}
 	if r.queue == nil {
 		r.queue = NewFIFO()
@@ -185,13 +200,62 @@ func (r *Runner) Enqueue(id string) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped {
+	return r.enqueueLocked(id)
+}
+
+func (r *Runner) enqueueLocked(id string) bool {
+	if !ValidID(id) || r.stopped {
 		return false
 	}
 	if _, ok := r.running[id]; ok {
 		return false
 	}
 	return r.queue.Push(id)
+}
+
+// Reservation is a place in the queue for a job that is still being
+// created: a producer reserves before it writes anything, so a full queue
+// is refused before an upload is read or a record is stored.
+type Reservation struct {
+	r    *Runner
+	used bool
+}
+
+// Reserve takes a place in the queue, or returns ErrQueueFull when
+// MaxQueued jobs are already waiting or reserved. The caller must end the
+// reservation with Enqueue or Release.
+func (r *Runner) Reserve() (*Reservation, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.maxQueued > 0 && r.queue.Len()+r.reserved >= r.maxQueued {
+		return nil, ErrQueueFull
+	}
+	r.reserved++
+	return &Reservation{r: r}, nil
+}
+
+// Enqueue queues id in the reserved place (see Runner.Enqueue for false).
+// The place is used whatever the answer.
+func (res *Reservation) Enqueue(id string) bool {
+	r := res.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !res.used {
+		res.used = true
+		r.reserved--
+	}
+	return r.enqueueLocked(id)
+}
+
+// Release gives an unused place back; after Enqueue it does nothing.
+func (res *Reservation) Release() {
+	r := res.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !res.used {
+		res.used = true
+		r.reserved--
+	}
 }
 
 // Stop cancels the workers' context and waits for every worker to return.
@@ -226,6 +290,7 @@ func (r *Runner) Stats() Stats {
 		Kind:      r.kind,
 		Workers:   r.workers,
 		Queued:    r.queue.Len(),
+		MaxQueued: r.maxQueued,
 		Busy:      int(r.busy.Load()),
 		Processed: r.processed.Load(),
 		Failed:    r.failed.Load(),

@@ -473,3 +473,80 @@ func BenchmarkRunnerThroughput(b *testing.B) {
 		})
 	}
 }
+
+// Reserve refuses once MaxQueued jobs wait or are reserved; a used or
+// released place frees room, and a running job does not count.
+func TestReserveBoundsTheQueue(t *testing.T) {
+	store := NewStore(t.TempDir())
+	hold := make(chan struct{})
+	r := NewRunner(Options{Kind: "k", Store: store, MaxQueued: 2, Process: func(ctx context.Context, id string) error {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+		return nil
+	}})
+	a, err := r.Reserve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Reserve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reserve(); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("third reserve = %v, want ErrQueueFull", err)
+	}
+	b.Release()
+	b.Release() // a second release changes nothing
+	c, err := r.Reserve()
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	for i, res := range []*Reservation{a, c} {
+		id := fmt.Sprintf("job_%012d", i)
+		if err := store.Create(id, map[string]any{"status": "queued"}); err != nil {
+			t.Fatal(err)
+		}
+		if !res.Enqueue(id) {
+			t.Fatalf("enqueue %s refused", id)
+		}
+		res.Release() // after Enqueue: nothing
+	}
+	if _, err := r.Reserve(); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("two queued: reserve = %v, want ErrQueueFull", err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer stop(t, r)
+	// One job is taken by the worker and runs (held): one place frees.
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Stats().Busy != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	d, err := r.Reserve()
+	if err != nil {
+		t.Fatalf("with one running and one queued: %v", err)
+	}
+	d.Release()
+	close(hold)
+}
+
+// Concurrent producers never get more places than the bound.
+func TestReserveConcurrent(t *testing.T) {
+	r := NewRunner(Options{Kind: "k", Store: NewStore(t.TempDir()), MaxQueued: 5, Process: func(context.Context, string) error { return nil }})
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := r.Reserve(); err == nil {
+				got.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got.Load() != 5 {
+		t.Fatalf("%d places handed out, want 5", got.Load())
+	}
+}

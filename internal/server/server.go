@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lectern/lectern/internal/bodydeadline"
 	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/demo"
 	"github.com/lectern/lectern/internal/examupload"
@@ -41,9 +42,13 @@ type Config struct {
 	DefaultTeacherID string
 	// ProfileQueueMax bounds each tenant's pending profile updates.
 	ProfileQueueMax int
+	// JobQueueMax bounds each tenant's queued jobs of every other kind.
+	JobQueueMax int
 	// CORS is the parsed CORS_ORIGINS (the zero Policy allows no origin;
 	// cors.Parse("") allows every one, as the predecessor did).
 	CORS cors.Policy
+	// Body bounds how slowly a request body may arrive (zero: no bound).
+	Body bodydeadline.Limits
 }
 
 // resolveDirs creates the default tenant's directories and the config
@@ -125,6 +130,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Logger:           log,
 		DefaultTeacherID: cfg.DefaultTeacherID,
 		ProfileQueueMax:  cfg.ProfileQueueMax,
+		JobQueueMax:      cfg.JobQueueMax,
 	}, s.shared)
 	if err == nil {
 		err = s.fallback.Start(ctx)
@@ -140,7 +146,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Reserved: []string{cfg.DataDir, cfg.UploadsDir, filepath.Dir(cfg.TenantDBPath)},
 		Logger:   log,
 	})
-	s.handler = cfg.CORS.Wrap(tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log))
+	s.handler = cfg.CORS.Wrap(cfg.Body.Wrap(tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log)))
 	return s, nil
 }
 
@@ -163,6 +169,7 @@ func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
 		Logger:           s.log,
 		DefaultTeacherID: s.cfg.DefaultTeacherID,
 		ProfileQueueMax:  s.cfg.ProfileQueueMax,
+		JobQueueMax:      s.cfg.JobQueueMax,
 	}, s.shared)
 }
 

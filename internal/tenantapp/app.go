@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -48,7 +49,10 @@ type Settings struct {
 	DefaultTeacherID string
 	// ProfileQueueMax bounds pending profile updates (500).
 	ProfileQueueMax int
-	Logger          *slog.Logger
+	// JobQueueMax bounds the queued jobs of each other kind (chat, exam
+	// upload, assignment upload); < 1 means 100.
+	JobQueueMax int
+	Logger      *slog.Logger
 }
 
 // ChatSettings tune the chat lanes.
@@ -133,6 +137,9 @@ func New(s Settings, shared Shared) (*App, error) {
 	if s.ChatWorkers < 1 {
 		s.ChatWorkers = 4
 	}
+	if s.JobQueueMax < 1 {
+		s.JobQueueMax = 100
+	}
 	log := s.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -141,7 +148,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	a := &App{
 		settings: s,
 		log:      log,
-		limits:   limits.NewSet(s.Limits),
+		limits:   limits.NewTenantSet(s.TenantID, s.Limits),
 		global:   global,
 		exams:    exams.NewService(s.DataDir),
 		resolver: caller.Resolver{DefaultTeacherID: s.DefaultTeacherID},
@@ -164,7 +171,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	// Exams: reading and the upload pipeline.
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
-		Limits: s.Uploads, OnConfirmed: a.examConfirmed, Logger: log})
+		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, Logger: log})
 
 	// Chat: history, the agent (built on the first turn, so an idle tenant
 	// does not carry tool schemas and prompts) and the chat jobs.
@@ -188,6 +195,7 @@ func New(s Settings, shared Shared) (*App, error) {
 		Resolver:       a.resolver,
 		Workers:        s.ChatWorkers,
 		LaneMaxQueue:   s.Chat.LaneMaxQueue,
+		MaxQueued:      s.JobQueueMax,
 		Debounce:       max(debounce, 0),
 		OnStudentReply: a.studentReplied,
 		Logger:         log,
@@ -279,21 +287,31 @@ func (a *App) Stop(ctx context.Context) error {
 type WorkerStatus struct {
 	Kind string `json:"kind"`
 	// Active is false for a kind whose processing is not built yet.
-	Active  bool  `json:"active"`
-	Workers int   `json:"workers"`
-	Queued  int   `json:"queued"`
-	Busy    int   `json:"busy"`
-	Done    int64 `json:"processed"`
-	Failed  int64 `json:"failed"`
+	Active  bool `json:"active"`
+	Workers int  `json:"workers"`
+	Queued  int  `json:"queued"`
+	// MaxQueued bounds Queued (429 beyond); 0 means no bound.
+	MaxQueued int   `json:"max_queued"`
+	Busy      int   `json:"busy"`
+	Done      int64 `json:"processed"`
+	Failed    int64 `json:"failed"`
 }
 
 // Status is a snapshot for the admin API.
 type Status struct {
-	Workers      []WorkerStatus    `json:"workers"`
-	Limits       limits.Config     `json:"limits"`
-	LimitsInUse  limits.Usage      `json:"limits_in_use"`
-	GlobalLimits limits.Config     `json:"global_limits"`
-	LLM          llm.MeterSnapshot `json:"llm_usage"`
+	Workers      []WorkerStatus `json:"workers"`
+	Limits       limits.Config  `json:"limits"`
+	LimitsInUse  limits.Usage   `json:"limits_in_use"`
+	GlobalLimits limits.Config  `json:"global_limits"`
+	// EffectiveLimits are Limits capped by GlobalLimits: the most calls of
+	// each kind the tenant can run at once (fewer while other tenants share
+	// the global pools, which are divided fairly between them).
+	EffectiveLimits limits.Config     `json:"effective_limits"`
+	LLM             llm.MeterSnapshot `json:"llm_usage"`
+	// Goroutines is the whole process's count (every tenant's and the
+	// server's), for leak checks: compare it before and after a tenant is
+	// unloaded; /admin/debug/pprof/goroutine lists them.
+	Goroutines int `json:"goroutines"`
 }
 
 // Status reports queues, workers and limits.
@@ -303,11 +321,13 @@ func (a *App) Status() Status {
 		LimitsInUse:  a.limits.Usage(),
 		GlobalLimits: a.global.Config(),
 		LLM:          a.meter.Snapshot(),
+		Goroutines:   runtime.NumGoroutine(),
 	}
+	st.EffectiveLimits = limits.Effective(st.Limits, st.GlobalLimits)
 	for _, w := range a.workers {
 		s := w.runner.Stats()
 		st.Workers = append(st.Workers, WorkerStatus{Kind: w.kind, Active: w.active,
-			Workers: s.Workers, Queued: s.Queued, Busy: s.Busy, Done: s.Processed, Failed: s.Failed})
+			Workers: s.Workers, Queued: s.Queued, MaxQueued: s.MaxQueued, Busy: s.Busy, Done: s.Processed, Failed: s.Failed})
 	}
 	return st
 }
