@@ -11,6 +11,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/scoresheet"
 )
 
 // Confirm errors the handler maps to statuses.
@@ -29,11 +30,82 @@ type invalidError struct{ msg string }
 
 func (e *invalidError) Error() string { return e.msg }
 
+// missingMaxError refuses a confirm while questions of a per-question
+// sheet have no full marks: their letter answers would stay unscored and
+// their loss rates unknown. The job stays done; the teacher saves
+// max_scores in the draft and confirms again.
+type missingMaxError struct {
+	qids, labels []string
+	letters      bool // some of them are letter (multiple-choice) questions
+}
+
+func (e *missingMaxError) Error() string {
+	return "full marks missing: " + strings.Join(e.qids, ", ")
+}
+
+// maxNamed bounds the questions named in the message.
+const maxNamed = 20
+
+// detail is the message the teacher client shows as it is.
+func (e *missingMaxError) detail() string {
+	n := len(e.labels)
+	named := e.labels[:min(n, maxNamed)]
+	zh, en := strings.Join(named, "、"), strings.Join(named, ", ")
+	if n > maxNamed {
+		zh += fmt.Sprintf(" 等 %d 题", n)
+		en += fmt.Sprintf(" and %d more", n-maxNamed)
+	}
+	return fmt.Sprintf("以下 %d 道题缺少满分，暂不能创建考试：%s。请在草稿中填写满分并保存后再确认。"+
+		"(Full marks are missing for %d question(s): %s. Save them in the draft, then confirm again.)", n, zh, n, en)
+}
+
+func (e *missingMaxError) hints() []string {
+	h := []string{`在草稿中填写这些题目的满分并保存：POST /exam/upload/draft/save，字段 max_scores 以题号或题目 ID 为键，例如 {"job_id": "…", "max_scores": {"1": 4, "11(1)": 8}}。` +
+		`(Save the full marks with POST /exam/upload/draft/save: max_scores keyed by question label or id.)`}
+	if e.letters {
+		h = append(h, "选择题（成绩表中为学生所选字母）的满分无法从成绩表推断，必须由老师填写。"+
+			"(Full marks of letter-answer questions cannot be read from the sheet; the teacher must give them.)")
+	}
+	return append(h, "也可以在上传时用 max_scores 字段一次给出全部题目的满分。(Full marks can also be given at upload, with the max_scores field.)")
+}
+
+// missingFullMarks lists, in sheet order, the questions of a per-question
+// sheet that still lack full marks; nil when there are none or the sheet
+// has totals only (a total-mode exam needs no full marks).
+func (st *state) missingFullMarks() *missingMaxError {
+	if st.parsed.Meta["score_mode"] == scoresheet.ModeTotal || (len(st.questions) == 1 && st.questions[0].ID == totalID) {
+		return nil
+	}
+	byID := map[string]ParsedQ{}
+	for _, q := range st.parsed.Questions {
+		byID[q.QuestionID] = q
+	}
+	var e missingMaxError
+	for _, q := range st.questions {
+		if q.HasMax {
+			continue
+		}
+		pq := byID[q.ID]
+		label := pq.RawLabel
+		if label == "" {
+			label = q.ID
+		}
+		e.qids, e.labels = append(e.qids, q.ID), append(e.labels, label)
+		e.letters = e.letters || pq.Letters
+	}
+	if len(e.qids) == 0 {
+		return nil
+	}
+	return &e
+}
+
 // Confirm writes job id's exam under DATA_DIR/exams/<exam_id>/ and its
 // analysis under DATA_DIR/analysis/<exam_id>/. examID, when given,
 // overrides the parsed id (for confirming after a 409). A confirmed job
 // answers with its exam again; an existing exam is ErrExamExists and the
-// job stays confirmable.
+// job stays confirmable. So does a per-question sheet whose questions lack
+// full marks (*missingMaxError): nothing is written until the draft has
+// them.
 func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 	p.confirmMu.Lock()
 	defer p.confirmMu.Unlock()
@@ -56,6 +128,9 @@ func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 	st, err := p.load(id)
 	if err != nil {
 		return "", false, &invalidError{err.Error()}
+	}
+	if mm := st.missingFullMarks(); mm != nil {
+		return "", false, mm
 	}
 	if examID == "" {
 		examID = st.parsed.ExamID

@@ -156,10 +156,18 @@ func readAnswers(path string) (scoresheet.AnswerKey, error) {
 	return key, nil
 }
 
-// view is the body of GET /exam/upload/draft.
-func (p *Pipeline) view(id string, rec map[string]any, st *state) map[string]any {
+// summary is the draft's counts_scored and totals_summary, as the draft
+// and the job record show them.
+func (p *Pipeline) summary(st *state) (map[string]int, map[string]float64) {
 	e := exams.NewExam(st.parsed.ExamID, st.meta, st.scored, st.questions, nil, p.now())
 	t := e.Totals()
+	return map[string]int{"students": st.scoring.StudentsScored, "responses": st.scoring.ResponsesScored},
+		map[string]float64{"avg_total": t.AvgTotal, "median_total": t.MedianTotal, "max_total_observed": t.MaxTotalObserved}
+}
+
+// view is the body of GET /exam/upload/draft.
+func (p *Pipeline) view(id string, rec map[string]any, st *state) map[string]any {
+	countsScored, totals := p.summary(st)
 	questions := make([]ParsedQ, 0, len(st.questions))
 	byID := map[string]ParsedQ{}
 	for _, q := range st.parsed.Questions {
@@ -209,8 +217,8 @@ func (p *Pipeline) view(id string, rec map[string]any, st *state) map[string]any
 		"score_files":         st.parsed.ScoreFiles,
 		"answer_files":        st.parsed.AnswerFiles,
 		"counts":              st.parsed.Counts,
-		"counts_scored":       map[string]int{"students": st.scoring.StudentsScored, "responses": st.scoring.ResponsesScored},
-		"totals_summary":      map[string]float64{"avg_total": t.AvgTotal, "median_total": t.MedianTotal, "max_total_observed": t.MaxTotalObserved},
+		"counts_scored":       countsScored,
+		"totals_summary":      totals,
 		"scoring":             st.scoring,
 		"meta":                st.meta,
 		"questions":           questions,

@@ -19,6 +19,15 @@ import (
 
 // Start serves POST /exam/upload/start (multipart/form-data).
 func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
+	// Take a place in the queue before reading the upload: a full queue
+	// costs the client nothing but this answer.
+	place, err := p.runner.Reserve()
+	if err != nil {
+		w.Header().Set("Retry-After", "30")
+		httpjson.Error(w, http.StatusTooManyRequests, "当前排队的考试解析任务过多，请稍后重试。(too many exam uploads are queued; retry later)")
+		return
+	}
+	defer place.Release()
 	id := newJobID()
 	dir, err := p.store.JobDir(id)
 	if err != nil {
@@ -39,7 +48,7 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 		p.internal(w, "create exam job", err)
 		return
 	}
-	p.runner.Enqueue(id)
+	place.Enqueue(id)
 	examID := any(nil)
 	if v := strings.TrimSpace(form["exam_id"]); v != "" {
 		examID = v
@@ -183,7 +192,7 @@ type saveBody struct {
 func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 	var body saveBody
 	if err := httpjson.Decode(w, r, &body); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return
 	}
 	rec, ok := p.job(w, body.JobID)
@@ -202,7 +211,10 @@ func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		ov.merge(body.Override)
-		if _, err := maxScores(ov.MaxScores, nil); err != nil {
+		// Checked against the sheet's questions: an unknown label saved
+		// here would break every later draft and confirm.
+		qs, _ := exams.ReadQuestions(filepath.Join(p.jobDir(body.JobID), "derived", "questions.csv"))
+		if _, err := maxScores(ov.MaxScores, qs); err != nil {
 			return &invalidError{err.Error()}
 		}
 		if err := atomicfile.WriteJSON(path, ov); err != nil {
@@ -211,6 +223,11 @@ func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 		n, _ := r["draft_version"].(float64)
 		version = int(max(n, 1)) + 1
 		r["draft_version"] = version
+		// The status then shows the scoring the saved draft gives.
+		if st, err := p.load(body.JobID); err == nil {
+			r["scoring"] = st.scoring
+			r["counts_scored"], r["totals_summary"] = p.summary(st)
+		}
 		return nil
 	})
 	var inv *invalidError
@@ -236,7 +253,7 @@ type confirmBody struct {
 func (p *Pipeline) ConfirmHandler(w http.ResponseWriter, r *http.Request) {
 	var body confirmBody
 	if err := httpjson.Decode(w, r, &body); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return
 	}
 	rec, ok := p.job(w, body.JobID)
@@ -246,6 +263,7 @@ func (p *Pipeline) ConfirmHandler(w http.ResponseWriter, r *http.Request) {
 	examID, already, err := p.Confirm(body.JobID, strings.TrimSpace(body.ExamID))
 	var nr *notReadyError
 	var inv *invalidError
+	var mm *missingMaxError
 	switch {
 	case err == nil && already:
 		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "exam_id": examID, "status": StatusConfirmed, "message": "考试已创建（已确认）。"})
@@ -258,6 +276,11 @@ func (p *Pipeline) ConfirmHandler(w http.ResponseWriter, r *http.Request) {
 			"message": "考试编号已存在，请换一个编号后再确认。(exam already exists: confirm again with another exam_id)"})
 	case errors.As(err, &nr):
 		notReady(w, rec, "解析尚未完成，请稍后再确认创建考试。")
+	case errors.As(err, &mm):
+		// An object detail, as for exam_exists: the teacher app shows
+		// detail.message and detail.hints.
+		httpjson.Error(w, http.StatusBadRequest, map[string]any{"error": "max_score_missing", "message": mm.detail(),
+			"hints": mm.hints(), "missing_max_score_qids": mm.qids})
 	case errors.As(err, &inv):
 		httpjson.Error(w, http.StatusBadRequest, inv.msg)
 	default:

@@ -67,6 +67,11 @@ type scoring struct {
 	StudentsTotal       int      `json:"students_total"`
 	StudentsScored      int      `json:"students_scored"`
 	MissingMaxScoreQIDs []string `json:"missing_max_score_qids"`
+	// DefaultMaxScoreQIDs is the predecessor's name for the questions
+	// whose full marks are missing, the only one its teacher client
+	// warns about. It always holds the same ids as MissingMaxScoreQIDs;
+	// Lectern never defaults them to 1 point as the predecessor did.
+	DefaultMaxScoreQIDs []string `json:"default_max_score_qids"`
 	MissingAnswerQIDs   []string `json:"missing_answer_qids"`
 }
 
@@ -121,6 +126,7 @@ func applyScoring(unscored []exams.Response, qs []exams.Question, key scoresheet
 		sc.Status = "partial"
 	}
 	sc.MissingMaxScoreQIDs = sortedKeys(missingMax)
+	sc.DefaultMaxScoreQIDs = sortedKeys(missingMax)
 	sc.MissingAnswerQIDs = sortedKeys(missingKey)
 	return out, questions, sc
 }

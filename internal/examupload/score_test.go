@@ -60,7 +60,8 @@ func TestApplyScoring(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Fatalf("scored\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
-	if fmt.Sprint(sc.MissingMaxScoreQIDs) != "[Q2]" || fmt.Sprint(sc.MissingAnswerQIDs) != "[Q4]" || sc.Status != "partial" {
+	if fmt.Sprint(sc.MissingMaxScoreQIDs) != "[Q2]" || fmt.Sprint(sc.DefaultMaxScoreQIDs) != "[Q2]" ||
+		fmt.Sprint(sc.MissingAnswerQIDs) != "[Q4]" || sc.Status != "partial" {
 		t.Fatalf("scoring %+v", sc)
 	}
 	if !questions[0].HasMax || questions[1].HasMax || rows[0].Scored {

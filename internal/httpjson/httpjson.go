@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 )
 
 // MaxBody bounds a JSON request body.
@@ -39,17 +40,6 @@ func Error(w http.ResponseWriter, status int, detail any) {
 	Write(w, status, map[string]any{"detail": detail})
 }
 
-// ErrorWith sends {"detail": detail} plus the fields of extra beside it
-// (such as "hints"). A "detail" key in extra is ignored.
-func ErrorWith(w http.ResponseWriter, status int, detail any, extra map[string]any) {
-	body := make(map[string]any, len(extra)+1)
-	for k, v := range extra {
-		body[k] = v
-	}
-	body["detail"] = detail
-	Write(w, status, body)
-}
-
 // Decode reads one JSON value from r's body into v. Unknown fields,
 // trailing data and bodies over MaxBody are errors; the message is fit to
 // show the client.
@@ -69,11 +59,15 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 var ErrBodyTooLarge = errors.New("request body too large")
 
 // DecodeFailed answers a request whose body Decode refused: 413 for a body
-// over its bound, else 400, with Decode's message as the detail.
+// over its bound, 408 for one that arrived too slowly (see package
+// bodydeadline), else 400, with Decode's message as the detail.
 func DecodeFailed(w http.ResponseWriter, err error) {
 	status := http.StatusBadRequest
-	if errors.Is(err, ErrBodyTooLarge) {
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
 		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		status = http.StatusRequestTimeout
 	}
 	Error(w, status, err.Error())
 }
@@ -93,6 +87,9 @@ func describe(err error) error {
 		return fmt.Errorf("invalid JSON body: field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
 	case errors.As(err, &big):
 		return fmt.Errorf("%w: the body is larger than %d bytes", ErrBodyTooLarge, big.Limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("request body arrived too slowly: %w", err)
 	}
 	return fmt.Errorf("invalid JSON body: %v", err)
 }

@@ -39,11 +39,3 @@ func TestError(t *testing.T) {
 		t.Fatalf("%d %q %v", w.Code, w.Body, w.Header())
 	}
 }
-
-func TestErrorWith(t *testing.T) {
-	w := httptest.NewRecorder()
-	ErrorWith(w, 400, "full marks missing", map[string]any{"hints": []string{"save max_scores"}, "detail": "ignored"})
-	if w.Code != 400 || w.Body.String() != `{"detail":"full marks missing","hints":["save max_scores"]}` {
-		t.Fatalf("%d %q", w.Code, w.Body)
-	}
-}

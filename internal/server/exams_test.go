@@ -145,8 +145,12 @@ func TestExamUploadEndToEnd(t *testing.T) {
 
 			draft := e.get(prefix + "/exam/upload/draft?job_id=" + jobID).json(t)["draft"].(map[string]any)
 			scoring := draft["scoring"].(map[string]any)
-			if scoring["status"] != "scored" || len(scoring["missing_max_score_qids"].([]any)) != 0 {
+			if scoring["status"] != "scored" || len(scoring["missing_max_score_qids"].([]any)) != 0 ||
+				len(scoring["default_max_score_qids"].([]any)) != 0 {
 				t.Fatalf("draft scoring: %v\nwarnings: %v", scoring, draft["warnings"])
+			}
+			if d := job["scoring"].(map[string]any)["default_max_score_qids"]; len(d.([]any)) != 0 {
+				t.Fatalf("status default_max_score_qids: %v", d)
 			}
 			for _, w := range draft["warnings"].([]any) {
 				if strings.Contains(w.(string), "总分核对不一致") {
@@ -397,6 +401,10 @@ func TestExamDraftFullMarks(t *testing.T) {
 	if save["draft_version"] != 2.0 {
 		t.Fatalf("save: %v", save)
 	}
+	r = e.postJSON("/exam/upload/confirm", map[string]any{"job_id": id})
+	if b, _ := r.json(t)["detail"].(map[string]any); r.status != 400 || fmt.Sprint(b["missing_max_score_qids"]) != "[Q2]" || !strings.Contains(b["message"].(string), "：2。") {
+		t.Fatalf("confirm with Q2 unmarked: %d %s", r.status, r.body)
+	}
 	save = e.postJSON("/exam/upload/draft/save", map[string]any{"job_id": id, "max_scores": map[string]any{"Q2": 5}}).json(t)
 	if save["draft_version"] != 3.0 {
 		t.Fatalf("save: %v", save)
@@ -411,6 +419,100 @@ func TestExamDraftFullMarks(t *testing.T) {
 	got := fmt.Sprint(students[0].(map[string]any)["total_score"], " ", students[1].(map[string]any)["total_score"])
 	if got != "9 2.5" {
 		t.Fatalf("totals %s", got)
+	}
+}
+
+func loadExpected(t *testing.T) expected {
+	t.Helper()
+	var want expected
+	data, err := os.ReadFile(filepath.Join(fixtures(t), "physics_midterm_expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// The school's export uploaded without full marks: the status and the
+// draft list the questions in the predecessor's default_max_score_qids,
+// confirm is refused with a message naming them and hints, and creates
+// nothing; once draft/save supplies the marks (in two saves) confirm
+// succeeds and the exam is scored exactly with them.
+func TestExamConfirmRefusedWithoutFullMarks(t *testing.T) {
+	fx := fixtures(t)
+	want := loadExpected(t)
+	e := newEnv(t)
+	r := e.upload("/exam/upload/start", upload{fields: map[string]string{"exam_id": "NOMARKS", "date": "2026-11-01"},
+		files: map[string][]string{"score_files": {filepath.Join(fx, "physics_midterm.xlsx")},
+			"answer_files": {filepath.Join(fx, "physics_midterm_answers.txt")}}})
+	expect(t, r, 200, "")
+	id := r.json(t)["job_id"].(string)
+	job := e.waitJob("", id)
+	if job["status"] != "done" {
+		t.Fatalf("job: %v", job)
+	}
+	allQIDs := "[Q1 Q10 Q11_1 Q11_2 Q12 Q13 Q2 Q3 Q4 Q5 Q6 Q7 Q8 Q9]"
+	sc := job["scoring"].(map[string]any)
+	if fmt.Sprint(sc["default_max_score_qids"]) != allQIDs || fmt.Sprint(sc["missing_max_score_qids"]) != allQIDs {
+		t.Fatalf("status scoring: %v", sc)
+	}
+	draft := e.get("/exam/upload/draft?job_id=" + id).json(t)["draft"].(map[string]any)
+	if sc := draft["scoring"].(map[string]any); fmt.Sprint(sc["default_max_score_qids"]) != allQIDs {
+		t.Fatalf("draft scoring: %v", sc)
+	}
+
+	confirm := func() response { return e.postJSON("/exam/upload/confirm", map[string]any{"job_id": id}) }
+	refused := func(r response, n int, labels, qids string, letters bool) {
+		t.Helper()
+		b, _ := r.json(t)["detail"].(map[string]any)
+		detail, _ := b["message"].(string)
+		hints, _ := b["hints"].([]any)
+		if r.status != 400 || b["error"] != "max_score_missing" || fmt.Sprint(b["missing_max_score_qids"]) != qids || len(b) != 4 ||
+			!strings.Contains(detail, fmt.Sprintf("以下 %d 道题缺少满分", n)) || !strings.Contains(detail, "："+strings.ReplaceAll(labels, ", ", "、")+"。") ||
+			!strings.Contains(detail, fmt.Sprintf("(Full marks are missing for %d question(s): %s.", n, labels)) ||
+			len(hints) == 0 || !strings.Contains(fmt.Sprint(hints), "max_scores") || strings.Contains(fmt.Sprint(hints), "选择题") != letters {
+			t.Fatalf("confirm without full marks: %d %s", r.status, r.body)
+		}
+		if _, err := os.Stat(filepath.Join(e.srv.cfg.DataDir, "exams", "NOMARKS")); !os.IsNotExist(err) {
+			t.Fatalf("a refused confirm created the exam: %v", err)
+		}
+		if st := e.get("/exam/upload/status?job_id=" + id).json(t)["status"]; st != "done" {
+			t.Fatalf("job after a refused confirm is %v", st)
+		}
+	}
+	refused(confirm(), 14, "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11(1), 11(2), 12, 13",
+		"[Q1 Q2 Q3 Q4 Q5 Q6 Q7 Q8 Q9 Q10 Q11_1 Q11_2 Q12 Q13]", true)
+
+	// An unknown label is refused and leaves the draft usable.
+	expect(t, e.postJSON("/exam/upload/draft/save", map[string]any{"job_id": id, "max_scores": map[string]any{"14": 5}}), 400, "")
+	expect(t, e.get("/exam/upload/draft?job_id="+id), 200, "")
+
+	// The points questions first: the letter questions still block.
+	points := map[string]any{"11(1)": 8, "11(2)": 10, "12": 18, "13": 22}
+	expect(t, e.postJSON("/exam/upload/draft/save", map[string]any{"job_id": id, "max_scores": points}), 200, "")
+	if sc := e.get("/exam/upload/status?job_id=" + id).json(t)["scoring"].(map[string]any); fmt.Sprint(sc["default_max_score_qids"]) != "[Q1 Q10 Q2 Q3 Q4 Q5 Q6 Q7 Q8 Q9]" {
+		t.Fatalf("status after the first save: %v", sc)
+	}
+	refused(confirm(), 10, "1, 2, 3, 4, 5, 6, 7, 8, 9, 10", "[Q1 Q2 Q3 Q4 Q5 Q6 Q7 Q8 Q9 Q10]", true)
+
+	letters := map[string]any{"1": 4, "2": 4, "3": 4, "4": 4, "5": 4, "6": 4, "7": 4, "8": 4, "9": 5, "Q10": 5}
+	expect(t, e.postJSON("/exam/upload/draft/save", map[string]any{"job_id": id, "max_scores": letters}), 200, "")
+	st := e.get("/exam/upload/status?job_id=" + id).json(t)
+	if sc := st["scoring"].(map[string]any); len(sc["default_max_score_qids"].([]any)) != 0 || sc["status"] != "scored" ||
+		st["totals_summary"].(map[string]any)["max_total_observed"] != want.MaxTotal {
+		t.Fatalf("status after the second save: %v", st)
+	}
+	draft = e.get("/exam/upload/draft?job_id=" + id).json(t)["draft"].(map[string]any)
+	if sc := draft["scoring"].(map[string]any); len(sc["default_max_score_qids"].([]any)) != 0 || len(sc["missing_max_score_qids"].([]any)) != 0 {
+		t.Fatalf("draft scoring after the saves: %v", sc)
+	}
+	expect(t, confirm(), 200, "")
+	checkExam(t, e, "", "NOMARKS", want)
+	// A confirmed job answers as before.
+	if again := confirm().json(t); again["exam_id"] != "NOMARKS" || !strings.Contains(again["message"].(string), "已确认") {
+		t.Fatalf("repeat confirm: %v", again)
 	}
 }
 
@@ -550,5 +652,17 @@ func TestExamTotalMode(t *testing.T) {
 	q := e.get("/exam/FINAL/question/TOTAL").json(t)["question"].(map[string]any)
 	if q["max_score"] != 100.0 {
 		t.Fatalf("TOTAL question: %v", q)
+	}
+
+	// Without full marks a total-only sheet is still confirmed.
+	r = e.uploadBytes("/exam/upload/start", map[string]string{"exam_id": "FINAL_NOMAX"}, [3]string{"score_files", "final.csv", sheet})
+	expect(t, r, 200, "")
+	id = r.json(t)["job_id"].(string)
+	if job := e.waitJob("", id); job["status"] != "done" {
+		t.Fatalf("job: %v", job)
+	}
+	expect(t, e.postJSON("/exam/upload/confirm", map[string]any{"job_id": id}), 200, "")
+	if q := e.get("/exam/FINAL_NOMAX/question/TOTAL").json(t)["question"].(map[string]any); q["max_score"] != nil {
+		t.Fatalf("TOTAL question without full marks: %v", q)
 	}
 }

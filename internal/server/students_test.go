@@ -218,14 +218,14 @@ func TestStudentImportAndVerify(t *testing.T) {
 		t.Fatalf("verify one: %d %s", one.status, one.body)
 	}
 	several := e.postJSON("/student/verify", map[string]any{"name": "梁志强"})
-	if several.status != 409 || len(several.json(t)["detail"].(map[string]any)["candidates"].([]any)) != 2 {
+	if b := several.json(t); several.status != 200 || b["ok"] != false || b["error"] != "multiple" || len(b["candidates"].([]any)) != 2 {
 		t.Fatalf("verify several: %d %s", several.status, several.body)
 	}
-	if r := e.postJSON("/student/verify", map[string]any{"name": "梁志强", "class_name": "高二(4)班"}); r.status != 200 {
+	if r := e.postJSON("/student/verify", map[string]any{"name": "梁志强", "class_name": "高二(4)班"}); r.status != 200 || r.json(t)["ok"] != true {
 		t.Fatalf("verify with class: %d %s", r.status, r.body)
 	}
-	expect(t, e.postJSON("/student/verify", map[string]any{"name": "无此人"}), 404, "")
-	expect(t, e.postJSON("/student/verify", map[string]any{"name": " "}), 400, "")
+	expect(t, e.postJSON("/student/verify", map[string]any{"name": "无此人"}), 200, `{"error":"not_found","message":"未找到该学生，请检查姓名或班级。","ok":false}`)
+	expect(t, e.postJSON("/student/verify", map[string]any{"name": " "}), 200, `{"error":"missing_name","message":"请先输入姓名。","ok":false}`)
 
 	// Only the tenant's own files: a path outside DATA_DIR is refused.
 	outside := filepath.Join(t.TempDir(), "responses_scored.csv")
@@ -259,6 +259,78 @@ func TestUploadKeepsFilesApart(t *testing.T) {
 	}
 	expect(t, e.uploadBytes("/upload", nil, [3]string{"files", "..", "x"}), 400, "")
 	_ = http.StatusOK
+}
+
+// Verify answers 200 in every outcome, as the predecessor did, because its
+// student client reads "ok" first; only a body that is not the object
+// asked for is a 400.
+func TestStudentVerifyAnswers200(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.srv.cfg.DataDir, "student_profiles")
+	os.MkdirAll(dir, 0o755)
+	for id, p := range map[string]string{
+		"一班_张三": `{"student_id":"一班_张三","student_name":"张三","class_name":"一班"}`,
+		"二班_张三": `{"student_id":"二班_张三","student_name":"张三","class_name":"二班"}`,
+		"一班_李四": `{"student_id":"一班_李四","student_name":"李四","class_name":"一班","aliases":["小李"]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verify := func(body any) response { return e.do("POST", "/student/verify", "", body) }
+	lisi := `{"ok":true,"student":{"class_name":"一班","student_id":"一班_李四","student_name":"李四"}}`
+	expect(t, verify(map[string]any{"name": "李四"}), 200, lisi)
+	expect(t, verify(map[string]any{"name": " 小 李 "}), 200, lisi)
+	expect(t, verify(map[string]any{"name": "张三", "class_name": "二班"}), 200,
+		`{"ok":true,"student":{"class_name":"二班","student_id":"二班_张三","student_name":"张三"}}`)
+	expect(t, verify(map[string]any{"name": "王五"}), 200, `{"error":"not_found","message":"未找到该学生，请检查姓名或班级。","ok":false}`)
+	expect(t, verify(map[string]any{"name": "李四", "class_name": "二班"}), 200, `{"error":"not_found","message":"未找到该学生，请检查姓名或班级。","ok":false}`)
+	expect(t, verify(map[string]any{"name": ""}), 200, `{"error":"missing_name","message":"请先输入姓名。","ok":false}`)
+
+	r := verify(map[string]any{"name": "张三"})
+	b := r.json(t)
+	cands, _ := b["candidates"].([]any)
+	if r.status != 200 || b["ok"] != false || b["error"] != "multiple" || b["message"] != "同名学生，请补充班级。" || len(cands) != 2 || len(b) != 4 {
+		t.Fatalf("several: %d %s", r.status, r.body)
+	}
+	for _, c := range cands {
+		if m := c.(map[string]any); m["student_name"] != "张三" || m["student_id"] == nil || m["class_name"] == nil {
+			t.Fatalf("candidate %v", c)
+		}
+	}
+
+	for _, bad := range []any{`{"name":`, `{}`, `{"name":null}`, `{"name":3}`, `{"nam":"张三"}`} {
+		r := verify(bad)
+		if d, ok := r.json(t)["detail"].(string); r.status != 400 || !ok || d == "" {
+			t.Fatalf("%v: %d %s", bad, r.status, r.body)
+		}
+	}
+}
+
+// One upload with the same name three times answers the three names it
+// stored, each holding its own file.
+func TestUploadRepeatedNameReportsStoredNames(t *testing.T) {
+	e := newEnv(t)
+	r := e.uploadBytes("/upload", nil, [3]string{"files", "same.txt", "one"}, [3]string{"files", "same.txt", "two"},
+		[3]string{"files", "same.txt", "three"})
+	if r.status != 200 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	b := r.json(t)
+	id, _ := b["upload_id"].(string)
+	var saved []string
+	for _, x := range b["saved"].([]any) {
+		saved = append(saved, x.(string))
+	}
+	prefix := "uploads/" + id + "/"
+	if id == "" || len(b) != 2 || strings.Join(saved, " ") != prefix+"same.txt "+prefix+"same_2.txt "+prefix+"same_3.txt" {
+		t.Fatalf("answer: %s", r.body)
+	}
+	for i, want := range []string{"one", "two", "three"} {
+		if got, err := os.ReadFile(filepath.Join(e.srv.cfg.UploadsDir, saved[i])); err != nil || string(got) != want {
+			t.Fatalf("%s holds %q (%v), want %q", saved[i], got, err, want)
+		}
+	}
 }
 
 // The student tutor sees the profile's weak points.

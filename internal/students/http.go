@@ -140,7 +140,7 @@ type importBody struct {
 func (a *API) Import(w http.ResponseWriter, r *http.Request) {
 	var body importBody
 	if err := httpjson.Decode(w, r, &body); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return
 	}
 	source := orDefault(body.Source, "responses_scored")
@@ -250,24 +250,32 @@ func modTime(p string) time.Time {
 	return fi.ModTime()
 }
 
-// verifyBody is POST /student/verify.
+// verifyBody is POST /student/verify. name is required (a missing or null
+// name is bad input); a blank one is answered like any other miss.
 type verifyBody struct {
-	Name      string `json:"name"`
-	ClassName string `json:"class_name"`
+	Name      *string `json:"name"`
+	ClassName string  `json:"class_name"`
 }
 
-// Verify serves POST /student/verify: 200 with the student when exactly
-// one profile matches, 404 when none does, 409 with candidates when
-// several do.
+// Verify serves POST /student/verify. Like the predecessor it answers 200
+// whether or not a student is found, because its student client reads
+// "ok" before anything else: {"ok":true,"student":{…}} when exactly one
+// profile matches, else {"ok":false,"error":"missing_name"|"not_found"|
+// "multiple","message":…}, with up to 10 "candidates" when several match.
+// Only a body that is not the JSON object asked for is a 400.
 func (a *API) Verify(w http.ResponseWriter, r *http.Request) {
 	var body verifyBody
 	if err := httpjson.Decode(w, r, &body); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.DecodeFailed(w, err)
 		return
 	}
-	name := normalize(body.Name)
+	if body.Name == nil {
+		httpjson.Error(w, http.StatusBadRequest, `name is required: {"name": "…", "class_name": "…"}`)
+		return
+	}
+	name := normalize(*body.Name)
 	if name == "" {
-		httpjson.Error(w, http.StatusBadRequest, map[string]any{"error": "missing_name", "message": "请提供学生姓名。"})
+		httpjson.Write(w, http.StatusOK, map[string]any{"ok": false, "error": "missing_name", "message": "请先输入姓名。"})
 		return
 	}
 	class := normalize(body.ClassName)
@@ -290,11 +298,11 @@ func (a *API) Verify(w http.ResponseWriter, r *http.Request) {
 	}
 	switch len(found) {
 	case 0:
-		httpjson.Error(w, http.StatusNotFound, map[string]any{"error": "not_found", "message": "未找到该学生，请检查姓名和班级。"})
+		httpjson.Write(w, http.StatusOK, map[string]any{"ok": false, "error": "not_found", "message": "未找到该学生，请检查姓名或班级。"})
 	case 1:
 		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "student": found[0]})
 	default:
-		httpjson.Error(w, http.StatusConflict, map[string]any{"error": "multiple", "message": "有多名同名学生，请补充班级。",
+		httpjson.Write(w, http.StatusOK, map[string]any{"ok": false, "error": "multiple", "message": "同名学生，请补充班级。",
 			"candidates": found[:min(10, len(found))]})
 	}
 }
@@ -310,7 +318,9 @@ func normalize(s string) string {
 
 // Upload serves POST /upload (files[]): each upload gets its own folder
 // under UPLOADS_DIR/uploads/<upload_id>/, so nobody's file is overwritten;
-// the answer lists paths relative to UPLOADS_DIR.
+// "saved" lists, in upload order, the path each file was stored at,
+// relative to UPLOADS_DIR (a name repeated in one upload is stored and
+// listed as name_2.ext, name_3.ext…).
 func (a *API) Upload(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, a.maxUpload)
 	mr, err := r.MultipartReader()
@@ -325,18 +335,28 @@ func (a *API) Upload(w http.ResponseWriter, r *http.Request) {
 		os.RemoveAll(dir)
 		httpjson.Error(w, status, msg)
 	}
+	// bodyFailed answers a body that was cut: too large, or too slow.
+	bodyFailed := func(err error) bool {
+		var big *http.MaxBytesError
+		switch {
+		case errors.As(err, &big):
+			fail(http.StatusRequestEntityTooLarge, "upload is too large")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			fail(http.StatusRequestTimeout, "the upload arrived too slowly and was cut off; nothing was stored")
+		default:
+			return false
+		}
+		return true
+	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			var big *http.MaxBytesError
-			if errors.As(err, &big) {
-				fail(http.StatusRequestEntityTooLarge, "upload is too large")
-				return
+			if !bodyFailed(err) {
+				fail(http.StatusBadRequest, "malformed upload")
 			}
-			fail(http.StatusBadRequest, "malformed upload")
 			return
 		}
 		if part.FileName() == "" {
@@ -351,17 +371,16 @@ func (a *API) Upload(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusBadRequest, "invalid file name")
 			return
 		}
-		if err := savePart(part, dir, name); err != nil {
-			var big *http.MaxBytesError
-			if errors.As(err, &big) {
-				fail(http.StatusRequestEntityTooLarge, "upload is too large")
+		stored, err := savePart(part, dir, name)
+		if err != nil {
+			if bodyFailed(err) {
 				return
 			}
 			a.log.Error("save upload", "err", err)
 			fail(http.StatusInternalServerError, "upload could not be stored")
 			return
 		}
-		saved = append(saved, filepath.ToSlash(filepath.Join("uploads", uploadID, name)))
+		saved = append(saved, filepath.ToSlash(filepath.Join("uploads", uploadID, stored)))
 	}
 	if len(saved) == 0 {
 		fail(http.StatusBadRequest, "no files uploaded")
@@ -370,21 +389,23 @@ func (a *API) Upload(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, map[string]any{"saved": saved, "upload_id": uploadID})
 }
 
-func savePart(part *multipart.Part, dir, name string) error {
+// savePart stores part in dir as name, or as name_2.ext, name_3.ext… when
+// the upload already holds that name, and returns the name it stored.
+func savePart(part *multipart.Part, dir, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return "", err
 	}
-	path := filepath.Join(dir, name)
+	stored := name
 	for i := 2; ; i++ { // the same name twice in one upload
-		if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(dir, stored)); errors.Is(err, os.ErrNotExist) {
 			break
 		}
 		ext := filepath.Ext(name)
-		path = filepath.Join(dir, strings.TrimSuffix(name, ext)+"_"+strconv.Itoa(i)+ext)
+		stored = strings.TrimSuffix(name, ext) + "_" + strconv.Itoa(i) + ext
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, stored), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, err = io.Copy(f, part)
 	if serr := f.Sync(); err == nil {
@@ -393,7 +414,7 @@ func savePart(part *multipart.Part, dir, name string) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return stored, err
 }
 
 func cleanName(raw string) (string, bool) {
