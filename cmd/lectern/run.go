@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/lectern/lectern/internal/logcap"
 	"github.com/lectern/lectern/internal/server"
 )
 
@@ -26,7 +27,8 @@ Usage:
 
 Environment: LECTERN_ADDR, DATA_DIR, UPLOADS_DIR, TENANT_DB_PATH, TENANT_ADMIN_KEY,
 TENANT_DATA_ROOT, LLM_MAX_CONCURRENCY(_STUDENT|_TEACHER), OCR_MAX_CONCURRENCY,
-CHAT_WORKER_POOL_SIZE, UPLOAD_MAX_MB, UPLOAD_MAX_FILES, LOG_LEVEL. See README.md.
+CHAT_WORKER_POOL_SIZE, UPLOAD_MAX_MB, UPLOAD_MAX_FILES, JOB_QUEUE_MAX, SHEET_PARSE_MAX_CONCURRENCY,
+BODY_IDLE_TIMEOUT_SEC, BODY_MIN_RATE_KB, CORS_ORIGINS, LOG_LEVEL. See README.md.
 `
 
 // run is the whole program: main only wires it to the process.
@@ -61,7 +63,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := checkAddr(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Every attribute is bounded: user strings reach logs through errors.
+	log := slog.New(logcap.Wrap(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}), logcap.DefaultMax))
 
 	srv, err := server.New(ctx, cfg.Server, log)
 	if err != nil {

@@ -107,6 +107,9 @@ func bodyError(err error, lim Limits) error {
 	if errors.As(err, &big) {
 		return refuse(http.StatusRequestEntityTooLarge, "upload is larger than %d MiB", lim.MaxBytes>>20)
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return refuse(http.StatusRequestTimeout, "the upload arrived too slowly and was cut off; nothing was stored")
+	}
 	return refuse(http.StatusBadRequest, "malformed upload: %v", err)
 }
 
