@@ -25,6 +25,22 @@ const (
 	maxAge  = "600"
 )
 
+// allowHeaders is Headers plus whatever else the preflight asks for, as
+// the predecessor allowed every header: a web app sending a header of its
+// own must keep working. Only header-name characters are echoed.
+func allowHeaders(requested string) string {
+	requested = strings.TrimSpace(requested)
+	if requested == "" || len(requested) > 1024 {
+		return Headers
+	}
+	for _, c := range requested {
+		if !(c == '-' || c == ',' || c == ' ' || c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return Headers
+		}
+	}
+	return Headers + ", " + requested
+}
+
 // Policy is a parsed CORS_ORIGINS.
 type Policy struct {
 	any     bool
@@ -87,7 +103,7 @@ func (p Policy) Wrap(next http.Handler) http.Handler {
 		}
 		if preflight {
 			h.Set("Access-Control-Allow-Methods", Methods)
-			h.Set("Access-Control-Allow-Headers", Headers)
+			h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Get("Access-Control-Request-Headers")))
 			h.Set("Access-Control-Max-Age", maxAge)
 			w.WriteHeader(http.StatusNoContent)
 			return

@@ -45,8 +45,21 @@ func TestPolicy(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%q %s from %q (preflight %v): got %+v, want %+v", c.list, c.method, c.origin, c.preflight, got, c.want)
 		}
-		if got.methods && h.Get("Access-Control-Allow-Headers") != Headers {
+		if got.methods && h.Get("Access-Control-Allow-Headers") != Headers+", authorization, content-type" {
 			t.Errorf("%q: preflight headers %q", c.list, h.Get("Access-Control-Allow-Headers"))
+		}
+	}
+}
+
+func TestAllowHeaders(t *testing.T) {
+	for req, want := range map[string]string{
+		"":                 Headers,
+		"x-custom-thing":   Headers + ", x-custom-thing",
+		"bad\r\nheader: x": Headers,
+		"x-a, x-b":         Headers + ", x-a, x-b",
+	} {
+		if got := allowHeaders(req); got != want {
+			t.Errorf("allowHeaders(%q) = %q, want %q", req, got, want)
 		}
 	}
 }
