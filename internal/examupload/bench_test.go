@@ -46,7 +46,7 @@ func BenchmarkParseAndAnalyse(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		sh, err := scoresheet.ParseCSV(data, scoresheet.Options{})
+		sh, err := scoresheet.ParseCSV(bytes.NewReader(data), scoresheet.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/scoresheet"
 )
 
@@ -49,6 +50,10 @@ type Config struct {
 	// MaxQueued bounds the queued exam jobs (JOB_QUEUE_MAX); 0: no bound.
 	MaxQueued int
 	Logger    *slog.Logger
+	// ParseSlots, when set, bounds the score-sheet parses running at once:
+	// one process-wide semaphore shared by every tenant's pipeline, taken
+	// around the parse of a job's score files (nil: no limit).
+	ParseSlots limits.Semaphore
 }
 
 // Pipeline is one tenant's exam upload pipeline and its worker.
@@ -61,6 +66,7 @@ type Pipeline struct {
 	runner  *jobs.Runner
 	now     func() time.Time
 	onDone  func(e *exams.Exam, date string)
+	slots   limits.Semaphore // nil: no limit on concurrent sheet parses
 
 	// confirmMu serialises confirms, so two of them never both create the
 	// exam or both pass the exists check.
@@ -72,6 +78,10 @@ func New(c Config) *Pipeline {
 	log := c.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	slots := c.ParseSlots
+	if s, ok := slots.(*limits.Sem); ok && s == nil {
+		slots = nil // a nil *Sem in the interface: no limit, not a panic
 	}
 	lim := c.Limits
 	if lim.MaxBytes <= 0 {
@@ -88,6 +98,7 @@ func New(c Config) *Pipeline {
 		log:     log,
 		now:     time.Now,
 		onDone:  c.OnConfirmed,
+		slots:   slots,
 	}
 	p.runner = jobs.NewRunner(jobs.Options{
 		Kind:    "exam_upload",
@@ -221,8 +232,22 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 		return err
 	}
 	classHint, _ := rec["class_name"].(string)
+	release := func() {}
+	if p.slots != nil {
+		// A parse holds up to tens of MB: wait for a slot, whatever the
+		// tenant. Cancelled while waiting, the job resumes later.
+		if err := p.slots.Acquire(ctx); err != nil {
+			return err
+		}
+		release = sync.OnceFunc(p.slots.Release)
+		defer release() // should the parse panic
+	}
 	sheet, sheetWarnings, err := parseSheets(filepath.Join(dir, "scores"), files("score_files"), classHint)
+	release()
 	warnings = append(warnings, sheetWarnings...)
+	if errors.Is(err, scoresheet.ErrTooLarge) {
+		return &jobFailure{step: "parse_scores", code: "scores_too_large", detail: err.Error(), hints: tooLargeHints}
+	}
 	if err != nil {
 		return &jobFailure{step: "parse_scores", code: "scores_parsed_empty", detail: err.Error(), hints: []string{
 			"确认成绩表含有“姓名”列，以及题号列（如 1、2、11(1)）或“总分”列。(The sheet needs a 姓名 column and question or 总分 columns.)",
@@ -371,14 +396,28 @@ func parsedQuestions(qs []exams.Question, sh *scoresheet.Sheet) []ParsedQ {
 	return out
 }
 
+// tooLargeHints tell the teacher how to bring a sheet within the caps of
+// scoresheet.Options (the defaults: the pipeline sets none).
+var tooLargeHints = []string{
+	"请只保留成绩表所在的工作表，删除无关的工作表和多余的行、列后重新上传。(Keep only the score table in the workbook: delete unused sheets, rows and columns, then upload again.)",
+	"也可以把成绩表另存为新的 .xlsx 或 CSV 文件再上传。(Or save the score table as a new .xlsx or CSV file and upload that.)",
+	fmt.Sprintf("姓名、班级、考号和题号不超过 %d 个字符，每个单元格不超过 %d 字节，有数据的行不超过 %d 行、列不超过 %d 列。(Names, classes, exam numbers and question labels at most %d characters; each cell at most %d bytes; at most %d rows and %d columns holding data.)",
+		scoresheet.DefaultMaxLabelRunes, scoresheet.DefaultMaxCellBytes, scoresheet.DefaultMaxRows, scoresheet.DefaultMaxCols,
+		scoresheet.DefaultMaxLabelRunes, scoresheet.DefaultMaxCellBytes, scoresheet.DefaultMaxRows, scoresheet.DefaultMaxCols),
+}
+
 // parseSheets parses every score file and merges their students. Files of
-// different modes cannot be merged.
+// different modes cannot be merged. A file that cannot be read becomes a
+// warning; one past a cap (scoresheet.ErrTooLarge) fails them all.
 func parseSheets(dir string, files []StoredFile, classHint string) (*scoresheet.Sheet, []string, error) {
 	var merged *scoresheet.Sheet
 	var warnings []string
 	seen := map[string]bool{}
 	for _, f := range files {
 		sh, err := parseSheet(filepath.Join(dir, f.Name), f.Kind, classHint)
+		if errors.Is(err, scoresheet.ErrTooLarge) {
+			return nil, warnings, fmt.Errorf("%s: %w", f.Name, err)
+		}
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("成绩文件 %s 解析异常：%v", f.Name, err))
 			continue
@@ -423,21 +462,22 @@ func parseSheets(dir string, files []StoredFile, classHint string) (*scoresheet.
 	return merged, warnings, nil
 }
 
+// parseSheet parses one score file, streaming it from disk.
 func parseSheet(path, kind, classHint string) (*scoresheet.Sheet, error) {
 	opts := scoresheet.Options{ClassHint: classHint}
-	if kind == KindCSV {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		return scoresheet.ParseCSV(data, opts)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return scoresheet.ParseXLSX(f, opts)
+	if kind == KindCSV {
+		return scoresheet.ParseCSV(f, opts)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return scoresheet.ParseXLSX(f, fi.Size(), opts)
 }
 
 // readTexts concatenates the text of text files and records which files'

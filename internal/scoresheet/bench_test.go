@@ -2,6 +2,7 @@ package scoresheet
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -32,7 +33,35 @@ func BenchmarkParseCSV(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		sh, err := ParseCSV(data, Options{})
+		sh, err := parseCSVBytes(data, Options{})
+		if err != nil || len(sh.Students) != 2000 || len(sh.Questions) != 50 {
+			b.Fatalf("%v", err)
+		}
+	}
+}
+
+// BenchmarkParseXLSX parses a 2,000 students × 50 questions workbook
+// (numbers and inline strings, as bench/workbook/gen writes them).
+func BenchmarkParseXLSX(b *testing.B) {
+	hdr := `<row r="1">` + is("A1", "姓名") + is("B1", "班级")
+	for q := 1; q <= 50; q++ {
+		hdr += num(colName(q+1)+"1", q)
+	}
+	hdr += `</row>`
+	data := rawXLSX(b, nil, sheetXML(hdr, func(w io.Writer) error {
+		for r := 2; r < 2002; r++ {
+			fmt.Fprintf(w, `<row r="%d">%s%s`, r, is(fmt.Sprintf("A%d", r), fmt.Sprintf("学生%d", r)), is(fmt.Sprintf("B%d", r), "1班"))
+			for q := 1; q <= 50; q++ {
+				fmt.Fprintf(w, `<c><v>%d</v></c>`, (r*7+q*3)%5)
+			}
+			io.WriteString(w, `</row>`)
+		}
+		return nil
+	}, ""))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sh, err := parseXLSXBytes(data, Options{})
 		if err != nil || len(sh.Students) != 2000 || len(sh.Questions) != 50 {
 			b.Fatalf("%v", err)
 		}

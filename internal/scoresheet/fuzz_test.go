@@ -2,7 +2,10 @@ package scoresheet
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
+	"encoding/csv"
+	"errors"
 	"io"
 	"math"
 	"os"
@@ -70,7 +73,7 @@ func checkSheet(t *testing.T, sh *Sheet, err error, o Options) {
 		if !ok || l.QuestionID() != q.ID || l.No != q.No || l.Sub != q.Sub {
 			t.Fatalf("question %+v does not round-trip (%+v %v)", q, l, ok)
 		}
-		if q.Order != i+1 || q.Column < 1 || q.Column > o.MaxCols {
+		if q.Order != i+1 || q.Column < 1 || q.Column > maxColumns {
 			t.Fatalf("question %+v order/column", q)
 		}
 	}
@@ -139,14 +142,66 @@ func FuzzParseCSV(f *testing.F) {
 		"\xef\xbb\xbf姓名,12a,12(a)\n李 四,ａｂ,1e3\n",
 		"\xff\xfe\x53\x59\x0d\x54",
 		"姓名,班级,1\n平均分,,1\n姓名,班级,1\n",
+		"姓名,1\n\"a\"b\"\r\n\"c\"\rd,\"\"\"\n\n\"\n\"\r\n",
+		"姓名,1\n" + strings.Repeat("x", 40) + ",\"" + strings.Repeat("y\n", 20) + "\"\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o := Options{MaxRows: 200, MaxCols: 60}
-		sh, err := ParseCSV(data, o)
+		sh, err := parseCSVBytes(data, o)
 		checkSheet(t, sh, err, o)
+		// Streaming one byte at a time gives the same result.
+		sh2, err2 := ParseCSV(&oneByte{data}, o)
+		if (err == nil) != (err2 == nil) || (err == nil && len(sh.Students) != len(sh2.Students)) {
+			t.Fatalf("byte by byte: %v / %v", err, err2)
+		}
+		checkCSVGuard(t, data)
 	})
+}
+
+// checkCSVGuard checks the line, record and field caps against
+// encoding/csv itself: a cap fails the parse if and only if the text
+// (decoded as ParseCSV decodes it) has a physical line or a record longer
+// than MaxLineBytes or a field longer than MaxCellBytes.
+func checkCSVGuard(t *testing.T, data []byte) {
+	o := Options{MaxCellBytes: 16, MaxLineBytes: 64, MaxRows: 1 << 20, MaxCols: maxColumns, MaxCells: 1 << 30, MaxTextBytes: 1 << 30}
+	_, err := parseCSVBytes(data, o)
+	text, rerr := io.ReadAll(decodeText(bufio.NewReaderSize(bytes.NewReader(data), sniffBytes)))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	tooLong := false
+	for line := range strings.Lines(string(text)) {
+		tooLong = tooLong || len(line) > o.MaxLineBytes
+	}
+	head := text[:min(len(text), sniffBytes)]
+	r := csv.NewReader(bytes.NewReader(text))
+	r.FieldsPerRecord, r.LazyQuotes, r.Comma = -1, true, sniffDelimiter(string(head))
+	var prev int64
+	for !tooLong {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return // not a CSV the oracle reads
+		}
+		raw := text[prev:r.InputOffset()]
+		for len(raw) > 0 && (raw[0] == '\n' || bytes.HasPrefix(raw, []byte("\r\n"))) {
+			raw = raw[1+bytes.IndexByte(raw, '\n'):] // a blank line skipped
+		}
+		tooLong = len(raw) > o.MaxLineBytes
+		prev = r.InputOffset()
+		for _, f := range rec {
+			tooLong = tooLong || len(f) > o.MaxCellBytes
+		}
+	}
+	// ParseCSV stops early at a sheet without a header: then only a cap
+	// that failed must be right.
+	if got := errors.Is(err, ErrTooLarge); got && !tooLong || !got && tooLong && !errors.Is(err, ErrNoHeader) {
+		t.Fatalf("ErrTooLarge %v (%v), but a line, record or field past the caps: %v", got, err, tooLong)
+	}
 }
 
 func FuzzParseXLSX(f *testing.F) {
@@ -161,7 +216,7 @@ func FuzzParseXLSX(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o := Options{MaxRows: 200, MaxCols: 60}
-		sh, err := ParseXLSX(bytes.NewReader(data), o)
+		sh, err := parseXLSXBytes(data, o)
 		checkSheet(t, sh, err, o)
 	})
 }
@@ -231,7 +286,7 @@ func FuzzParseXLSXSheet(f *testing.F) {
 			t.Fatal(err)
 		}
 		o := Options{MaxRows: 200, MaxCols: 60}
-		sh, err := ParseXLSX(&buf, o)
+		sh, err := parseXLSXBytes(buf.Bytes(), o)
 		checkSheet(t, sh, err, o)
 	})
 }

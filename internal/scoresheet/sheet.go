@@ -14,8 +14,8 @@ package scoresheet
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Sheet modes.
@@ -26,13 +26,23 @@ const (
 	ModeTotal = "total"
 )
 
-// Defaults and bounds.
+// Defaults and bounds. Every cap is an Options field; a value of 0 there
+// takes the default below. A source past a cap fails with ErrTooLarge.
 const (
-	DefaultMaxRows = 20000 // Options.MaxRows when 0
-	DefaultMaxCols = 500   // Options.MaxCols when 0
+	DefaultMaxRows              = 20000    // Options.MaxRows when 0
+	DefaultMaxCols              = 500      // Options.MaxCols when 0
+	DefaultMaxCellBytes         = 4096     // Options.MaxCellBytes when 0
+	DefaultMaxCells             = 400000   // Options.MaxCells when 0
+	DefaultMaxTextBytes         = 32 << 20 // Options.MaxTextBytes when 0
+	DefaultMaxSharedStrings     = 200000   // Options.MaxSharedStrings when 0
+	DefaultMaxSharedStringBytes = 16 << 20 // Options.MaxSharedStringBytes when 0
+	DefaultMaxPartBytes         = 64 << 20 // Options.MaxPartBytes when 0
+	DefaultMaxLineBytes         = 1 << 20  // Options.MaxLineBytes when 0
+	DefaultMaxLabelRunes        = 64       // Options.MaxLabelRunes when 0
 
-	headerScanRows = 30 // the header must be within the first 30 rows
+	headerScanRows = 30 // the header must be within the first 30 rows holding a value
 	maxSamples     = 5  // names or rows quoted in one summary warning
+	maxQuoteRunes  = 64 // runes of a user string quoted in a warning
 )
 
 // Errors returned by ParseXLSX and ParseCSV; test with errors.Is.
@@ -46,9 +56,15 @@ var (
 	// (with a numeric total, in total mode).
 	ErrNoStudents = errors.New("scoresheet: 表头下没有学生数据 (no student rows below the header)")
 	// ErrUnsupportedFormat: the upload is not an .xlsx workbook (for
-	// example a legacy .xls, an encrypted workbook or not a spreadsheet at
-	// all), or it is too large.
+	// example a legacy .xls, an encrypted workbook, a corrupt zip or not a
+	// spreadsheet at all).
 	ErrUnsupportedFormat = errors.New("scoresheet: 无法读取该文件，请另存为 .xlsx 或 .csv 后重新上传 (unsupported or unreadable file; save it as .xlsx or .csv)")
+	// ErrTooLarge: the source is past one of the caps of Options (rows,
+	// columns, cells, cell text, cell length, shared strings, unzipped part
+	// size, XML token or CSV line length, length of a class, exam number or
+	// label), or a workbook is larger than MaxXLSXBytes or holds more than
+	// 10,000 files. The error that wraps it names the cap and its value.
+	ErrTooLarge = errors.New("scoresheet: 成绩表超出大小限制 (score sheet too large)")
 )
 
 // Question is one question column of a sheet.
@@ -102,39 +118,67 @@ type Sheet struct {
 	Warnings []string
 }
 
-// Options tunes parsing.
+// Options tunes parsing. Every bound is a cap: past it the parse fails
+// with an error wrapping ErrTooLarge (nothing is silently cut).
 type Options struct {
 	// ClassHint is the class of every student when the sheet has no 班级
 	// column (or a student's 班级 cell is empty).
 	ClassHint string
-	// MaxRows bounds the rows read from a sheet, title and header rows
-	// included (0 → DefaultMaxRows).
+	// MaxRows bounds the rows that hold a value, title and header rows
+	// included; empty rows (styled or not) do not count (0 →
+	// DefaultMaxRows).
 	MaxRows int
-	// MaxCols bounds the columns read from each row (0 → DefaultMaxCols).
+	// MaxCols bounds the columns that hold a value in a sheet (0 →
+	// DefaultMaxCols).
 	MaxCols int
+	// MaxCellBytes bounds the length of any one cell (0 →
+	// DefaultMaxCellBytes).
+	MaxCellBytes int
+	// MaxCells bounds the cells that hold a value in a sheet (0 →
+	// DefaultMaxCells). With MaxTextBytes it bounds the memory of a parse.
+	MaxCells int
+	// MaxTextBytes bounds the bytes of cell text read from a sheet itself:
+	// a CSV's fields, a worksheet's numbers and inline strings; shared
+	// strings have their own cap (0 → DefaultMaxTextBytes).
+	MaxTextBytes int
+	// MaxSharedStrings bounds the shared strings of a workbook (0 →
+	// DefaultMaxSharedStrings).
+	MaxSharedStrings int
+	// MaxSharedStringBytes bounds their total length in bytes (0 →
+	// DefaultMaxSharedStringBytes).
+	MaxSharedStringBytes int
+	// MaxPartBytes bounds the unzipped size of any one XML part of a
+	// workbook, checked while it streams (0 → DefaultMaxPartBytes).
+	MaxPartBytes int64
+	// MaxLineBytes bounds a physical line (and a record) of a CSV, and any
+	// one token of a workbook's XML (0 → DefaultMaxLineBytes).
+	MaxLineBytes int
+	// MaxLabelRunes bounds, in runes, every string that becomes an id, a
+	// name or a label: student names (a longer one skips its row with a
+	// warning), classes, exam numbers, question headers and ClassHint
+	// (a longer one fails the parse) (0 → DefaultMaxLabelRunes).
+	MaxLabelRunes int
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxRows <= 0 {
-		o.MaxRows = DefaultMaxRows
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if o.MaxCols <= 0 {
-		o.MaxCols = DefaultMaxCols
+	def(&o.MaxRows, DefaultMaxRows)
+	def(&o.MaxCols, DefaultMaxCols)
+	def(&o.MaxCellBytes, DefaultMaxCellBytes)
+	def(&o.MaxCells, DefaultMaxCells)
+	def(&o.MaxTextBytes, DefaultMaxTextBytes)
+	def(&o.MaxSharedStrings, DefaultMaxSharedStrings)
+	def(&o.MaxSharedStringBytes, DefaultMaxSharedStringBytes)
+	def(&o.MaxLineBytes, DefaultMaxLineBytes)
+	def(&o.MaxLabelRunes, DefaultMaxLabelRunes)
+	if o.MaxPartBytes <= 0 {
+		o.MaxPartBytes = DefaultMaxPartBytes
 	}
 	return o
-}
-
-// gridRow is one row of a source, with its 1-based row (or line) number.
-type gridRow struct {
-	num   int
-	cells []string
-}
-
-func (r gridRow) cell(i int) string {
-	if i < 0 || i >= len(r.cells) {
-		return ""
-	}
-	return r.cells[i]
 }
 
 // colRole is what a header column holds.
@@ -188,7 +232,7 @@ func headerKey(s string) string {
 func isHeaderRow(r gridRow) bool {
 	name, other := false, false
 	for _, c := range r.cells {
-		k := headerKey(c)
+		k := headerKey(c.v)
 		if k == "" {
 			continue
 		}
@@ -196,7 +240,7 @@ func isHeaderRow(r gridRow) bool {
 			name = true
 		} else if headerDetectKeys[k] {
 			other = true
-		} else if _, ok := ParseLabel(c); ok {
+		} else if _, ok := ParseLabel(c.v); ok {
 			other = true
 		}
 		if name && other {
@@ -228,7 +272,8 @@ type badCells struct {
 
 // parseGrid parses one source's rows. It returns ErrNoHeader when the rows
 // have no header, else the sheet or another error. pre holds warnings of
-// the reader (truncation and the like), copied to the sheet.
+// the reader (merged cells left unfilled and the like), copied to the
+// sheet.
 func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Sheet, error) {
 	h := findHeader(rows)
 	if h < 0 {
@@ -243,7 +288,9 @@ func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Shee
 	type qcol struct{ col, qi int }
 	var qCols []qcol // question columns in column order
 	qIndex := map[string]int{}
-	for c, raw := range rows[h].cells {
+	hdr := rows[h]
+	for _, gc := range hdr.cells {
+		c, raw := gc.col, gc.v
 		k := headerKey(raw)
 		if k == "" {
 			continue
@@ -272,12 +319,15 @@ func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Shee
 		if !ok {
 			continue // not a question: ignored silently
 		}
+		if err := checkLabel(normalize(raw), hdr.num, c, "表头", "header", o); err != nil {
+			return nil, err
+		}
 		id := l.QuestionID()
 		if first, dup := qIndex[id]; dup {
 			sh.Warnings = append(sh.Warnings, fmt.Sprintf(
 				"第%d列“%s”与第%d列“%s”是同一题 %s，已忽略第%d列 (column %d %q repeats question %s of column %d; ignored)",
-				c+1, normalize(raw), sh.Questions[first].Column, sh.Questions[first].Label, id, c+1,
-				c+1, normalize(raw), id, sh.Questions[first].Column))
+				c+1, clip(normalize(raw)), sh.Questions[first].Column, clip(sh.Questions[first].Label), id, c+1,
+				c+1, clip(normalize(raw)), id, sh.Questions[first].Column))
 			continue
 		}
 		qIndex[id] = len(sh.Questions)
@@ -302,12 +352,21 @@ func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Shee
 	}
 
 	classHint := collapseSpace(foldWidth(o.ClassHint), " ")
+	if utf8.RuneCountInString(classHint) > o.MaxLabelRunes {
+		return nil, fmt.Errorf("%w: 班级名称超过 %d 个字符 (the class name is longer than %d characters)",
+			ErrTooLarge, o.MaxLabelRunes, o.MaxLabelRunes)
+	}
 	bad := make([]badCells, len(sh.Questions))
 	seen := map[string]int{} // student id → row
-	var dups, skipped, noTotal samples
+	var dups, skipped, noTotal, longNames samples
 	for _, r := range rows[h+1:] {
 		name := collapseSpace(foldWidth(r.cell(nameCol)), " ")
 		if name == "" {
+			continue
+		}
+		if utf8.RuneCountInString(name) > o.MaxLabelRunes {
+			// A note below the table, not a student: skip the row.
+			longNames.add(r.num, name, 0)
 			continue
 		}
 		if skipNames[headerKey(name)] {
@@ -315,6 +374,9 @@ func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Shee
 			continue
 		}
 		class := collapseSpace(foldWidth(r.cell(classCol)), " ")
+		if err := checkLabel(class, r.num, classCol, "班级", "class", o); err != nil {
+			return nil, err
+		}
 		if class == "" {
 			class = classHint
 		}
@@ -330,6 +392,9 @@ func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Shee
 		st := Student{ID: id, Name: name, Class: class, Row: r.num}
 		for _, c := range examCols {
 			if v := normalize(r.cell(c)); v != "" {
+				if err := checkLabel(v, r.num, c, "考号", "exam number", o); err != nil {
+					return nil, err
+				}
 				st.ExamNo = v
 				break
 			}
@@ -379,7 +444,7 @@ func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Shee
 		q := sh.Questions[qi]
 		sh.Warnings = append(sh.Warnings, fmt.Sprintf(
 			"第%s题有 %d 个无法识别的单元格（如第%d行“%s”），已按空白处理 (question %s: %d unrecognised cells, e.g. row %d %q, treated as empty)",
-			q.Label, b.n, b.row, b.example, q.Label, b.n, b.row, b.example))
+			q.Label, b.n, b.row, clip(b.example), q.Label, b.n, b.row, clip(b.example)))
 	}
 	if dups.n > 0 {
 		sh.Warnings = append(sh.Warnings, fmt.Sprintf(
@@ -390,6 +455,11 @@ func parseGrid(rows []gridRow, o Options, sheetName string, pre []string) (*Shee
 		sh.Warnings = append(sh.Warnings, fmt.Sprintf(
 			"已跳过 %d 行汇总行或重复的表头：%s (skipped %d summary or repeated header rows: %s)",
 			skipped.n, skipped.zh(), skipped.n, skipped.en()))
+	}
+	if longNames.n > 0 {
+		sh.Warnings = append(sh.Warnings, fmt.Sprintf(
+			"已跳过 %d 行姓名超过 %d 个字符的行（可能是表格下方的说明）：%s (skipped %d rows whose name is longer than %d characters: %s)",
+			longNames.n, o.MaxLabelRunes, longNames.zh(), longNames.n, o.MaxLabelRunes, longNames.en()))
 	}
 	if noTotal.n > 0 {
 		sh.Warnings = append(sh.Warnings, fmt.Sprintf(
@@ -422,13 +492,26 @@ func (s *samples) add(row int, text string, first int) {
 }
 
 func (s *samples) zh() string {
-	return s.join(func(x sample) string { return fmt.Sprintf("第%d行“%s”", x.row, x.text) },
+	return s.join(func(x sample) string { return fmt.Sprintf("第%d行“%s”", x.row, clip(x.text)) },
 		"（与第%d行重复）", "……", "、")
 }
 
 func (s *samples) en() string {
-	return s.join(func(x sample) string { return fmt.Sprintf("row %d %q", x.row, x.text) },
+	return s.join(func(x sample) string { return fmt.Sprintf("row %d %q", x.row, clip(x.text)) },
 		" (same as row %d)", "...", ", ")
+}
+
+// names lists the samples' texts, clipped, joined by sep, with more when
+// some were left out.
+func (s *samples) names(sep, more string) string {
+	parts := make([]string, 0, len(s.rows)+1)
+	for _, x := range s.rows {
+		parts = append(parts, clip(x.text))
+	}
+	if s.n > len(s.rows) {
+		parts = append(parts, more)
+	}
+	return strings.Join(parts, sep)
 }
 
 // join lists the samples in one language: each as item(x), plus dup with
@@ -448,14 +531,27 @@ func (s *samples) join(item func(sample) string, dup, more, sep string) string {
 	return strings.Join(parts, sep)
 }
 
-// truncationWarnings describes what a reader had to leave out.
-func truncationWarnings(rowsCut, colsCut bool, o Options) []string {
-	var w []string
-	if rowsCut {
-		w = append(w, "表格行数超过上限，只读取了前 "+strconv.Itoa(o.MaxRows)+" 行 (only the first "+strconv.Itoa(o.MaxRows)+" rows were read)")
+// checkLabel fails when v, a class, an exam number or a question header of
+// the cell at row (1-based) and col (0-based), is longer than
+// o.MaxLabelRunes.
+func checkLabel(v string, row, col int, zh, en string, o Options) error {
+	if utf8.RuneCountInString(v) <= o.MaxLabelRunes {
+		return nil
 	}
-	if colsCut {
-		w = append(w, "表格列数超过上限，只读取了前 "+strconv.Itoa(o.MaxCols)+" 列 (only the first "+strconv.Itoa(o.MaxCols)+" columns were read)")
+	ref := cellRef(col, row)
+	return fmt.Errorf("%w: 单元格 %s 的%s超过 %d 个字符 (cell %s: %s longer than %d characters)",
+		ErrTooLarge, ref, zh, o.MaxLabelRunes, ref, en, o.MaxLabelRunes)
+}
+
+// clip shortens a user string quoted in a warning or an error to
+// maxQuoteRunes runes, marking the cut with "…".
+func clip(s string) string {
+	n := 0
+	for i := range s {
+		if n == maxQuoteRunes {
+			return s[:i] + "…"
+		}
+		n++
 	}
-	return w
+	return s
 }
