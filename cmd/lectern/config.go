@@ -43,6 +43,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			DefaultTeacherID: env.str("DEFAULT_TEACHER_ID", "teacher"),
 			ProfileQueueMax:  env.positive("PROFILE_UPDATE_QUEUE_MAX", 500),
 			JobQueueMax:      env.positive("JOB_QUEUE_MAX", 100),
+			SheetParseMax:    env.positive("SHEET_PARSE_MAX_CONCURRENCY", 2),
 			CORS:             cors.Parse(getenv("CORS_ORIGINS")),
 			Body: bodydeadline.Limits{
 				Idle:    time.Duration(env.positive("BODY_IDLE_TIMEOUT_SEC", 10)) * time.Second,

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
@@ -57,6 +58,10 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 		"status": StatusQueued, "message": "考试解析任务已创建，后台处理中。"})
 }
 
+// maxNameRunes bounds a class name given at upload (it becomes part of
+// every student id).
+const maxNameRunes = 64
+
 // createJob validates the form and writes job.json.
 func (p *Pipeline) createJob(id string, form map[string]string, files map[string][]StoredFile) error {
 	examID := strings.TrimSpace(form["exam_id"])
@@ -73,6 +78,11 @@ func (p *Pipeline) createJob(id string, form map[string]string, files map[string
 	}
 	if len(files["score_files"]) == 0 {
 		return refuse(http.StatusBadRequest, "No score files uploaded")
+	}
+	for field, most := range map[string]int{"class_name": maxNameRunes, "language": 16, "ocr_mode": 32} {
+		if n := utf8.RuneCountInString(strings.TrimSpace(form[field])); n > most {
+			return refuse(http.StatusBadRequest, "%s is too long: %d characters, at most %d", field, n, most)
+		}
 	}
 	var max map[string]any
 	if raw := strings.TrimSpace(form["max_scores"]); raw != "" {

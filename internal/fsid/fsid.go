@@ -11,17 +11,33 @@ import (
 	"unicode/utf8"
 )
 
+// MaxBytes bounds what Safe returns (well under the 255 bytes a file name
+// may have).
+const MaxBytes = 128
+
 // Safe maps value to a path component: trim; replace every run of
 // characters that are not word characters (Unicode letters, digits, '_')
 // or '-' with '_'; trim '_' from both ends; if the result is shorter than 6
 // characters, use prefix + "_" + the first 10 hex digits of sha1(raw)
-// instead (a random suffix for an empty value).
+// instead (a random suffix for an empty value). A result over MaxBytes is
+// cut to its head plus "_" and 10 hex digits of sha1(raw).
 //
 // Examples: "main","session" → "session_b28b7af693"; "teacher" → "teacher";
 // "高二2403班_武熙语" is unchanged.
 func Safe(value, prefix string) string {
 	raw := strings.TrimSpace(value)
 	s := strings.Trim(Component(raw), "_")
+	if len(s) > MaxBytes {
+		// Longer than any name a file system takes: keep a readable
+		// head and tell the rest apart by its hash (the predecessor
+		// failed on such ids).
+		n := MaxBytes - 11
+		for !utf8.RuneStart(s[n]) {
+			n--
+		}
+		sum := sha1.Sum([]byte(raw))
+		return s[:n] + "_" + hex.EncodeToString(sum[:])[:10]
+	}
 	if utf8.RuneCountInString(s) >= 6 {
 		return s
 	}

@@ -3,6 +3,7 @@ package fsid
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSafeMatchesPredecessor(t *testing.T) {
@@ -36,5 +37,17 @@ func TestSafeMatchesPredecessor(t *testing.T) {
 	}
 	if got := Component("a//b..c"); got != "a_b_c" {
 		t.Errorf("Component = %q", got)
+	}
+}
+
+// A huge id still makes one bounded, stable, distinct path component.
+func TestSafeBoundsLongIDs(t *testing.T) {
+	long := strings.Repeat("张", 400)
+	a, b := Safe(long, "s"), Safe(long+"x", "s")
+	if len(a) > MaxBytes || len(b) > MaxBytes || a == b || Safe(long, "s") != a || !utf8.ValidString(a) {
+		t.Fatalf("%q (%d) / %q (%d)", a, len(a), b, len(b))
+	}
+	if s := strings.Repeat("a", MaxBytes); Safe(s, "x") != s {
+		t.Fatal("an id of MaxBytes changed")
 	}
 }

@@ -533,6 +533,8 @@ func TestExamUploadRefusals(t *testing.T) {
 		{"binary paper", nil, [][3]string{{"score_files", "s.csv", smallCSV}, {"paper_files", "x.bin", "\x00\x01\x02"}}, 415, ""},
 		{"bad exam id", map[string]string{"exam_id": "../../etc"}, [][3]string{{"score_files", "s.csv", smallCSV}}, 400, "invalid exam_id"},
 		{"bad date", map[string]string{"date": "yesterday"}, [][3]string{{"score_files", "s.csv", smallCSV}}, 400, "invalid date"},
+		{"class name too long", map[string]string{"class_name": strings.Repeat("班", 65)}, [][3]string{{"score_files", "s.csv", smallCSV}}, 400, "class_name is too long"},
+		{"language too long", map[string]string{"language": strings.Repeat("z", 40)}, [][3]string{{"score_files", "s.csv", smallCSV}}, 400, "language is too long"},
 		{"bad max_scores", map[string]string{"max_scores": `{"1":"x"}`}, [][3]string{{"score_files", "s.csv", smallCSV}}, 400, "max_scores"},
 		{"unknown label", map[string]string{"max_scores": `{"abc":3}`}, [][3]string{{"score_files", "s.csv", smallCSV}}, 400, "max_scores"},
 		{"too many files", nil, [][3]string{{"score_files", "a.csv", smallCSV}, {"score_files", "b.csv", smallCSV}, {"score_files", "c.csv", smallCSV}, {"score_files", "d.csv", smallCSV}}, 413, "too many files"},

@@ -3,6 +3,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type Config struct {
 	ProfileQueueMax int
 	// JobQueueMax bounds each tenant's queued jobs of every other kind.
 	JobQueueMax int
+	// SheetParseMax bounds the score-sheet parses running at once over
+	// all tenants (< 1 means 2).
+	SheetParseMax int
 	// CORS is the parsed CORS_ORIGINS (the zero Policy allows no origin;
 	// cors.Parse("") allows every one, as the predecessor did).
 	CORS cors.Policy
@@ -115,6 +119,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: store, shared: tenantapp.Shared{
 		Global: limits.NewGlobalSet(cfg.Global),
 		LLM:    llm.NewGateway(cfg.LLM, llm.Options{Logger: log}),
+		// A parse may hold tens of MB: two at once, whatever the tenants.
+		SheetParses: limits.NewSem(cmp.Or(max(cfg.SheetParseMax, 0), 2)),
 	}}
 	if !s.shared.LLM.Configured() {
 		log.Warn("no LLM provider configured: chat answers 503 until LLM_BASE_URL (or LLM_PROVIDERS_FILE) is set")

@@ -65,6 +65,9 @@ type ChatSettings struct {
 type Shared struct {
 	Global *limits.Set
 	LLM    *llm.Gateway // may have no provider: chat then answers 503
+	// SheetParses bounds the score-sheet parses running at once over all
+	// tenants (SHEET_PARSE_MAX_CONCURRENCY); nil means no bound.
+	SheetParses *limits.Sem
 }
 
 // Worker kinds and the folders under UPLOADS_DIR that hold their job
@@ -171,7 +174,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	// Exams: reading and the upload pipeline.
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
-		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, Logger: log})
+		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: parseSlots(shared), Logger: log})
 
 	// Chat: history, the agent (built on the first turn, so an idle tenant
 	// does not carry tool schemas and prompts) and the chat jobs.
@@ -205,6 +208,15 @@ func New(s Settings, shared Shared) (*App, error) {
 		KindChat: a.chat.Runner(), KindExamUpload: a.uploads.Runner(), KindProfileUpdate: a.profileW.Runner(),
 	})
 	return a, nil
+}
+
+// parseSlots is the process's score-sheet parse bound (a nil *Sem must not
+// become a non-nil interface).
+func parseSlots(shared Shared) limits.Semaphore {
+	if shared.SheetParses == nil {
+		return nil
+	}
+	return shared.SheetParses
 }
 
 // workerKinds lists the four worker kinds in stop order. Each domain
