@@ -3,6 +3,7 @@ package exams
 import (
 	"bytes"
 	"encoding/csv"
+	"io"
 	"strconv"
 	"time"
 )
@@ -22,18 +23,28 @@ func NewExam(id string, meta map[string]any, responses []Response, questions []Q
 // ResponsesCSV encodes rows with the predecessor's 12-column header.
 func ResponsesCSV(rows []Response) []byte {
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	w.Write(responseColumns)
+	WriteResponsesCSV(&buf, rows)
+	return buf.Bytes()
+}
+
+// WriteResponsesCSV writes what ResponsesCSV returns to w, row by row.
+func WriteResponsesCSV(w io.Writer, rows []Response) error {
+	cw := csv.NewWriter(w)
+	cw.Write(responseColumns)
+	rec := make([]string, len(responseColumns))
 	for _, r := range rows {
 		score := ""
 		if r.Scored {
 			score = FormatScore(r.Score)
 		}
-		w.Write([]string{r.ExamID, r.StudentID, r.StudentName, r.ClassName, r.QuestionID, r.QuestionNo, r.SubNo,
-			r.RawLabel, r.RawValue, r.RawAnswer, score, r.IsCorrect})
+		rec = append(rec[:0], r.ExamID, r.StudentID, r.StudentName, r.ClassName, r.QuestionID, r.QuestionNo, r.SubNo,
+			r.RawLabel, r.RawValue, r.RawAnswer, score, r.IsCorrect)
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
 	}
-	w.Flush()
-	return buf.Bytes()
+	cw.Flush()
+	return cw.Error()
 }
 
 // QuestionsCSV encodes questions.csv.

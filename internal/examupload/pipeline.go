@@ -9,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -232,18 +234,17 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 		return err
 	}
 	classHint, _ := rec["class_name"].(string)
-	release := func() {}
 	if p.slots != nil {
-		// A parse holds up to tens of MB: wait for a slot, whatever the
-		// tenant. Cancelled while waiting, the job resumes later.
+		// A large sheet holds tens of MB from its parse to its analysis:
+		// wait for a slot, whatever the tenant, and keep it until the
+		// job's rows are written and analysed. Cancelled while waiting,
+		// the job resumes later.
 		if err := p.slots.Acquire(ctx); err != nil {
 			return err
 		}
-		release = sync.OnceFunc(p.slots.Release)
-		defer release() // should the parse panic
+		defer p.slots.Release()
 	}
 	sheet, sheetWarnings, err := parseSheets(filepath.Join(dir, "scores"), files("score_files"), classHint)
-	release()
 	warnings = append(warnings, sheetWarnings...)
 	if errors.Is(err, scoresheet.ErrTooLarge) {
 		return &jobFailure{step: "parse_scores", code: "scores_too_large", detail: err.Error(), hints: tooLargeHints}
@@ -289,33 +290,49 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 		return err
 	}
 	unscored, questions := sheetRows(examID, sheet)
+	if len(unscored) > 50_000 {
+		// Give the job's memory back to the system when it ends, rather
+		// than over the next minutes: the next large job may be another
+		// tenant's.
+		defer debug.FreeOSMemory()
+	}
 	maxIn, _ := rec["max_scores"].(map[string]any)
 	max, err := maxScores(maxIn, questions)
 	if err != nil { // validated at start; a hand-edited job may still be wrong
 		return &jobFailure{step: "score", code: "invalid_max_scores", detail: err.Error()}
 	}
-	scored, questions, sc := applyScoring(unscored, questions, key, max)
 	sheetTotals := map[string]float64{}
 	for _, s := range sheet.Students {
 		if s.SheetTotal != nil {
 			sheetTotals[s.ID] = *s.SheetTotal
 		}
 	}
+	sheet.Students = nil // in rows now: let a large sheet's cells go
+
+	// Memory: a sheet of 400,000 cells makes as many rows. They are held
+	// once: written unscored, then scored in place and written again, each
+	// file streamed rather than built in memory.
+	derived := filepath.Join(dir, "derived")
+	writeRows := func(name string, rows []exams.Response) error {
+		return atomicfile.Write(filepath.Join(derived, name), 0o644, func(w io.Writer) error {
+			return exams.WriteResponsesCSV(w, rows)
+		})
+	}
+	if err := writeRows("responses_unscored.csv", unscored); err != nil {
+		return err
+	}
+	scored := unscored
+	questions, sc := scoreInPlace(scored, questions, key, max)
+	if err := writeRows("responses_scored.csv", scored); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(derived, "questions.csv"), exams.QuestionsCSV(questions), 0o644); err != nil {
+		return err
+	}
 	if sheet.Mode == scoresheet.ModeQuestion {
 		warnings = append(warnings, crossCheck(scored, sheetTotals, 8)...)
 	}
 	warnings = append(warnings, scoringWarnings(sc)...)
-
-	derived := filepath.Join(dir, "derived")
-	for name, data := range map[string][]byte{
-		"responses_unscored.csv": exams.ResponsesCSV(unscored),
-		"responses_scored.csv":   exams.ResponsesCSV(scored),
-		"questions.csv":          exams.QuestionsCSV(questions),
-	} {
-		if err := atomicfile.WriteFile(filepath.Join(derived, name), data, 0o644); err != nil {
-			return err
-		}
-	}
 	answersFile := ""
 	if len(key) > 0 {
 		answersFile = "derived/answers.csv"

@@ -3,6 +3,7 @@ package examupload
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,8 +80,14 @@ type scoring struct {
 // and sets every question's max_score from max. It never guesses full
 // marks: a question without them is listed in MissingMaxScoreQIDs.
 func applyScoring(unscored []exams.Response, qs []exams.Question, key scoresheet.AnswerKey, max map[string]float64) ([]exams.Response, []exams.Question, scoring) {
-	out := make([]exams.Response, len(unscored))
-	copy(out, unscored)
+	out := slices.Clone(unscored)
+	questions, sc := scoreInPlace(out, qs, key, max)
+	return out, questions, sc
+}
+
+// scoreInPlace is applyScoring without the copy: it scores rows where they
+// are (the worker's rows of a large sheet are not held twice).
+func scoreInPlace(out []exams.Response, qs []exams.Question, key scoresheet.AnswerKey, max map[string]float64) ([]exams.Question, scoring) {
 	questions := make([]exams.Question, len(qs))
 	copy(questions, qs)
 	missingMax, missingKey := map[string]bool{}, map[string]bool{}
@@ -128,7 +135,7 @@ func applyScoring(unscored []exams.Response, qs []exams.Question, key scoresheet
 	sc.MissingMaxScoreQIDs = sortedKeys(missingMax)
 	sc.DefaultMaxScoreQIDs = sortedKeys(missingMax)
 	sc.MissingAnswerQIDs = sortedKeys(missingKey)
-	return out, questions, sc
+	return questions, sc
 }
 
 // crossCheck compares each student's computed total with the sheet's own
