@@ -237,24 +237,24 @@ func (r *Runner) Reserve() (*Reservation, error) {
 // Enqueue queues id in the reserved place (see Runner.Enqueue for false).
 // The place is used whatever the answer.
 func (res *Reservation) Enqueue(id string) bool {
-	r := res.r
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !res.used {
-		res.used = true
-		r.reserved--
-	}
-	return r.enqueueLocked(id)
+	res.r.mu.Lock()
+	defer res.r.mu.Unlock()
+	res.endLocked()
+	return res.r.enqueueLocked(id)
 }
 
 // Release gives an unused place back; after Enqueue it does nothing.
 func (res *Reservation) Release() {
-	r := res.r
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	res.r.mu.Lock()
+	defer res.r.mu.Unlock()
+	res.endLocked()
+}
+
+// endLocked ends the reservation once: its place no longer counts.
+func (res *Reservation) endLocked() {
 	if !res.used {
 		res.used = true
-		r.reserved--
+		res.r.reserved--
 	}
 }
 

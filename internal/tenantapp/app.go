@@ -229,11 +229,12 @@ func (a *App) workerKinds(runners map[string]*jobs.Runner) []*worker {
 		w := &worker{kind: kind, runner: runners[kind], active: runners[kind] != nil}
 		if !w.active {
 			w.runner = jobs.NewRunner(jobs.Options{
-				Kind:    kind,
-				Store:   jobs.NewStore(filepath.Join(a.settings.UploadsDir, jobDirs[kind])),
-				Resume:  []string{},
-				Process: func(context.Context, string) error { return errNoProcessor },
-				Logger:  a.log,
+				Kind:      kind,
+				Store:     jobs.NewStore(filepath.Join(a.settings.UploadsDir, jobDirs[kind])),
+				Resume:    []string{},
+				Process:   func(context.Context, string) error { return errNoProcessor },
+				MaxQueued: a.settings.JobQueueMax,
+				Logger:    a.log,
 			})
 		}
 		out = append(out, w)
