@@ -55,7 +55,7 @@ func (d *Dispatcher) serveTenant(w http.ResponseWriter, r *http.Request, rawRest
 		tenantNotFound(w)
 		return
 	}
-	switch err := d.registry.Serve(&prefixedWriter{ResponseWriter: w, prefix: "/t/" + id}, r2, id); {
+	switch err := d.registry.Serve(&prefixedWriter{ResponseWriter: w, tenant: id}, r2, id); {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
 		tenantNotFound(w)
@@ -125,7 +125,7 @@ func cleanPath(p string) bool {
 // relative Location that climbs ("../").
 type prefixedWriter struct {
 	http.ResponseWriter
-	prefix      string
+	tenant      string // the prefix is "/t/" + tenant
 	wroteHeader bool
 }
 
@@ -136,7 +136,7 @@ func (p *prefixedWriter) WriteHeader(status int) {
 		if loc := h.Get("Location"); loc != "" {
 			switch {
 			case strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !strings.HasPrefix(loc, `/\`):
-				h.Set("Location", p.prefix+loc)
+				h.Set("Location", "/t/"+p.tenant+loc)
 			case !strings.HasPrefix(loc, "/") && !strings.ContainsAny(loc, `:\`) && cleanPath("/"+loc):
 				// relative to the request and not climbing: it stays inside
 			default:

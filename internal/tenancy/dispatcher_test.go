@@ -126,7 +126,7 @@ func TestPrefixedWriter(t *testing.T) {
 		{"", "", 200},
 	} {
 		rec := httptest.NewRecorder()
-		w := &prefixedWriter{ResponseWriter: rec, prefix: "/t/a"}
+		w := &prefixedWriter{ResponseWriter: rec, tenant: "a"}
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if c.loc != "" {
 				w.Header().Set("Location", c.loc)
