@@ -4,7 +4,7 @@
 // returns the reply.
 //
 // Tool calls act as the conversation's caller (tools.Registry.Dispatch gets
-// the caller.Caller, never an identity from the model), and tool results
+// the caller.Principal, never an identity from the model), and tool results
 // enter the conversation as data: the tool message holds the JSON result,
 // the role prompts say such results are untrusted, and the JSON-tool
 // fallback wraps them between BEGIN/END TOOL DATA markers.
@@ -78,7 +78,7 @@ type Agent struct {
 type Input struct {
 	// Caller is who the turn acts as: it picks the prompt and the tools,
 	// and the tools act as this caller.
-	Caller caller.Caller
+	Caller caller.Principal
 	// Messages is the client's history, ending with the user's message.
 	// Only "user" and "assistant" messages pass, as role and content; a
 	// client "system" message is demoted to a user message (it is never a
@@ -108,7 +108,7 @@ type Result struct {
 
 var agentIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-func limitsRole(role string) limits.Role {
+func limitsRole(role caller.Role) limits.Role {
 	switch role {
 	case caller.RoleTeacher:
 		return limits.RoleTeacher

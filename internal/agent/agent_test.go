@@ -25,8 +25,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var (
-	teacher = caller.Caller{Role: caller.RoleTeacher, TeacherID: "t1"}
-	student = caller.Caller{Role: caller.RoleStudent, TeacherID: "teacher", StudentID: "S01"}
+	teacher = caller.Principal{Role: caller.RoleTeacher, TeacherID: "t1"}
+	student = caller.Principal{Role: caller.RoleStudent, TeacherID: "teacher", StudentID: "S01"}
 )
 
 // writeExam writes exam EX1 (three students, two questions) into a fresh
@@ -302,7 +302,7 @@ func TestStudentGetsNoTools(t *testing.T) {
 
 	// An unknown role gets the role-detection prompt and no tools either.
 	f.srv.Script(llmtest.Step{Reply: "您是老师还是学生？"})
-	run(t, f, Input{Caller: caller.Caller{Role: "admin"}, Messages: userSays("hi")})
+	run(t, f, Input{Caller: caller.Principal{Role: "admin"}, Messages: userSays("hi")})
 	r := f.srv.Requests()[2]
 	if _, ok := r.Body["tools"]; ok || !strings.Contains(r.Messages[0].Content, "老师还是学生") {
 		t.Errorf("unknown role: %+v", r.Messages[0])
@@ -349,7 +349,7 @@ func TestClientMessagesAreNotSystem(t *testing.T) {
 		many = append(many, llm.Message{Role: "user", Content: fmt.Sprint(i)})
 	}
 	run(t, f, Input{Caller: teacher, Messages: many})
-	run(t, f, Input{Caller: caller.Caller{}, Messages: many})
+	run(t, f, Input{Caller: caller.Principal{}, Messages: many})
 	reqs := f.srv.Requests()
 	if m := reqs[1].Messages; len(m) != 41 || m[1].Content != "10" || m[40].Content != "49" {
 		t.Errorf("teacher trim: %d messages, first %q", len(m), m[1].Content)
@@ -531,7 +531,7 @@ func TestKindsAndRoles(t *testing.T) {
 	stub.reqs = nil
 	stub.next = func(int) *llm.Response { return &llm.Response{Content: "hi"} }
 	a.Run(context.Background(), Input{Caller: student, Messages: userSays("x"), AgentID: "default", Kind: "chat.custom"})
-	a.Run(context.Background(), Input{Caller: caller.Caller{}, Messages: userSays("x"), AgentID: "bad id!"})
+	a.Run(context.Background(), Input{Caller: caller.Principal{}, Messages: userSays("x"), AgentID: "bad id!"})
 	if stub.reqs[0].Kind != "chat.custom" || stub.reqs[0].Role != limits.RoleStudent || stub.reqs[1].Kind != "chat.agent" ||
 		stub.reqs[1].Role != limits.RoleOther {
 		t.Errorf("requests %+v", stub.reqs)

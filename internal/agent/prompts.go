@@ -64,11 +64,11 @@ func NewPrompts(dataDir string) *Prompts {
 
 // For returns the system prompt of role ("teacher", "student"; any other
 // role gets the "unknown" prompt, which asks who the user is).
-func (p *Prompts) For(role string) string {
+func (p *Prompts) For(role caller.Role) string {
 	name := "unknown"
 	switch role {
 	case caller.RoleTeacher, caller.RoleStudent:
-		name = role
+		name = string(role)
 	}
 	if p == nil {
 		return embeddedPrompt(name)

@@ -1,54 +1,87 @@
-// Package caller says who is calling: role, teacher id, student id. It is
-// resolved in one place per request and handed to handlers, which never
-// read identity from the request themselves.
+// Package caller says who is calling. One middleware per tenant
+// (Authenticator.Middleware) resolves a typed Principal once per request
+// and puts it in the request's context; handlers, chat jobs and tools only
+// read it (From). Nobody else parses identity from a request.
 //
-// Today the identity comes from what the request claims (query string or
-// JSON body), as the predecessor did; per-tenant credentials will replace
-// Resolve's trust in those claims without touching the handlers.
+// In open mode (no credentials configured, the predecessor's behaviour at
+// its 2026-02 version, whose web apps have no login) the principal comes
+// from what the request claims: the role, teacher_id and student_id of the
+// query string, or of a JSON body. With authentication on, it comes from a
+// verified bearer token (Authenticator.Verify).
 package caller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 
 	"github.com/lectern/lectern/internal/fsid"
 )
 
-// Roles.
+// Role is what a principal may act as.
+type Role string
+
+// Roles. Any other role a client claims in open mode is kept as is and
+// treated as unknown by the policies.
 const (
-	RoleTeacher = "teacher"
-	RoleStudent = "student"
+	RoleUnknown Role = ""
+	RoleTeacher Role = "teacher"
+	RoleStudent Role = "student"
+	RoleAdmin   Role = "admin"
 )
 
-// Caller is who a request acts as.
-type Caller struct {
-	// Role is "teacher", "student", or "" when unknown. Any other value a
-	// client claims is kept as is and treated as unknown by the policies.
-	Role string
+// Source says how a principal was established.
+type Source string
+
+const (
+	// Claimed: from the request's own fields (open mode). Nothing was
+	// verified.
+	Claimed Source = "claimed"
+	// Token: from a verified bearer token.
+	Token Source = "token"
+	// Anonymous: authentication is on and the request carried no
+	// credential (the policies let it reach public routes only).
+	Anonymous Source = "anonymous"
+)
+
+// Principal is who a request, a job or a tool call acts as.
+type Principal struct {
+	// Tenant is the tenant the request was served by ("_default" at the
+	// root).
+	Tenant string
+	Role   Role
 	// TeacherID is the resolved teacher (safe as a path component): the
-	// claimed id, else the tenant's default teacher. Set for every caller,
-	// since teacher endpoints fall back to the default teacher.
+	// claimed or token id, else the tenant's default teacher. Set for
+	// every principal, since teacher endpoints fall back to the default
+	// teacher in open mode.
 	TeacherID string
-	// StudentID is the claimed student id as given ("" if none); callers
-	// that turn it into a path use fsid or their own validation.
+	// StudentID is the student as given ("" if none); callers that turn
+	// it into a path use fsid or their own validation.
 	StudentID string
+	Via       Source
 }
+
+// Verified reports whether the principal comes from a credential.
+func (p Principal) Verified() bool { return p.Via == Token }
 
 // Claims are what a request says about its caller.
 type Claims struct {
 	Role, TeacherID, StudentID string
 }
 
-// Resolver turns claims into a Caller for one tenant.
+// Resolver turns claims into a Principal for one tenant.
 type Resolver struct {
+	Tenant string
 	// DefaultTeacherID is used when no teacher id is claimed
 	// (DEFAULT_TEACHER_ID, else "teacher").
 	DefaultTeacherID string
 }
 
-// Resolve is the one place a caller is decided.
-func (res Resolver) Resolve(c Claims) Caller {
+// Resolve is the one place claims become a principal.
+func (res Resolver) Resolve(c Claims) Principal {
 	tid := strings.TrimSpace(c.TeacherID)
 	if tid == "" {
 		tid = res.DefaultTeacherID
@@ -56,30 +89,126 @@ func (res Resolver) Resolve(c Claims) Caller {
 	if tid == "" {
 		tid = "teacher"
 	}
-	return Caller{
-		Role:      strings.TrimSpace(c.Role),
+	return Principal{
+		Tenant:    res.Tenant,
+		Role:      Role(strings.TrimSpace(c.Role)),
 		TeacherID: fsid.Safe(tid, "teacher"),
 		StudentID: strings.TrimSpace(c.StudentID),
+		Via:       Claimed,
 	}
+}
+
+// Authenticator is a tenant's authenticate middleware.
+type Authenticator struct {
+	Resolver Resolver
+	// Verify, when set, turns a bearer token into a principal: auth is on.
+	// nil is open mode.
+	Verify func(ctx context.Context, token string) (Principal, error)
+}
+
+// Enforcing reports whether credentials are checked (auth on).
+func (a Authenticator) Enforcing() bool { return a.Verify != nil }
+
+// maxPeek bounds the JSON body read for claims (the handlers' own bound).
+const maxPeek = 1 << 20
+
+// Middleware resolves the request's principal and puts it in the context.
+// In open mode the claims are the query string's role, teacher_id and
+// student_id, overridden by those of a JSON body (the body is read, up to
+// 1 MiB, and handed on unchanged). A token that does not verify is
+// answered by onError (401 or 403).
+func (a Authenticator) Middleware(next http.Handler, onError func(http.ResponseWriter, *http.Request, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p Principal
+		if a.Verify != nil {
+			tok, ok := bearer(r)
+			if !ok {
+				p = Principal{Tenant: a.Resolver.Tenant, Via: Anonymous}
+			} else {
+				var err error
+				if p, err = a.Verify(r.Context(), tok); err != nil {
+					onError(w, r, err)
+					return
+				}
+			}
+		} else {
+			p = a.Resolver.Resolve(requestClaims(r))
+		}
+		next.ServeHTTP(w, r.WithContext(With(r.Context(), p)))
+	})
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// requestClaims reads the claims of an open-mode request.
+func requestClaims(r *http.Request) Claims {
+	q := r.URL.Query()
+	c := Claims{Role: q.Get("role"), TeacherID: q.Get("teacher_id"), StudentID: q.Get("student_id")}
+	if b, ok := jsonClaims(r); ok {
+		for _, f := range []struct {
+			dst *string
+			v   *string
+		}{{&c.Role, b.Role}, {&c.TeacherID, b.TeacherID}, {&c.StudentID, b.StudentID}} {
+			if f.v != nil && strings.TrimSpace(*f.v) != "" {
+				*f.dst = *f.v
+			}
+		}
+	}
+	return c
+}
+
+type bodyClaims struct {
+	Role      *string `json:"role"`
+	TeacherID *string `json:"teacher_id"`
+	StudentID *string `json:"student_id"`
+}
+
+// jsonClaims peeks at a JSON object body and puts it back for the
+// handler. Form and multipart bodies are left alone.
+func jsonClaims(r *http.Request) (bodyClaims, bool) {
+	var b bodyClaims
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return b, false
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return b, false
+	}
+	ct := r.Header.Get("Content-Type")
+	if strings.HasPrefix(ct, "multipart/") || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return b, false
+	}
+	head, err := io.ReadAll(io.LimitReader(r.Body, maxPeek))
+	rest := r.Body
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), rest), rest}
+	if err != nil || len(head) >= maxPeek {
+		return b, false // the handler's own decode answers
+	}
+	trimmed := bytes.TrimSpace(head)
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &b) != nil {
+		return b, false
+	}
+	return b, true
 }
 
 type key struct{}
 
-// Middleware resolves the caller from the query string (role, teacher_id,
-// student_id) and puts it in the request's context.
-func (res Resolver) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		c := res.Resolve(Claims{Role: q.Get("role"), TeacherID: q.Get("teacher_id"), StudentID: q.Get("student_id")})
-		next.ServeHTTP(w, r.WithContext(With(r.Context(), c)))
-	})
-}
+// With returns ctx carrying p.
+func With(ctx context.Context, p Principal) context.Context { return context.WithValue(ctx, key{}, p) }
 
-// With returns ctx carrying c.
-func With(ctx context.Context, c Caller) context.Context { return context.WithValue(ctx, key{}, c) }
-
-// From returns the caller in ctx (the zero Caller if none).
-func From(ctx context.Context) Caller {
-	c, _ := ctx.Value(key{}).(Caller)
-	return c
+// From returns the principal in ctx (the zero Principal if none).
+func From(ctx context.Context) Principal {
+	p, _ := ctx.Value(key{}).(Principal)
+	return p
 }

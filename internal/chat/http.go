@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
 )
@@ -19,7 +20,7 @@ func (s *Service) HandleChat(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "messages is required")
 		return
 	}
-	res, err := s.Chat(r.Context(), &req)
+	res, err := s.Chat(r.Context(), caller.From(r.Context()), &req)
 	switch {
 	case err == nil:
 		httpjson.Write(w, http.StatusOK, res)
@@ -52,7 +53,7 @@ func (s *Service) HandleStart(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "messages is required")
 		return
 	}
-	res, err := s.Start(&req)
+	res, err := s.Start(caller.From(r.Context()), &req)
 	var se *startError
 	switch {
 	case err == nil:

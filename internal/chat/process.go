@@ -39,13 +39,7 @@ func (s *Service) process(ctx context.Context, id string) error {
 	if len(req.Messages) == 0 {
 		return s.fail(id, "missing_messages", "", nil)
 	}
-	c := caller.Caller{Role: strField(rec, "role"), TeacherID: strField(rec, "teacher_id"), StudentID: strField(rec, "student_id")}
-	if c.Role == "unknown" {
-		c.Role = ""
-	}
-	if c.Role == caller.RoleTeacher && c.TeacherID == "" {
-		c.TeacherID = s.cfg.Resolver.Resolve(caller.Claims{}).TeacherID
-	}
+	c := principalOf(rec, s.cfg.Resolver)
 	if _, err := s.store.Update(id, func(r map[string]any) error {
 		r["status"], r["step"], r["error"] = StatusProcessing, "agent", ""
 		return nil
@@ -121,9 +115,8 @@ type SyncResult struct {
 var errBusy = errors.New("busy")
 
 // Chat answers synchronously (POST /chat) and writes the turn to history.
-func (s *Service) Chat(ctx context.Context, req *Request) (SyncResult, error) {
-	role := DetectRole(str(req.Role), req.Messages)
-	c := s.cfg.Resolver.Resolve(caller.Claims{Role: role, TeacherID: str(req.TeacherID), StudentID: str(req.StudentID)})
+func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (SyncResult, error) {
+	c := runAs(p, req)
 	if c.Role == caller.RoleStudent && c.StudentID != "" {
 		if !s.enter(c.StudentID) {
 			return SyncResult{}, errBusy
@@ -151,8 +144,8 @@ func (s *Service) Chat(ctx context.Context, req *Request) (SyncResult, error) {
 		s.cfg.OnStudentReply(c.StudentID, str(req.AssignmentID), lastUser(req.Messages), reply)
 	}
 	var r any
-	if role != "" {
-		r = role
+	if c.Role != "" {
+		r = string(c.Role)
 	}
 	return SyncResult{Reply: reply, Role: r}, nil
 }
@@ -160,7 +153,7 @@ func (s *Service) Chat(ctx context.Context, req *Request) (SyncResult, error) {
 // enter admits one synchronous reply per student, and none while one of
 // the student's jobs is running.
 func (s *Service) enter(studentID string) bool {
-	group := laneFor(caller.Caller{Role: caller.RoleStudent, StudentID: studentID}, "", "").group
+	group := laneFor(caller.Principal{Role: caller.RoleStudent, StudentID: studentID}, "", "").group
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight[studentID] > 0 || s.lanes.groupBusy(group) {
@@ -176,4 +169,30 @@ func (s *Service) leave(studentID string) {
 	if s.inflight[studentID]--; s.inflight[studentID] <= 0 {
 		delete(s.inflight, studentID)
 	}
+}
+
+// principalRecord is the principal a job runs as, as its record keeps it
+// (the job runs as the same principal after a restart).
+func principalRecord(p caller.Principal) map[string]any {
+	return map[string]any{"role": string(p.Role), "teacher_id": p.TeacherID, "student_id": p.StudentID, "via": string(p.Via)}
+}
+
+// principalOf is the principal job rec runs as: its "principal", or for a
+// record written before it (or by the predecessor) its role and ids, the
+// teacher defaulting to the tenant's.
+func principalOf(rec map[string]any, res caller.Resolver) caller.Principal {
+	if m, ok := rec["principal"].(map[string]any); ok {
+		s := func(k string) string { v, _ := m[k].(string); return v }
+		return caller.Principal{Tenant: res.Tenant, Role: caller.Role(s("role")), TeacherID: s("teacher_id"),
+			StudentID: s("student_id"), Via: caller.Source(s("via"))}
+	}
+	p := caller.Principal{Tenant: res.Tenant, Role: caller.Role(strField(rec, "role")), TeacherID: strField(rec, "teacher_id"),
+		StudentID: strField(rec, "student_id"), Via: caller.Claimed}
+	if p.Role == "unknown" {
+		p.Role = ""
+	}
+	if p.Role == caller.RoleTeacher && p.TeacherID == "" {
+		p.TeacherID = res.Resolve(caller.Claims{}).TeacherID
+	}
+	return p
 }

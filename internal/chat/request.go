@@ -43,7 +43,7 @@ func str(p *string) string {
 // DetectRole is the predecessor's role detection: the claimed role unless
 // empty or "unknown"; else the last user message mentioning 老师/教师
 // (teacher) or 学生 (student). "" when nothing matches.
-func DetectRole(claimed string, msgs []Message) string {
+func DetectRole(claimed caller.Role, msgs []Message) caller.Role {
 	if claimed != "" && claimed != "unknown" {
 		return claimed
 	}
@@ -67,6 +67,17 @@ func DetectRole(claimed string, msgs []Message) string {
 	return ""
 }
 
+// runAs is the principal a chat request runs as: the request's own
+// (resolved once by the tenant's middleware), with, in open mode only, the
+// predecessor's role detection when no role was claimed. A verified
+// principal's role is never guessed.
+func runAs(p caller.Principal, req *Request) caller.Principal {
+	if !p.Verified() {
+		p.Role = DetectRole(p.Role, req.Messages)
+	}
+	return p
+}
+
 // lastUser is the last user message's text.
 func lastUser(msgs []Message) string {
 	for i := len(msgs) - 1; i >= 0; i-- {
@@ -79,7 +90,7 @@ func lastUser(msgs []Message) string {
 
 // sessionFor picks the session of a job as the predecessor did: a student
 // without one gets the assignment id or general_<date>; a teacher "main".
-func sessionFor(c caller.Caller, req *Request, now time.Time) string {
+func sessionFor(c caller.Principal, req *Request, now time.Time) string {
 	if s := str(req.SessionID); s != "" {
 		return s
 	}
@@ -111,7 +122,7 @@ func parseDate(s string, now time.Time) string {
 // laneFor: one lane per student session or teacher session; every other
 // caller (and a student without an id, who cannot be told apart from other
 // anonymous students) gets a lane of its own per request.
-func laneFor(c caller.Caller, session, requestID string) laneRef {
+func laneFor(c caller.Principal, session, requestID string) laneRef {
 	sess := fsid.Safe(orDefault(session, "main"), "session")
 	switch {
 	case c.Role == caller.RoleStudent && c.StudentID != "":

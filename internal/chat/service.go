@@ -50,7 +50,7 @@ var notConfiguredHints = []string{
 // Replier produces the assistant's reply (the agent loop). session is the
 // conversation's session id ("" when it has none).
 type Replier interface {
-	Reply(ctx context.Context, c caller.Caller, session string, msgs []Message, agentID string) (string, error)
+	Reply(ctx context.Context, c caller.Principal, session string, msgs []Message, agentID string) (string, error)
 }
 
 // Config configures one tenant's chat.
@@ -158,7 +158,7 @@ type startError struct {
 func (e *startError) Error() string { return fmt.Sprint(e.detail) }
 
 // Start queues a chat job (POST /chat/start).
-func (s *Service) Start(req *Request) (StartResult, error) {
+func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	requestID := str(req.RequestID)
 	if requestID == "" {
 		return nil, &startError{400, "request_id is required"}
@@ -166,8 +166,7 @@ func (s *Service) Start(req *Request) (StartResult, error) {
 	if res, ok := s.existing(requestID); ok {
 		return res, nil
 	}
-	role := DetectRole(str(req.Role), req.Messages)
-	c := s.cfg.Resolver.Resolve(caller.Claims{Role: role, TeacherID: str(req.TeacherID), StudentID: str(req.StudentID)})
+	c := runAs(p, req)
 	now := s.now()
 	session := sessionFor(c, req, now)
 	ref := laneFor(c, session, requestID)
@@ -205,9 +204,9 @@ func (s *Service) Start(req *Request) (StartResult, error) {
 	if c.Role == caller.RoleTeacher {
 		teacherID = c.TeacherID
 	}
-	recordRole := c.Role
+	recordRole := string(c.Role)
 	if recordRole == "" {
-		recordRole = orDefault(str(req.Role), "unknown")
+		recordRole = "unknown"
 	}
 	rec := map[string]any{
 		"job_id": jobID, "request_id": requestID, "session_id": session,
@@ -215,6 +214,7 @@ func (s *Service) Start(req *Request) (StartResult, error) {
 		"agent_id": str(req.AgentID), "skill_id": str(req.SkillID),
 		"teacher_id": teacherID, "student_id": c.StudentID, "assignment_id": str(req.AssignmentID),
 		"lane_id": ref.lane, "created_at": jobs.Timestamp(now),
+		"principal": principalRecord(c),
 		"request":             requestRecord(req),
 		"user_turn_persisted": false,
 	}
@@ -388,7 +388,7 @@ func requestRecord(req *Request) map[string]any {
 
 // historyOwner says where a conversation's history goes: a student with an
 // id and a session, or a teacher.
-func historyOwner(c caller.Caller, session string) (history.Kind, string, bool) {
+func historyOwner(c caller.Principal, session string) (history.Kind, string, bool) {
 	switch {
 	case c.Role == caller.RoleStudent && c.StudentID != "" && session != "":
 		return history.Student, c.StudentID, true
@@ -398,7 +398,7 @@ func historyOwner(c caller.Caller, session string) (history.Kind, string, bool) 
 	return "", "", false
 }
 
-func indexExtra(c caller.Caller, req *Request, now time.Time) map[string]any {
+func indexExtra(c caller.Principal, req *Request, now time.Time) map[string]any {
 	if c.Role != caller.RoleStudent {
 		return nil
 	}

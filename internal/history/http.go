@@ -14,26 +14,20 @@ import (
 )
 
 // API holds the history endpoints' handlers; the tenant's routes.go maps
-// them. Identity comes from caller.From(r.Context()) (the tenant's caller
-// middleware); only the view-state PUT bodies may name an owner, and those
-// claims go through resolve.
+// them. Whose history it is comes only from caller.From(r.Context()): the
+// tenant's authenticate middleware (which also reads the owner a
+// view-state PUT body names).
 type API struct {
-	store   *Store
-	resolve func(caller.Claims) caller.Caller
-	log     *slog.Logger
+	store *Store
+	log   *slog.Logger
 }
 
-// NewAPI returns the handlers over s. resolve turns the owner claims of a
-// PUT body into a caller (nil means caller.Resolver{}.Resolve, whose
-// default teacher is "teacher").
-func NewAPI(s *Store, resolve func(caller.Claims) caller.Caller, log *slog.Logger) *API {
-	if resolve == nil {
-		resolve = caller.Resolver{}.Resolve
-	}
+// NewAPI returns the handlers over s.
+func NewAPI(s *Store, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{store: s, resolve: resolve, log: log}
+	return &API{store: s, log: log}
 }
 
 // StudentSessions serves GET /student/history/sessions?student_id&limit&cursor.
@@ -167,44 +161,26 @@ func (a *API) PutTeacherViewState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	tid := c.TeacherID
-	if tid == "" {
-		tid = a.resolve(caller.Claims{Role: c.Role, StudentID: c.StudentID}).TeacherID
-	}
-	a.putViewState(w, Teacher, "teacher_id", tid, state)
+	a.putViewState(w, Teacher, "teacher_id", teacherOf(c), state)
 }
 
-// viewStateRequest decodes a PUT body and decides the caller: the one in
-// the context, re-resolved with the body's student_id/teacher_id claims
-// when the body names them.
-func (a *API) viewStateRequest(w http.ResponseWriter, r *http.Request) (caller.Caller, json.RawMessage, bool) {
+// viewStateRequest decodes a PUT body; its owner is the principal's.
+func (a *API) viewStateRequest(w http.ResponseWriter, r *http.Request) (caller.Principal, json.RawMessage, bool) {
 	var body viewStateBody
 	if err := httpjson.Decode(w, r, &body); err != nil {
 		httpjson.DecodeFailed(w, err)
-		return caller.Caller{}, nil, false
+		return caller.Principal{}, nil, false
 	}
 	state := bytes.TrimSpace(body.State)
 	if len(state) == 0 || string(state) == "null" {
 		httpjson.Error(w, http.StatusBadRequest, "state is required")
-		return caller.Caller{}, nil, false
+		return caller.Principal{}, nil, false
 	}
 	if state[0] != '{' {
 		httpjson.Error(w, http.StatusBadRequest, "state must be an object")
-		return caller.Caller{}, nil, false
+		return caller.Principal{}, nil, false
 	}
-	c := caller.From(r.Context())
-	bodySID, bodyTID := trimPtr(body.StudentID), trimPtr(body.TeacherID)
-	if bodySID != "" || bodyTID != "" {
-		claims := caller.Claims{Role: c.Role, TeacherID: c.TeacherID, StudentID: c.StudentID}
-		if bodySID != "" {
-			claims.StudentID = bodySID
-		}
-		if bodyTID != "" {
-			claims.TeacherID = bodyTID
-		}
-		c = a.resolve(claims)
-	}
-	return c, state, true
+	return caller.From(r.Context()), state, true
 }
 
 func (a *API) putViewState(w http.ResponseWriter, kind Kind, idKey, owner string, state json.RawMessage) {
@@ -216,14 +192,16 @@ func (a *API) putViewState(w http.ResponseWriter, kind Kind, idKey, owner string
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, idKey: owner, "state": v, "stale": stale})
 }
 
-// teacherID is the caller's resolved teacher, or the tenant's default
-// teacher when no middleware set one.
-func (a *API) teacherID(r *http.Request) string {
-	c := caller.From(r.Context())
-	if c.TeacherID != "" {
-		return c.TeacherID
+// teacherID is the principal's teacher.
+func (a *API) teacherID(r *http.Request) string { return teacherOf(caller.From(r.Context())) }
+
+// teacherOf is p's teacher: every resolved principal has one; a request
+// that bypassed the middleware gets the predecessor's default teacher.
+func teacherOf(p caller.Principal) string {
+	if p.TeacherID != "" {
+		return p.TeacherID
 	}
-	return a.resolve(caller.Claims{Role: c.Role, StudentID: c.StudentID}).TeacherID
+	return "teacher"
 }
 
 func trimPtr(p *string) string {

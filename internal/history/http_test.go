@@ -28,8 +28,8 @@ func newTestServer(t *testing.T) *testServer {
 	dir := t.TempDir()
 	s := NewStore(dir, 0)
 	s.now = newClock().now
-	res := caller.Resolver{DefaultTeacherID: "teacher"}
-	api := NewAPI(s, res.Resolve, nil)
+	auth := caller.Authenticator{Resolver: caller.Resolver{DefaultTeacherID: "teacher"}}
+	api := NewAPI(s, nil)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /student/history/sessions", api.StudentSessions)
 	mux.HandleFunc("GET /student/history/session", api.StudentSession)
@@ -39,7 +39,7 @@ func newTestServer(t *testing.T) *testServer {
 	mux.HandleFunc("GET /teacher/history/session", api.TeacherSession)
 	mux.HandleFunc("GET /teacher/session/view-state", api.TeacherViewState)
 	mux.HandleFunc("PUT /teacher/session/view-state", api.PutTeacherViewState)
-	srv := httptest.NewServer(res.Middleware(mux))
+	srv := httptest.NewServer(auth.Middleware(mux, nil))
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, store: s, dir: dir}
 }

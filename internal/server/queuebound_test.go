@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,13 +90,18 @@ func TestExamUploadQueueBound(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if r := start(); r.StatusCode != 200 { // taken by the worker, which waits
-		t.Fatalf("first upload: %d", r.StatusCode)
+	first := start() // taken by the worker, which waits for a parse slot
+	if first.StatusCode != 200 {
+		t.Fatalf("first upload: %d", first.StatusCode)
+	}
+	jobs, _ := os.ReadDir(filepath.Join(uploads, "exam_jobs"))
+	if len(jobs) != 1 {
+		t.Fatalf("%d job folders", len(jobs))
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for e.workerStatus("a", "exam_upload")["busy"] != 1.0 {
+	for e.get("/t/a/exam/upload/status?job_id=" + jobs[0].Name()).json(t)["step"] != "parse_scores" {
 		if time.Now().After(deadline) {
-			t.Fatalf("the worker never took the first job: %v", e.workerStatus("a", "exam_upload"))
+			t.Fatalf("the worker never reached the parse: %v", e.workerStatus("a", "exam_upload"))
 		}
 		time.Sleep(time.Millisecond)
 	}

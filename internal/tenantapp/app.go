@@ -20,9 +20,11 @@ import (
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/history"
+	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/policy"
 	"github.com/lectern/lectern/internal/students"
 	"github.com/lectern/lectern/internal/tools"
 )
@@ -95,7 +97,7 @@ type App struct {
 	exams       *exams.Service
 	examAPI     *exams.API
 	uploads     *examupload.Pipeline
-	resolver    caller.Resolver
+	auth        caller.Authenticator
 	meter       *llm.Meter
 	llmOK       bool
 	chat        *chat.Service
@@ -105,6 +107,7 @@ type App struct {
 	students    *students.API
 	workers     []*worker
 	handlerOnce sync.Once
+	mux         *policy.Mux
 	handler     http.Handler
 
 	mu      sync.Mutex
@@ -154,7 +157,7 @@ func New(s Settings, shared Shared) (*App, error) {
 		limits:   limits.NewTenantSet(s.TenantID, s.Limits),
 		global:   global,
 		exams:    exams.NewService(s.DataDir),
-		resolver: caller.Resolver{DefaultTeacherID: s.DefaultTeacherID},
+		auth:     caller.Authenticator{Resolver: caller.Resolver{Tenant: s.TenantID, DefaultTeacherID: s.DefaultTeacherID}},
 		meter:    &llm.Meter{},
 		llmOK:    shared.LLM.Configured(),
 	}
@@ -179,7 +182,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	// Chat: history, the agent (built on the first turn, so an idle tenant
 	// does not carry tool schemas and prompts) and the chat jobs.
 	hist := history.NewStore(s.DataDir, 0)
-	a.history = history.NewAPI(hist, a.resolver.Resolve, log)
+	a.history = history.NewAPI(hist, log)
 	replier := &agentReplier{profiles: a.profiles, history: hist, build: func() (*agent.Agent, error) {
 		registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
 		if err != nil {
@@ -195,7 +198,7 @@ func New(s Settings, shared Shared) (*App, error) {
 		UploadsDir:     s.UploadsDir,
 		History:        hist,
 		Replier:        replier,
-		Resolver:       a.resolver,
+		Resolver:       a.auth.Resolver,
 		Workers:        s.ChatWorkers,
 		LaneMaxQueue:   s.Chat.LaneMaxQueue,
 		MaxQueued:      s.JobQueueMax,
@@ -252,8 +255,25 @@ func (a *App) Handler() http.Handler { return a }
 // The router is built on the first request, so a loaded but idle tenant
 // costs only its state and its parked workers.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.handlerOnce.Do(func() { a.handler = a.routes() })
+	a.build()
 	a.handler.ServeHTTP(w, r)
+}
+
+// build makes the router and the authenticate middleware in front of it,
+// once.
+func (a *App) build() {
+	a.handlerOnce.Do(func() {
+		a.mux = a.routes()
+		a.handler = a.auth.Middleware(a.mux, func(w http.ResponseWriter, r *http.Request, err error) {
+			httpjson.Error(w, http.StatusUnauthorized, err.Error())
+		})
+	})
+}
+
+// Routes is the tenant's route table with each route's rule.
+func (a *App) Routes() []policy.Route {
+	a.build()
+	return a.mux.Routes()
 }
 
 // Start starts the background workers; queued jobs found on disk resume.

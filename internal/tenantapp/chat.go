@@ -61,7 +61,7 @@ type agentReplier struct {
 	err   error
 }
 
-func (r *agentReplier) Reply(ctx context.Context, c caller.Caller, session string, msgs []chat.Message, agentID string) (string, error) {
+func (r *agentReplier) Reply(ctx context.Context, c caller.Principal, session string, msgs []chat.Message, agentID string) (string, error) {
 	r.once.Do(func() { r.agent, r.err = r.build() })
 	if r.err != nil {
 		return "", r.err

@@ -4,56 +4,62 @@ import (
 	"net/http"
 
 	"github.com/lectern/lectern/internal/httpjson"
+	"github.com/lectern/lectern/internal/policy"
 )
 
-// routes maps the tenant's whole API.
-func (a *App) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", a.handleHealth)
+// routes maps the tenant's whole API, each route with the rule of who may
+// call it (policy); the tenant's authenticate middleware resolves the
+// principal of every request first.
+func (a *App) routes() *policy.Mux {
+	mux := policy.NewMux(a.auth.Enforcing(), deny)
+	mux.HandleFunc("GET /health", policy.Public, a.handleHealth)
 
 	ex := a.examAPI
-	mux.HandleFunc("GET /exams", ex.List)
-	mux.HandleFunc("GET /exam/{exam_id}", ex.Get)
-	mux.HandleFunc("GET /exam/{exam_id}/analysis", ex.Analysis)
-	mux.HandleFunc("GET /exam/{exam_id}/students", ex.Students)
-	mux.HandleFunc("GET /exam/{exam_id}/student/{student_id}", ex.Student)
-	mux.HandleFunc("GET /exam/{exam_id}/question/{question_id}", ex.Question)
-	mux.HandleFunc("GET /exam/{exam_id}/charts", ex.Charts)
-	mux.HandleFunc("GET /exam/{exam_id}/charts/{name}", ex.Chart)
+	mux.HandleFunc("GET /exams", policy.Teacher, ex.List)
+	mux.HandleFunc("GET /exam/{exam_id}", policy.Teacher, ex.Get)
+	mux.HandleFunc("GET /exam/{exam_id}/analysis", policy.Teacher, ex.Analysis)
+	mux.HandleFunc("GET /exam/{exam_id}/students", policy.Teacher, ex.Students)
+	mux.HandleFunc("GET /exam/{exam_id}/student/{student_id}", policy.Teacher, ex.Student)
+	mux.HandleFunc("GET /exam/{exam_id}/question/{question_id}", policy.Teacher, ex.Question)
+	mux.HandleFunc("GET /exam/{exam_id}/charts", policy.Teacher, ex.Charts)
+	mux.HandleFunc("GET /exam/{exam_id}/charts/{name}", policy.Teacher, ex.Chart)
 
 	up := a.uploads
-	mux.HandleFunc("POST /exam/upload/start", up.Start)
-	mux.HandleFunc("GET /exam/upload/status", up.Status)
-	mux.HandleFunc("GET /exam/upload/draft", up.Draft)
-	mux.HandleFunc("POST /exam/upload/draft/save", up.DraftSave)
-	mux.HandleFunc("POST /exam/upload/confirm", up.ConfirmHandler)
+	mux.HandleFunc("POST /exam/upload/start", policy.Teacher, up.Start)
+	mux.HandleFunc("GET /exam/upload/status", policy.Teacher, up.Status)
+	mux.HandleFunc("GET /exam/upload/draft", policy.Teacher, up.Draft)
+	mux.HandleFunc("POST /exam/upload/draft/save", policy.Teacher, up.DraftSave)
+	mux.HandleFunc("POST /exam/upload/confirm", policy.Teacher, up.ConfirmHandler)
 
-	mux.HandleFunc("POST /chat", a.chat.HandleChat)
-	mux.HandleFunc("POST /chat/start", a.chat.HandleStart)
-	mux.HandleFunc("GET /chat/status", a.chat.HandleStatus)
+	mux.HandleFunc("POST /chat", policy.Signed, a.chat.HandleChat)
+	mux.HandleFunc("POST /chat/start", policy.Signed, a.chat.HandleStart)
+	mux.HandleFunc("GET /chat/status", policy.Signed, a.chat.HandleStatus)
 
-	// Routes that act for someone get the caller resolved from the
-	// request (the chat handlers resolve it from their JSON body).
 	h := a.history
-	who := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, a.resolver.Middleware(f)) }
-	who("GET /student/history/sessions", h.StudentSessions)
-	who("GET /student/history/session", h.StudentSession)
-	who("GET /student/session/view-state", h.StudentViewState)
-	who("PUT /student/session/view-state", h.PutStudentViewState)
-	who("GET /teacher/history/sessions", h.TeacherSessions)
-	who("GET /teacher/history/session", h.TeacherSession)
-	who("GET /teacher/session/view-state", h.TeacherViewState)
-	who("PUT /teacher/session/view-state", h.PutTeacherViewState)
+	mux.HandleFunc("GET /student/history/sessions", policy.Student, h.StudentSessions)
+	mux.HandleFunc("GET /student/history/session", policy.Student, h.StudentSession)
+	mux.HandleFunc("GET /student/session/view-state", policy.Student, h.StudentViewState)
+	mux.HandleFunc("PUT /student/session/view-state", policy.Student, h.PutStudentViewState)
+	mux.HandleFunc("GET /teacher/history/sessions", policy.Teacher, h.TeacherSessions)
+	mux.HandleFunc("GET /teacher/history/session", policy.Teacher, h.TeacherSession)
+	mux.HandleFunc("GET /teacher/session/view-state", policy.Teacher, h.TeacherViewState)
+	mux.HandleFunc("PUT /teacher/session/view-state", policy.Teacher, h.PutTeacherViewState)
 
 	st := a.students
-	mux.HandleFunc("GET /student/profile/{student_id}", st.Profile)
-	mux.HandleFunc("POST /student/profile/update", st.ProfileUpdate)
-	mux.HandleFunc("POST /student/import", st.Import)
-	mux.HandleFunc("POST /student/verify", st.Verify)
-	mux.HandleFunc("POST /upload", st.Upload)
+	mux.HandleFunc("GET /student/profile/{student_id}", policy.Student, st.Profile)
+	mux.HandleFunc("POST /student/profile/update", policy.Student, st.ProfileUpdate)
+	mux.HandleFunc("POST /student/import", policy.Teacher, st.Import)
+	mux.HandleFunc("POST /student/verify", policy.Signed, st.Verify)
+	mux.HandleFunc("POST /upload", policy.Signed, st.Upload)
 
-	mux.HandleFunc("/", handleNotFound)
+	mux.HandleFunc("/", policy.Public, handleNotFound)
 	return mux
+}
+
+// deny answers a request its route's rule refuses, with the predecessor's
+// detail code.
+func deny(w http.ResponseWriter, r *http.Request, d *policy.Denial) {
+	httpjson.Error(w, d.Status, d.Code)
 }
 
 var (

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/policy"
 )
 
 // object builds a top-level parameters schema.
@@ -30,7 +31,7 @@ func integer(desc string, def ...int) map[string]any {
 var examID = str("考试编号 exam ID（如 EX20260101_xxx，可先用 exam_list 查询）")
 
 // teacherOnly: the predecessor offered tools to teachers only.
-var teacherOnly = []string{caller.RoleTeacher}
+var teacherOnly = policy.Teacher
 
 // ExamTools are the read-only exam tools over s, for teachers: exam.list,
 // exam.get, exam.analysis.get, exam.students.list, exam.student.get,
@@ -43,8 +44,8 @@ func ExamTools(s *exams.Service) []Tool {
 			Name:        "exam.list",
 			Description: "列出所有考试（编号、生成时间）。List the exams, newest first.",
 			Parameters:  object(map[string]any{}),
-			Roles:       teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule:        teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				body, err := s.Catalog().ListJSON()
 				if err != nil {
 					return nil, err
@@ -56,8 +57,8 @@ func ExamTools(s *exams.Service) []Tool {
 			Name:        "exam.get",
 			Description: "获取一场考试的概况：学生数、题目数、总分统计（平均、中位数、最高、最低）、计分方式。Exam manifest and score summary.",
 			Parameters:  object(map[string]any{"exam_id": examID}, "exam_id"),
-			Roles:       teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule:        teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				return s.DetailView(ArgString(args, "exam_id"))
 			},
 		},
@@ -66,8 +67,8 @@ func ExamTools(s *exams.Service) []Tool {
 			Description: "获取考试分析：总分统计、各题得分率/失分率/区分度、高失分题、知识点、班级对比、分数段。" +
 				"Stored analysis draft, else computed from the responses.",
 			Parameters: object(map[string]any{"exam_id": examID}, "exam_id"),
-			Roles:      teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule:       teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				return s.AnalysisView(ArgString(args, "exam_id"))
 			},
 		},
@@ -78,8 +79,8 @@ func ExamTools(s *exams.Service) []Tool {
 				"exam_id": examID,
 				"limit":   integer("最多返回多少名学生（按名次），默认 50", 50),
 			}, "exam_id"),
-			Roles: teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule: teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				return s.StudentsView(ArgString(args, "exam_id"), ArgInt(args, "limit", 50))
 			},
 		},
@@ -93,8 +94,8 @@ func ExamTools(s *exams.Service) []Tool {
 				"student_name": str("学生姓名"),
 				"class_name":   str("班级名称，用于区分同名学生"),
 			}, "exam_id"),
-			Roles: teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule: teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				return s.StudentLookup(ArgString(args, "exam_id"), ArgString(args, "student_id"),
 					ArgString(args, "student_name"), ArgString(args, "class_name"))
 			},
@@ -109,8 +110,8 @@ func ExamTools(s *exams.Service) []Tool {
 				"question_no": str("题号，如 \"3\"、\"11\" 或 \"11(2)\""),
 				"top_n":       integer("最高分/最低分样本各取几人，默认 5", 5),
 			}, "exam_id"),
-			Roles: teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule: teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				return s.QuestionLookup(ArgString(args, "exam_id"), ArgString(args, "question_id"),
 					ArgString(args, "question_no"), ArgInt(args, "top_n", 5))
 			},
@@ -123,8 +124,8 @@ func ExamTools(s *exams.Service) []Tool {
 				"question_nos": map[string]any{"type": "array", "items": map[string]any{"type": "integer"}, "description": "题号列表，如 [1, 2, 11]"},
 				"top_n":        integer("最高分/最低分样本各取几人，默认 5", 5),
 			}, "exam_id", "question_nos"),
-			Roles: teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule: teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				return s.QuestionBatch(ArgString(args, "exam_id"), ArgInts(args, "question_nos"), ArgInt(args, "top_n", 5))
 			},
 		},
@@ -138,8 +139,8 @@ func ExamTools(s *exams.Service) []Tool {
 				"end_question_no":   integer("结束题号（整数，含）"),
 				"top_n":             integer("前/后各取几人，默认 10", 10),
 			}, "exam_id", "start_question_no", "end_question_no"),
-			Roles: teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule: teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				return s.RangeTopStudents(ArgString(args, "exam_id"), ArgInt(args, "start_question_no", 0),
 					ArgInt(args, "end_question_no", 0), ArgInt(args, "top_n", 10))
 			},
@@ -166,8 +167,8 @@ func ExamTools(s *exams.Service) []Tool {
 				},
 				"top_n": integer("每个范围前/后各取几人，默认 5", 5),
 			}, "exam_id", "ranges"),
-			Roles: teacherOnly,
-			Run: func(ctx context.Context, c caller.Caller, args map[string]any) (any, error) {
+			Rule: teacherOnly,
+			Run: func(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
 				var ranges []exams.Range
 				list, _ := args["ranges"].([]any)
 				for _, x := range list {

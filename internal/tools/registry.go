@@ -3,7 +3,7 @@
 // argument validation, and dispatch.
 //
 // A tool acts for the caller of the conversation: its identity comes from
-// the caller.Caller handed to Dispatch, never from the model's arguments,
+// the caller.Principal handed to Dispatch, never from the model's arguments,
 // so no tool takes a teacher_id or student_id parameter.
 package tools
 
@@ -19,6 +19,7 @@ import (
 
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/policy"
 )
 
 // Tool is one callable function.
@@ -32,24 +33,22 @@ type Tool struct {
 	// "required":[...]}. The OpenAI and MCP forms share this very map, so
 	// it must not be changed after NewRegistry.
 	Parameters map[string]any
-	// Roles may call the tool; empty means every role that gets tools
-	// (teacher and student; an unknown role gets none).
-	Roles []string
+	// Rule says who may call the tool (the policy routes use too); the
+	// zero Rule means every role that gets tools. Only teachers and
+	// students get tools at all (an unknown role gets none).
+	Rule policy.Rule
 	// Run does the work with validated arguments (numbers are json.Number
 	// or float64; use the Arg helpers). A *exams.ViewError or any error
 	// with an ErrorDetail() method is reported with its detail.
-	Run func(ctx context.Context, c caller.Caller, args map[string]any) (any, error)
+	Run func(ctx context.Context, c caller.Principal, args map[string]any) (any, error)
 }
 
-// toolRoles are the roles that get tools at all.
-var toolRoles = []string{caller.RoleTeacher, caller.RoleStudent}
-
 // allows reports whether role may call t.
-func (t Tool) allows(role string) bool {
-	if !slices.Contains(toolRoles, role) {
+func (t Tool) allows(role caller.Role) bool {
+	if role != caller.RoleTeacher && role != caller.RoleStudent {
 		return false
 	}
-	return len(t.Roles) == 0 || slices.Contains(t.Roles, role)
+	return t.Rule.String() == "" || t.Rule.Allows(role)
 }
 
 // Registry is an immutable set of tools, safe for concurrent use.
@@ -156,7 +155,7 @@ func (r *Registry) Lookup(nameOrWire string) (Tool, bool) {
 }
 
 // Allowed returns the tools role may call, sorted by name.
-func (r *Registry) Allowed(role string) []Tool {
+func (r *Registry) Allowed(role caller.Role) []Tool {
 	if r == nil {
 		return nil
 	}
@@ -174,7 +173,7 @@ func (r *Registry) All() []Tool { return slices.Clone(r.sorted) }
 
 // OpenAI returns the tools role may call in the chat-completions form, by
 // wire name.
-func (r *Registry) OpenAI(role string) []llm.Tool {
+func (r *Registry) OpenAI(role caller.Role) []llm.Tool {
 	var out []llm.Tool
 	for _, t := range r.Allowed(role) {
 		out = append(out, llm.Tool{Type: "function", Function: llm.FunctionDef{
@@ -203,7 +202,7 @@ func (r *Registry) MCP() []map[string]any {
 //
 // Arguments that are not JSON are taken as {} (validation then reports
 // what is missing, after an "arguments: not valid JSON" issue).
-func (r *Registry) Dispatch(ctx context.Context, c caller.Caller, name string, rawArgs json.RawMessage) any {
+func (r *Registry) Dispatch(ctx context.Context, c caller.Principal, name string, rawArgs json.RawMessage) any {
 	t, ok := r.Lookup(name)
 	if !ok {
 		return map[string]any{"error": "unknown tool: " + name}
@@ -241,7 +240,7 @@ func (r *Registry) Dispatch(ctx context.Context, c caller.Caller, name string, r
 }
 
 // run calls t.Run, turning a panic into an error.
-func run(ctx context.Context, t Tool, c caller.Caller, args map[string]any) (res any, err error) {
+func run(ctx context.Context, t Tool, c caller.Principal, args map[string]any) (res any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("tool %s failed: internal error", t.Name)

@@ -68,7 +68,7 @@ func must(t *testing.T, err error) {
 	}
 }
 
-var teacher = caller.Caller{Role: caller.RoleTeacher, TeacherID: "t1"}
+var teacher = caller.Principal{Role: caller.RoleTeacher, TeacherID: "t1"}
 
 func examRegistry(t *testing.T) (*Registry, *exams.Service) {
 	t.Helper()
@@ -143,7 +143,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestNewRegistryRejectsBadTools(t *testing.T) {
-	run := func(context.Context, caller.Caller, map[string]any) (any, error) { return nil, nil }
+	run := func(context.Context, caller.Principal, map[string]any) (any, error) { return nil, nil }
 	ok := Tool{Name: "a.b", Parameters: object(map[string]any{}), Run: run}
 	for name, tools := range map[string][]Tool{
 		"duplicate":            {ok, ok},
@@ -208,7 +208,7 @@ func TestExamToolSchemasAndNames(t *testing.T) {
 		t.Error(WireName("exam.students.list"))
 	}
 	// Exam tools are for teachers only; an unknown role gets nothing.
-	for _, role := range []string{caller.RoleStudent, "", "admin"} {
+	for _, role := range []caller.Role{caller.RoleStudent, "", caller.RoleAdmin} {
 		if got := r.Allowed(role); len(got) != 0 {
 			t.Errorf("%q allowed %d tools", role, len(got))
 		}
@@ -218,7 +218,7 @@ func TestExamToolSchemasAndNames(t *testing.T) {
 	}
 }
 
-func dispatch(t *testing.T, r *Registry, c caller.Caller, name, args string) any {
+func dispatch(t *testing.T, r *Registry, c caller.Principal, name, args string) any {
 	t.Helper()
 	return r.Dispatch(context.Background(), c, name, json.RawMessage(args))
 }
@@ -235,15 +235,15 @@ func asJSON(t *testing.T, v any) string {
 
 func TestDispatchErrors(t *testing.T) {
 	r, _ := examRegistry(t)
-	student := caller.Caller{Role: caller.RoleStudent, StudentID: "S01", TeacherID: "teacher"}
+	student := caller.Principal{Role: caller.RoleStudent, StudentID: "S01", TeacherID: "teacher"}
 	for _, tc := range []struct {
-		c          caller.Caller
+		c          caller.Principal
 		name, args string
 		want       string
 	}{
 		{teacher, "exam.nope", `{}`, `{"error":"unknown tool: exam.nope"}`},
 		{student, "exam_students_list", `{"exam_id":"EX1"}`, `{"error":"permission denied","tool":"exam.students.list"}`},
-		{caller.Caller{}, "exam.get", `{"exam_id":"EX1"}`, `{"error":"permission denied","tool":"exam.get"}`},
+		{caller.Principal{}, "exam.get", `{"exam_id":"EX1"}`, `{"error":"permission denied","tool":"exam.get"}`},
 		{teacher, "exam.students.list", `{"limit":true,"teacher_id":"t2"}`,
 			`{"error":"invalid_arguments","issues":["arguments.exam_id: required","arguments.limit: expected integer","arguments.teacher_id: unexpected"],"tool":"exam.students.list"}`},
 		{teacher, "exam_get", `{not json`,
@@ -268,20 +268,23 @@ func TestDispatchErrors(t *testing.T) {
 	}
 	// A panicking tool is an error result, not a crash.
 	boom, _ := NewRegistry(Tool{Name: "boom", Parameters: object(map[string]any{}),
-		Run: func(context.Context, caller.Caller, map[string]any) (any, error) { panic("x") }})
+		Run: func(context.Context, caller.Principal, map[string]any) (any, error) { panic("x") }})
 	if got := asJSON(t, dispatch(t, boom, teacher, "boom", "")); got != `{"error":"tool boom failed: internal error","tool":"boom"}` {
 		t.Error(got)
 	}
 }
 
 func TestToolsActAsTheCaller(t *testing.T) {
-	var seen caller.Caller
+	var seen caller.Principal
 	r, err := NewRegistry(Tool{Name: "whoami", Parameters: object(map[string]any{"query": str("")}),
-		Run: func(_ context.Context, c caller.Caller, args map[string]any) (any, error) { seen = c; return args, nil }})
+		Run: func(_ context.Context, c caller.Principal, args map[string]any) (any, error) {
+			seen = c
+			return args, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := dispatch(t, r, caller.Caller{Role: caller.RoleTeacher, TeacherID: "t7"}, "whoami", `{"query":"x"}`)
+	got := dispatch(t, r, caller.Principal{Role: caller.RoleTeacher, TeacherID: "t7"}, "whoami", `{"query":"x"}`)
 	if seen.TeacherID != "t7" || asJSON(t, got) != `{"query":"x"}` {
 		t.Errorf("caller %+v, result %v", seen, got)
 	}

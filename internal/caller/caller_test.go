@@ -1,0 +1,107 @@
+package caller
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// serve runs r through a's middleware and returns the principal the
+// handler saw and the body it could still read.
+func serve(t *testing.T, a Authenticator, r *http.Request) (Principal, string, int) {
+	t.Helper()
+	var got Principal
+	var body string
+	h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = From(r.Context())
+		b, _ := io.ReadAll(r.Body)
+		body = string(b)
+	}), func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(http.StatusUnauthorized) })
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return got, body, w.Code
+}
+
+func TestOpenModeClaims(t *testing.T) {
+	a := Authenticator{Resolver: Resolver{Tenant: "t1", DefaultTeacherID: "t_default"}}
+	for _, c := range []struct {
+		name, method, target, ctype, body string
+		want                              Principal
+	}{
+		{"query", "GET", "/student/history/sessions?student_id=s1&role=student", "", "",
+			Principal{Tenant: "t1", Role: RoleStudent, TeacherID: "t_default", StudentID: "s1", Via: Claimed}},
+		{"nothing claimed", "GET", "/exams", "", "",
+			Principal{Tenant: "t1", TeacherID: "t_default", Via: Claimed}},
+		{"JSON body wins over the query", "PUT", "/teacher/session/view-state?teacher_id=q", "application/json",
+			`{"teacher_id":"t_zhang","role":"teacher","state":{}}`,
+			Principal{Tenant: "t1", Role: RoleTeacher, TeacherID: "t_zhang", Via: Claimed}},
+		{"JSON without a content type", "POST", "/chat/start", "", `  {"student_id":"高二_张三","role":"student"}`,
+			Principal{Tenant: "t1", Role: RoleStudent, TeacherID: "t_default", StudentID: "高二_张三", Via: Claimed}},
+		{"blank body field keeps the query's", "POST", "/chat?student_id=s9", "application/json", `{"student_id":"  "}`,
+			Principal{Tenant: "t1", TeacherID: "t_default", StudentID: "s9", Via: Claimed}},
+		{"a form body is not read", "POST", "/student/profile/update", "application/x-www-form-urlencoded", "student_id=s1",
+			Principal{Tenant: "t1", TeacherID: "t_default", Via: Claimed}},
+		{"malformed JSON: no claims", "POST", "/chat", "application/json", `{"student_id":`,
+			Principal{Tenant: "t1", TeacherID: "t_default", Via: Claimed}},
+		{"ids that are not strings: no claims", "POST", "/chat", "application/json", `{"student_id":7}`,
+			Principal{Tenant: "t1", TeacherID: "t_default", Via: Claimed}},
+	} {
+		r := httptest.NewRequest(c.method, c.target, strings.NewReader(c.body))
+		if c.ctype != "" {
+			r.Header.Set("Content-Type", c.ctype)
+		}
+		got, body, _ := serve(t, a, r)
+		if got != c.want {
+			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
+		}
+		if body != c.body {
+			t.Errorf("%s: the handler read %q, want the whole body %q", c.name, body, c.body)
+		}
+	}
+}
+
+// A body over the peek bound reaches the handler whole, unparsed.
+func TestOpenModeLargeBody(t *testing.T) {
+	a := Authenticator{}
+	big := `{"student_id":"s1","pad":"` + strings.Repeat("x", maxPeek) + `"}`
+	got, body, _ := serve(t, a, httptest.NewRequest("POST", "/chat", strings.NewReader(big)))
+	if got.StudentID != "" || body != big {
+		t.Fatalf("principal %+v, body of %d bytes", got, len(body))
+	}
+}
+
+func TestEnforcingMode(t *testing.T) {
+	a := Authenticator{Resolver: Resolver{Tenant: "t1"}, Verify: func(ctx context.Context, tok string) (Principal, error) {
+		if tok != "good" {
+			return Principal{}, errors.New("invalid_token")
+		}
+		return Principal{Tenant: "t1", Role: RoleTeacher, TeacherID: "t_zhang", Via: Token}, nil
+	}}
+	for _, c := range []struct {
+		header string
+		want   Principal
+		status int
+	}{
+		{"", Principal{Tenant: "t1", Via: Anonymous}, 200},
+		{"Bearer good", Principal{Tenant: "t1", Role: RoleTeacher, TeacherID: "t_zhang", Via: Token}, 200},
+		{"bearer  good ", Principal{Tenant: "t1", Role: RoleTeacher, TeacherID: "t_zhang", Via: Token}, 200},
+		{"Bearer bad", Principal{}, 401},
+		{"Basic Zm9v", Principal{Tenant: "t1", Via: Anonymous}, 200},
+	} {
+		r := httptest.NewRequest("GET", "/exams?teacher_id=someone_else&role=admin", nil)
+		if c.header != "" {
+			r.Header.Set("Authorization", c.header)
+		}
+		got, _, status := serve(t, a, r)
+		if got != c.want || status != c.status {
+			t.Errorf("%q: got %+v %d, want %+v %d", c.header, got, status, c.want, c.status)
+		}
+	}
+	if !a.Enforcing() || (Authenticator{}).Enforcing() {
+		t.Error("Enforcing")
+	}
+}

@@ -1,0 +1,118 @@
+// Package policy says who may call each route and run each tool. A rule
+// is registered with its route (Mux.Handle takes one), so a route without
+// a rule cannot be registered, and the route table (Mux.Routes) is what the
+// access-matrix test walks.
+//
+// In open mode (no credentials configured) every rule passes except those
+// marked Strict, as the predecessor's guards were no-ops then; the tenant
+// admin's routes are never open. With authentication on, a rule needs a
+// verified principal of one of its roles.
+package policy
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/lectern/lectern/internal/caller"
+)
+
+// Rule is who may call a route or run a tool.
+type Rule struct {
+	name   string
+	public bool          // anyone, even without a credential
+	roles  []caller.Role // else: a principal of one of these
+	strict bool          // checked in open mode too
+}
+
+// The rules. Admin here is a tenant's administrator account, not the
+// process's X-Admin-Key (the tenancy package guards that one).
+var (
+	// Public: /health and the login routes.
+	Public = Rule{name: "public", public: true}
+	// Signed: any signed-in principal (the predecessor's "any valid
+	// token": /upload, /student/verify, ...).
+	Signed = Rule{name: "signed", roles: []caller.Role{caller.RoleStudent, caller.RoleTeacher, caller.RoleAdmin}}
+	// Teacher: teachers and the tenant admin.
+	Teacher = Rule{name: "teacher", roles: []caller.Role{caller.RoleTeacher, caller.RoleAdmin}}
+	// Student: students and the tenant admin.
+	Student = Rule{name: "student", roles: []caller.Role{caller.RoleStudent, caller.RoleAdmin}}
+	// Admin: the tenant admin only, in every mode.
+	Admin = Rule{name: "admin", roles: []caller.Role{caller.RoleAdmin}, strict: true}
+)
+
+// String names the rule (for the route table and logs).
+func (r Rule) String() string { return r.name }
+
+// Denial says why a rule refused: Status is 401 (no credential) or 403,
+// Code the predecessor's detail code.
+type Denial struct {
+	Status int
+	Code   string
+}
+
+func (d *Denial) Error() string { return d.Code }
+
+// Check reports whether p may pass r; enforcing is true when
+// authentication is on.
+func (r Rule) Check(p caller.Principal, enforcing bool) *Denial {
+	switch {
+	case r.public:
+		return nil
+	case !enforcing && !r.strict:
+		return nil
+	case !p.Verified():
+		return &Denial{http.StatusUnauthorized, "missing_authorization"}
+	case !slices.Contains(r.roles, p.Role):
+		return &Denial{http.StatusForbidden, "forbidden"}
+	}
+	return nil
+}
+
+// Allows reports whether a principal of role may run a tool under r
+// (tools run as the chat's principal, whose role is already checked).
+func (r Rule) Allows(role caller.Role) bool {
+	return r.public || slices.Contains(r.roles, role)
+}
+
+// Route is one entry of the route table.
+type Route struct {
+	Pattern string // "METHOD /path", as http.ServeMux takes it
+	Rule    Rule
+}
+
+// Mux is an http.ServeMux whose every route carries its rule.
+type Mux struct {
+	mux       *http.ServeMux
+	enforcing bool
+	routes    []Route
+	deny      func(http.ResponseWriter, *http.Request, *Denial)
+}
+
+// NewMux returns an empty Mux; deny answers a refused request.
+func NewMux(enforcing bool, deny func(http.ResponseWriter, *http.Request, *Denial)) *Mux {
+	return &Mux{mux: http.NewServeMux(), enforcing: enforcing, deny: deny}
+}
+
+// Handle registers h for pattern under rule: the principal in the
+// request's context is checked before h runs.
+func (m *Mux) Handle(pattern string, rule Rule, h http.Handler) {
+	if rule.name == "" {
+		panic("policy: route " + pattern + " registered without a rule")
+	}
+	m.routes = append(m.routes, Route{Pattern: pattern, Rule: rule})
+	m.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := rule.Check(caller.From(r.Context()), m.enforcing); d != nil {
+			m.deny(w, r, d)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// HandleFunc is Handle for a function.
+func (m *Mux) HandleFunc(pattern string, rule Rule, h http.HandlerFunc) { m.Handle(pattern, rule, h) }
+
+// Routes is the route table, in registration order.
+func (m *Mux) Routes() []Route { return slices.Clone(m.routes) }
+
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
