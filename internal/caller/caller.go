@@ -126,7 +126,10 @@ func (a Authenticator) Middleware(next http.Handler, onError func(http.ResponseW
 				p = Principal{Tenant: a.Resolver.Tenant, Via: Anonymous}
 			} else {
 				var err error
-				if p, err = a.Verify(r.Context(), tok); err != nil {
+				if p, err = a.Verify(r.Context(), tok); err == nil {
+					p, err = bind(p, requestClaims(r), a.Resolver)
+				}
+				if err != nil {
 					onError(w, r, err)
 					return
 				}
@@ -136,6 +139,39 @@ func (a Authenticator) Middleware(next http.Handler, onError func(http.ResponseW
 		}
 		next.ServeHTTP(w, r.WithContext(With(r.Context(), p)))
 	})
+}
+
+// ScopeError refuses a request whose claimed ids are not the token's own:
+// the predecessor's 403 forbidden_teacher_scope / forbidden_student_scope.
+type ScopeError struct{ Code string }
+
+func (e *ScopeError) Error() string { return e.Code }
+
+// bind applies a verified principal's scope to what the request claims: a
+// teacher acts as itself (another teacher_id is refused) on any student of
+// the tenant; a student only as itself (another student_id is refused); an
+// admin as the teacher and student it names (or as itself). The claimed
+// role never changes a verified one.
+func bind(p Principal, c Claims, res Resolver) (Principal, error) {
+	tid, sid := strings.TrimSpace(c.TeacherID), strings.TrimSpace(c.StudentID)
+	switch p.Role {
+	case RoleTeacher:
+		if tid != "" && tid != p.TeacherID {
+			return p, &ScopeError{"forbidden_teacher_scope"}
+		}
+		p.StudentID = sid
+	case RoleStudent:
+		if sid != "" && sid != p.StudentID {
+			return p, &ScopeError{"forbidden_student_scope"}
+		}
+		p.TeacherID = res.Resolve(Claims{}).TeacherID
+	case RoleAdmin:
+		if tid != "" {
+			p.TeacherID = fsid.Safe(tid, "teacher")
+		}
+		p.StudentID = sid
+	}
+	return p, nil
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -92,7 +92,7 @@ func TestEnforcingMode(t *testing.T) {
 		{"Bearer bad", Principal{}, 401},
 		{"Basic Zm9v", Principal{Tenant: "t1", Via: Anonymous}, 200},
 	} {
-		r := httptest.NewRequest("GET", "/exams?teacher_id=someone_else&role=admin", nil)
+		r := httptest.NewRequest("GET", "/exams?role=admin", nil) // a claimed role never changes a token's
 		if c.header != "" {
 			r.Header.Set("Authorization", c.header)
 		}
@@ -103,5 +103,51 @@ func TestEnforcingMode(t *testing.T) {
 	}
 	if !a.Enforcing() || (Authenticator{}).Enforcing() {
 		t.Error("Enforcing")
+	}
+}
+
+// With a token, the request's ids must be the token's own: a teacher acts
+// on any student, a student only on itself.
+func TestTokenScope(t *testing.T) {
+	principals := map[string]Principal{
+		"teacher": {Tenant: "t1", Role: RoleTeacher, TeacherID: "t_zhang", Via: Token},
+		"student": {Tenant: "t1", Role: RoleStudent, StudentID: "s1", Via: Token},
+		"admin":   {Tenant: "t1", Role: RoleAdmin, TeacherID: "root", Via: Token},
+	}
+	a := Authenticator{Resolver: Resolver{Tenant: "t1", DefaultTeacherID: "teacher"}, Verify: func(ctx context.Context, tok string) (Principal, error) {
+		return principals[tok], nil
+	}}
+	for _, c := range []struct {
+		token, query string
+		wantTeacher  string
+		wantStudent  string
+		status       int
+	}{
+		{"teacher", "", "t_zhang", "", 200},
+		{"teacher", "teacher_id=t_zhang&student_id=s7&role=student", "t_zhang", "s7", 200},
+		{"teacher", "teacher_id=t_li", "", "", 403},
+		{"student", "student_id=s1", "teacher", "s1", 200},
+		{"student", "", "teacher", "s1", 200},
+		{"student", "student_id=s2", "", "", 403},
+		{"admin", "teacher_id=t_lisi&student_id=s2", "t_lisi", "s2", 200},
+	} {
+		r := httptest.NewRequest("GET", "/x?"+c.query, nil)
+		r.Header.Set("Authorization", "Bearer "+c.token)
+		var status int
+		var got Principal
+		h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = From(r.Context()) }),
+			func(w http.ResponseWriter, r *http.Request, err error) {
+				var se *ScopeError
+				if errors.As(err, &se) {
+					status = 403
+				}
+			})
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if status == 0 {
+			status = 200
+		}
+		if status != c.status || (status == 200 && (got.TeacherID != c.wantTeacher || got.StudentID != c.wantStudent || got.Role != principals[c.token].Role)) {
+			t.Errorf("%s %q: %d %+v", c.token, c.query, status, got)
+		}
 	}
 }

@@ -76,10 +76,12 @@ func (s *Service) HandleStatus(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, "job_id is required")
 		return
 	}
-	rec, err := s.Status(id)
+	rec, err := s.Status(caller.From(r.Context()), id)
 	switch {
 	case errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalidID):
 		httpjson.Error(w, http.StatusNotFound, "job not found")
+	case errors.Is(err, ErrForbiddenJob):
+		httpjson.Error(w, http.StatusForbidden, ErrForbiddenJob.Error())
 	case err != nil:
 		s.log.Error("chat status failed", "err", err)
 		httpjson.Error(w, http.StatusInternalServerError, "chat status failed")

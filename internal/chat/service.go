@@ -352,16 +352,41 @@ func (s *Service) lookupRequest(requestID string) (string, bool) {
 
 // Status returns job id with its live lane position (GET /chat/status). It
 // never re-queues anything: jobs resume once, when the tenant starts.
-func (s *Service) Status(id string) (map[string]any, error) {
+func (s *Service) Status(p caller.Principal, id string) (map[string]any, error) {
 	rec, err := s.store.Load(id)
 	if err != nil {
 		return nil, err
+	}
+	if !mayRead(p, rec, s.cfg.Resolver) {
+		return nil, ErrForbiddenJob
 	}
 	if lane := strField(rec, "lane_id"); lane != "" {
 		queued, active, pos := s.lanes.load(lane, id)
 		rec["lane_queue_position"], rec["lane_queue_size"], rec["lane_active"] = pos, queued, active
 	}
 	return rec, nil
+}
+
+// ErrForbiddenJob: the job belongs to another principal (the
+// predecessor's 403 forbidden_chat_job).
+var ErrForbiddenJob = errors.New("forbidden_chat_job")
+
+// mayRead reports whether p may see job rec. Only a verified principal is
+// checked (in open mode anyone may, as before): an admin always; a teacher
+// or student only a job that runs as itself. A job without an owner is
+// refused to everyone else.
+func mayRead(p caller.Principal, rec map[string]any, res caller.Resolver) bool {
+	if !p.Verified() || p.Role == caller.RoleAdmin {
+		return true
+	}
+	owner := principalOf(rec, res)
+	switch p.Role {
+	case caller.RoleTeacher:
+		return owner.Role == caller.RoleTeacher && owner.TeacherID != "" && owner.TeacherID == p.TeacherID
+	case caller.RoleStudent:
+		return owner.Role == caller.RoleStudent && owner.StudentID != "" && owner.StudentID == p.StudentID
+	}
+	return false
 }
 
 func requestRecord(req *Request) map[string]any {

@@ -264,10 +264,20 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *App) build() {
 	a.handlerOnce.Do(func() {
 		a.mux = a.routes()
-		a.handler = a.auth.Middleware(a.mux, func(w http.ResponseWriter, r *http.Request, err error) {
-			httpjson.Error(w, http.StatusUnauthorized, err.Error())
-		})
+		a.handler = a.auth.Middleware(a.mux, authFailed)
 	})
+}
+
+// authFailed answers a request whose credential the middleware refused,
+// with the predecessor's code as the detail: 403 for ids outside the
+// token's scope, 401 for a token that does not verify.
+func authFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var scope *caller.ScopeError
+	if errors.As(err, &scope) {
+		httpjson.Error(w, http.StatusForbidden, scope.Code)
+		return
+	}
+	httpjson.Error(w, http.StatusUnauthorized, err.Error())
 }
 
 // Routes is the tenant's route table with each route's rule.
