@@ -9,6 +9,8 @@
 # before/after in one run. Extra server environment (BODY_IDLE_TIMEOUT_SEC,
 # BODY_MIN_RATE_KB) passes through.
 set -euo pipefail
+# The load comes from one address: measure the server, not its per-client limit.
+export RATE_LIMIT_RPM=${RATE_LIMIT_RPM:-0}
 cd "$(dirname "$0")/.."
 N=${N:-300}
 GAP=${GAP:-3s}

@@ -14,6 +14,8 @@
 # (PIN=0: no pinning); DURATION=5s per wrk run; ROUNDS=6; CONNS=64;
 # THREADS=2 (wrk threads); COLD_N=50; MEM_N=1000. About 3 minutes.
 set -euo pipefail
+# The load comes from one address: measure the server, not its per-client limit.
+export RATE_LIMIT_RPM=${RATE_LIMIT_RPM:-0}
 
 cd "$(dirname "$0")/.."
 PIN=${PIN:-1}

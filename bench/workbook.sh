@@ -18,6 +18,8 @@
 # /tmp/lectern-base; SHAPES="shared.xlsx bigsheet.xlsx okbig.xlsx
 # bigname.csv"; TIMEOUT=600 seconds per measurement.
 set -euo pipefail
+# The load comes from one address: measure the server, not its per-client limit.
+export RATE_LIMIT_RPM=${RATE_LIMIT_RPM:-0}
 
 cd "$(dirname "$0")/.."
 BASE=${BASE:-1}

@@ -14,6 +14,7 @@ import (
 	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/ratelimit"
 	"github.com/lectern/lectern/internal/server"
 	"github.com/lectern/lectern/internal/tenantapp"
 )
@@ -55,6 +56,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 			},
 		},
 	}
+	// An empty variable is an unset one here: RATE_LIMIT_RPM=0 disables.
+	general, login, err := ratelimit.ConfigFromEnv(func(k string) (string, bool) { v := getenv(k); return v, v != "" })
+	if err != nil {
+		env.errs = append(env.errs, err)
+	}
+	if general.Burst == 0 {
+		// As the predecessor's 60 s window: up to a minute's requests at
+		// once, then RPM/60 a second.
+		general.Burst = general.RPM
+	}
+	c.Server.RateLimit, c.Server.LoginRateLimit = general, login
 	if lc, err := llm.ConfigFromEnv(getenv); err != nil {
 		env.errs = append(env.errs, err)
 	} else {

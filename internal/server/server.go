@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/lectern/lectern/internal/bodydeadline"
 	"github.com/lectern/lectern/internal/cors"
@@ -18,6 +19,7 @@ import (
 	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/ratelimit"
 	"github.com/lectern/lectern/internal/tenancy"
 	"github.com/lectern/lectern/internal/tenantapp"
 )
@@ -53,6 +55,9 @@ type Config struct {
 	CORS cors.Policy
 	// Body bounds how slowly a request body may arrive (zero: no bound).
 	Body bodydeadline.Limits
+	// RateLimit and LoginRateLimit are the per-client request limits
+	// (zero: none); a login route counts against both.
+	RateLimit, LoginRateLimit ratelimit.Config
 }
 
 // resolveDirs creates the default tenant's directories and the config
@@ -152,8 +157,35 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Reserved: []string{cfg.DataDir, cfg.UploadsDir, filepath.Dir(cfg.TenantDBPath)},
 		Logger:   log,
 	})
-	s.handler = cfg.CORS.Wrap(cfg.Body.Wrap(tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log)))
+	var h http.Handler = tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log)
+	h = cfg.Body.Wrap(h)
+	h = ratelimit.New(cfg.LoginRateLimit).Middleware(ratelimit.Not(isLoginRoute))(h)
+	h = ratelimit.New(cfg.RateLimit).Middleware(isHealthRoute)(h)
+	// CORS outermost: a 429 or a 413 still reaches the page that asked.
+	s.handler = cfg.CORS.Wrap(h)
 	return s, nil
+}
+
+// isHealthRoute: /health and /t/{id}/health are never rate limited.
+func isHealthRoute(r *http.Request) bool {
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	return p == "/health" || strings.HasPrefix(p, "/t/") && strings.Count(p, "/") == 3 && strings.HasSuffix(p, "/health")
+}
+
+// isLoginRoute: the credential routes (/auth/{student,teacher,admin}/login,
+// identify, set-password), at the root or under /t/{id}, which get the
+// tighter login limit too.
+func isLoginRoute(r *http.Request) bool {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/t/") {
+		if i := strings.IndexByte(p[3:], '/'); i >= 0 {
+			p = p[3+i:]
+		}
+	}
+	if !strings.HasPrefix(p, "/auth/") {
+		return false
+	}
+	return strings.HasSuffix(p, "/login") || strings.HasSuffix(p, "/identify") || strings.HasSuffix(p, "/set-password")
 }
 
 // buildTenant makes a tenant's app from its stored config.
