@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/lectern/lectern/internal/charts"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
@@ -110,11 +111,11 @@ func (a *API) Chart(w http.ResponseWriter, r *http.Request) {
 	}
 	svg, found, err := e.Chart(name)
 	if !isSVG || !found {
-		httpjson.Error(w, http.StatusNotFound, "chart not found")
+		httpjson.Fail(w, a.log, fault.New(fault.NotFound, "chart not found"))
 		return
 	}
 	if err != nil {
-		a.internal(w, "draw chart", err)
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, "draw chart failed"))
 		return
 	}
 	w.Header().Set("Content-Type", "image/svg+xml; charset=utf-8")

@@ -1,11 +1,11 @@
 package exams
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
@@ -31,7 +31,7 @@ func NewAPI(svc *Service, prefix string, log *slog.Logger) *API {
 func (a *API) List(w http.ResponseWriter, r *http.Request) {
 	body, err := a.exams.Catalog().ListJSON()
 	if err != nil {
-		a.internal(w, "list exams", err)
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, "list exams failed"))
 		return
 	}
 	httpjson.WriteRaw(w, http.StatusOK, body)
@@ -56,7 +56,7 @@ func (a *API) Students(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			httpjson.Error(w, http.StatusBadRequest, "limit must be an integer")
+			httpjson.Fail(w, a.log, fault.New(fault.Invalid, "limit must be an integer"))
 			return
 		}
 		limit = n
@@ -88,21 +88,15 @@ func (a *API) examWithResponses(w http.ResponseWriter, r *http.Request) (*Exam, 
 	return e, true
 }
 
-// write answers a view: its body, the error a *ViewError describes, or a
-// logged 500 "<what> failed".
+// write answers a view: its body, the fault a *ViewError is, or an
+// internal "<what> failed" (logged by httpjson.Fail).
 func (a *API) write(w http.ResponseWriter, v any, err error, what string) {
-	var ve *ViewError
 	switch {
-	case errors.As(err, &ve):
-		httpjson.Error(w, ve.Status, ve.Detail)
+	case fault.CodeOf(err) == fault.Internal:
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, what+" failed"))
 	case err != nil:
-		a.internal(w, what, err)
+		httpjson.Fail(w, a.log, err)
 	default:
 		httpjson.Write(w, http.StatusOK, v)
 	}
-}
-
-func (a *API) internal(w http.ResponseWriter, what string, err error) {
-	a.log.Error(what, "err", err)
-	httpjson.Error(w, http.StatusInternalServerError, what+" failed")
 }

@@ -3,11 +3,12 @@ package exams
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/lectern/lectern/internal/fault"
 )
 
 // The views build the bodies of the exam endpoints (GET /exam/{id} and its
@@ -24,19 +25,25 @@ var (
 	ErrBadQuery         = errors.New("invalid query")
 )
 
-// ViewError is a failure of a view that a caller may show: Status is the
-// HTTP status, Detail the "detail" of the HTTP error body (a string or an
-// object, as the endpoints always answered), Message a readable sentence
-// for the agent's tools. errors.Is matches Kind.
+// ViewError is a failure of a view that a caller may show: Code is its
+// kind of failure (httpjson.Status gives the HTTP status), Detail the
+// "detail" of the HTTP error body (a string or an object, as the endpoints
+// always answered), Message a readable sentence for the agent's tools.
+// errors.Is matches Kind; errors.As finds a *fault.Error with Code and
+// Detail, so httpjson.Fail answers a ViewError as the endpoints did.
 type ViewError struct {
 	Kind    error
-	Status  int
+	Code    fault.Code
 	Detail  any
 	Message string
 }
 
 func (e *ViewError) Error() string { return e.Message }
-func (e *ViewError) Unwrap() error { return e.Kind }
+
+// Unwrap gives errors.Is the Kind and errors.As the fault.
+func (e *ViewError) Unwrap() []error {
+	return []error{e.Kind, &fault.Error{Code: e.Code, Detail: e.Detail, Err: e.Kind}}
+}
 
 // ErrorDetail is the structured detail (nil when it is only a string), for
 // callers that pass errors on as JSON.
@@ -48,18 +55,18 @@ func (e *ViewError) ErrorDetail() any {
 }
 
 func examNotFound(id string) error {
-	return &ViewError{Kind: ErrNotFound, Status: http.StatusNotFound, Detail: "exam not found",
+	return &ViewError{Kind: ErrNotFound, Code: fault.NotFound, Detail: "exam not found",
 		Message: "exam not found: " + id}
 }
 
 func responsesMissing(e *Exam) error {
-	return &ViewError{Kind: ErrNoResponses, Status: http.StatusBadRequest,
+	return &ViewError{Kind: ErrNoResponses, Code: fault.Invalid,
 		Detail:  map[string]any{"error": "responses_missing", "exam_id": e.ID},
 		Message: "exam " + e.ID + " has no scored responses"}
 }
 
 func badQuery(msg string) error {
-	return &ViewError{Kind: ErrBadQuery, Status: http.StatusBadRequest, Detail: msg, Message: msg}
+	return &ViewError{Kind: ErrBadQuery, Code: fault.Invalid, Detail: msg, Message: msg}
 }
 
 // examView loads exam id; a missing exam is a *ViewError, other failures
@@ -137,7 +144,7 @@ func (s *Service) AnalysisView(id string) (map[string]any, error) {
 	}
 	draft, src, found, err := s.Draft(e.PathID)
 	if errors.Is(err, errDraftParse) {
-		return nil, &ViewError{Kind: ErrAnalysisParse, Status: http.StatusBadRequest,
+		return nil, &ViewError{Kind: ErrAnalysisParse, Code: fault.Invalid,
 			Detail:  map[string]any{"error": "analysis_parse_failed", "exam_id": e.ID, "source": src},
 			Message: "the stored analysis of exam " + e.ID + " is not valid JSON"}
 	}
@@ -209,7 +216,7 @@ func (e *Exam) studentView(key string) (map[string]any, error) {
 	st, found := e.Student(key)
 	rows := e.rowsByStudent[key]
 	if !found && len(rows) == 0 {
-		return nil, &ViewError{Kind: ErrStudentNotFound, Status: http.StatusNotFound,
+		return nil, &ViewError{Kind: ErrStudentNotFound, Code: fault.NotFound,
 			Detail: map[string]any{"error": "student_not_found", "exam_id": e.ID,
 				"student_id": key, "message": "未找到该学生的成绩，请检查学生编号。"},
 			Message: "student " + key + " not found in exam " + e.ID}
@@ -293,7 +300,7 @@ func (s *Service) StudentLookup(examID, studentID, name, class string) (map[stri
 		}
 	}
 	if name == "" {
-		return nil, &ViewError{Kind: ErrBadQuery, Status: http.StatusBadRequest,
+		return nil, &ViewError{Kind: ErrBadQuery, Code: fault.Invalid,
 			Detail:  map[string]any{"error": "missing_student", "exam_id": e.ID, "message": "请提供学生编号或姓名。"},
 			Message: "student_id or student_name is required"}
 	}
@@ -319,14 +326,14 @@ func (s *Service) StudentLookup(examID, studentID, name, class string) (map[stri
 	}
 	switch len(matches) {
 	case 0:
-		return nil, &ViewError{Kind: ErrStudentNotFound, Status: http.StatusNotFound,
+		return nil, &ViewError{Kind: ErrStudentNotFound, Code: fault.NotFound,
 			Detail: map[string]any{"error": "student_not_found", "exam_id": e.ID, "student_name": name,
 				"message": "未找到该学生的成绩，请检查姓名或班级。"},
 			Message: "no student named " + name + " in exam " + e.ID}
 	case 1:
 		return e.studentView(keys[0])
 	}
-	return nil, &ViewError{Kind: ErrMultipleStudents, Status: http.StatusConflict,
+	return nil, &ViewError{Kind: ErrMultipleStudents, Code: fault.Conflict,
 		Detail: map[string]any{"error": "multiple_students", "exam_id": e.ID, "student_name": name,
 			"candidates": matches[:min(10, len(matches))], "message": "有多名学生匹配，请提供班级或学生编号。"},
 		Message: fmt.Sprintf("%d students named %s in exam %s; give class_name or student_id", len(matches), name, e.ID)}
@@ -370,7 +377,7 @@ func (s *Service) QuestionView(examID, qid string, topN int) (map[string]any, er
 func (e *Exam) questionView(qid string, topN int) (map[string]any, error) {
 	m, found := e.Metrics(qid)
 	if !found {
-		return nil, &ViewError{Kind: ErrQuestionNotFound, Status: http.StatusNotFound,
+		return nil, &ViewError{Kind: ErrQuestionNotFound, Code: fault.NotFound,
 			Detail:  map[string]any{"error": "question_not_found", "exam_id": e.ID, "question_id": qid},
 			Message: "question " + qid + " not found in exam " + e.ID}
 	}
@@ -483,7 +490,7 @@ func (s *Service) QuestionLookup(examID, qid, no string, topN int) (map[string]a
 	}
 	switch len(ids) {
 	case 0:
-		return nil, &ViewError{Kind: ErrQuestionNotFound, Status: http.StatusNotFound,
+		return nil, &ViewError{Kind: ErrQuestionNotFound, Code: fault.NotFound,
 			Detail:  map[string]any{"error": "question_not_found", "exam_id": e.ID, "question_no": no},
 			Message: "no question numbered " + no + " in exam " + e.ID}
 	case 1:
@@ -659,7 +666,7 @@ func (e *Exam) rangeResult(r Range, topN int) (*RangeResult, error) {
 		}
 	}
 	if len(res.QuestionIDs) == 0 {
-		return nil, &ViewError{Kind: ErrQuestionNotFound, Status: http.StatusNotFound,
+		return nil, &ViewError{Kind: ErrQuestionNotFound, Code: fault.NotFound,
 			Detail:  map[string]any{"error": "question_not_found", "exam_id": e.ID, "start_question_no": r.Start, "end_question_no": r.End},
 			Message: fmt.Sprintf("no questions numbered %d to %d in exam %s", r.Start, r.End, e.ID)}
 	}

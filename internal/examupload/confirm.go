@@ -10,25 +10,33 @@ import (
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/scoresheet"
 )
 
-// Confirm errors the handler maps to statuses.
+// Causes of Confirm's faults, for errors.Is.
 var (
 	ErrJobNotFound = errors.New("job not found")
 	ErrExamExists  = errors.New("exam already exists")
 )
 
-// notReadyError is a job not in a state the action accepts.
-type notReadyError struct{ status, step string }
+// jobNotFound is a job id that names no job.
+func jobNotFound() error { return fault.Wrap(fault.NotFound, ErrJobNotFound, "job not found") }
 
-func (e *notReadyError) Error() string { return "job_not_ready" }
+// examExists refuses to confirm onto an existing exam: an object detail,
+// which the teacher app reads to offer another exam_id.
+func examExists(examID string, err error) error {
+	return fault.Wrap(fault.Conflict, err, map[string]any{"error": "exam_exists", "exam_id": examID,
+		"message": "考试编号已存在，请换一个编号后再确认。(exam already exists: confirm again with another exam_id)"})
+}
 
-// invalidError is bad input from the client.
-type invalidError struct{ msg string }
-
-func (e *invalidError) Error() string { return e.msg }
+// notReady refuses an action on a job that is not in a state it accepts;
+// message says which action (the teacher app shows it).
+func notReady(rec map[string]any, message string) error {
+	return fault.New(fault.Invalid, map[string]any{"error": "job_not_ready", "message": message,
+		"status": rec["status"], "step": rec["step"], "progress": rec["progress"]})
+}
 
 // missingMaxError refuses a confirm while questions of a per-question
 // sheet have no full marks: their letter answers would stay unscored and
@@ -57,6 +65,13 @@ func (e *missingMaxError) detail() string {
 	}
 	return fmt.Sprintf("以下 %d 道题缺少满分，暂不能创建考试：%s。请在草稿中填写满分并保存后再确认。"+
 		"(Full marks are missing for %d question(s): %s. Save them in the draft, then confirm again.)", n, zh, n, en)
+}
+
+// fault is the refusal as the client sees it: an object detail, as for
+// exam_exists; the teacher app shows detail.message and detail.hints.
+func (e *missingMaxError) fault() error {
+	return fault.Wrap(fault.Invalid, e, map[string]any{"error": "max_score_missing", "message": e.detail(),
+		"hints": e.hints(), "missing_max_score_qids": e.qids})
 }
 
 func (e *missingMaxError) hints() []string {
@@ -102,16 +117,17 @@ func (st *state) missingFullMarks() *missingMaxError {
 // Confirm writes job id's exam under DATA_DIR/exams/<exam_id>/ and its
 // analysis under DATA_DIR/analysis/<exam_id>/. examID, when given,
 // overrides the parsed id (for confirming after a 409). A confirmed job
-// answers with its exam again; an existing exam is ErrExamExists and the
-// job stays confirmable. So does a per-question sheet whose questions lack
-// full marks (*missingMaxError): nothing is written until the draft has
-// them.
+// answers with its exam again; an existing exam is a Conflict fault (its
+// cause ErrExamExists) and the job stays confirmable. So does a
+// per-question sheet whose questions lack full marks (an Invalid fault
+// caused by a *missingMaxError): nothing is written until the draft has
+// them. Every refusal is a *fault.Error; any other error is the server's.
 func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 	p.confirmMu.Lock()
 	defer p.confirmMu.Unlock()
 	rec, err := p.store.Load(id)
 	if errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalidID) {
-		return "", false, ErrJobNotFound
+		return "", false, jobNotFound()
 	}
 	if err != nil {
 		return "", false, err
@@ -122,25 +138,24 @@ func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 		return done, true, nil
 	}
 	if status != StatusDone {
-		step, _ := rec["step"].(string)
-		return "", false, &notReadyError{status: status, step: step}
+		return "", false, notReady(rec, "解析尚未完成，请稍后再确认创建考试。")
 	}
 	st, err := p.load(id)
 	if err != nil {
-		return "", false, &invalidError{err.Error()}
+		return "", false, fault.Wrap(fault.Invalid, err, err.Error())
 	}
 	if mm := st.missingFullMarks(); mm != nil {
-		return "", false, mm
+		return "", false, mm.fault()
 	}
 	if examID == "" {
 		examID = st.parsed.ExamID
 	}
 	if !exams.ValidID(examID) {
-		return "", false, &invalidError{"invalid exam_id"}
+		return "", false, fault.New(fault.Invalid, "invalid exam_id")
 	}
 	final := filepath.Join(p.dataDir, "exams", examID)
 	if _, err := os.Lstat(final); err == nil {
-		return examID, false, ErrExamExists
+		return examID, false, examExists(examID, ErrExamExists)
 	}
 	if _, err := p.store.Update(id, func(r map[string]any) error {
 		r["status"], r["step"], r["progress"], r["confirm_exam_id"] = StatusConfirming, "start", 5, examID
@@ -156,7 +171,7 @@ func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 			return nil
 		})
 		if errors.Is(err, ErrExamExists) {
-			return examID, false, errors.Join(err, uerr)
+			return examID, false, examExists(examID, errors.Join(err, uerr))
 		}
 		return "", false, errors.Join(err, uerr)
 	}

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"github.com/lectern/lectern/internal/fault"
 )
 
 // Limits bound one upload.
@@ -44,25 +46,14 @@ type StoredFile struct {
 	Size int64  `json:"size"`
 }
 
-// uploadError carries the HTTP status for a refused upload.
-type uploadError struct {
-	status int
-	detail string
-}
-
-func (e *uploadError) Error() string { return e.detail }
-
-func refuse(status int, format string, args ...any) error {
-	return &uploadError{status: status, detail: fmt.Sprintf(format, args...)}
-}
-
 // receive streams a multipart upload into dir: files go to dir/<folder>/,
-// form values are returned. Nothing is held whole in memory.
+// form values are returned. Nothing is held whole in memory. A refused
+// upload is a *fault.Error; any other error is the server's.
 func receive(w http.ResponseWriter, r *http.Request, dir string, lim Limits) (map[string]string, map[string][]StoredFile, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBytes)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, nil, refuse(http.StatusBadRequest, "expected a multipart/form-data upload: %v", err)
+		return nil, nil, fault.Wrap(fault.Invalid, err, fmt.Sprintf("expected a multipart/form-data upload: %v", err))
 	}
 	form := map[string]string{}
 	files := map[string][]StoredFile{}
@@ -82,17 +73,17 @@ func receive(w http.ResponseWriter, r *http.Request, dir string, lim Limits) (ma
 				return nil, nil, bodyError(err, lim)
 			}
 			if len(v) > 64<<10 {
-				return nil, nil, refuse(http.StatusRequestEntityTooLarge, "form field %s is too long", name)
+				return nil, nil, fault.Newf(fault.TooLarge, "form field %s is too long", name)
 			}
 			form[name] = string(v)
 			continue
 		}
 		folder, ok := fileFields[name]
 		if !ok {
-			return nil, nil, refuse(http.StatusBadRequest, "unexpected file field %q (use paper_files, score_files or answer_files)", name)
+			return nil, nil, fault.Newf(fault.Invalid, "unexpected file field %q (use paper_files, score_files or answer_files)", name)
 		}
 		if count++; count > lim.MaxFiles {
-			return nil, nil, refuse(http.StatusRequestEntityTooLarge, "too many files: at most %d per upload", lim.MaxFiles)
+			return nil, nil, fault.Newf(fault.TooLarge, "too many files: at most %d per upload", lim.MaxFiles)
 		}
 		f, err := storePart(part, filepath.Join(dir, folder), name, lim)
 		if err != nil {
@@ -105,12 +96,12 @@ func receive(w http.ResponseWriter, r *http.Request, dir string, lim Limits) (ma
 func bodyError(err error, lim Limits) error {
 	var big *http.MaxBytesError
 	if errors.As(err, &big) {
-		return refuse(http.StatusRequestEntityTooLarge, "upload is larger than %d MiB", lim.MaxBytes>>20)
+		return fault.Wrap(fault.TooLarge, err, fmt.Sprintf("upload is larger than %d MiB", lim.MaxBytes>>20))
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return refuse(http.StatusRequestTimeout, "the upload arrived too slowly and was cut off; nothing was stored")
+		return fault.Wrap(fault.Timeout, err, "the upload arrived too slowly and was cut off; nothing was stored")
 	}
-	return refuse(http.StatusBadRequest, "malformed upload: %v", err)
+	return fault.Wrap(fault.Invalid, err, fmt.Sprintf("malformed upload: %v", err))
 }
 
 // storePart writes one file part, sniffs its kind and refuses kinds the
@@ -144,7 +135,7 @@ func storePart(part *multipart.Part, dir, field string, lim Limits) (StoredFile,
 		return StoredFile{}, bodyError(err, lim)
 	}
 	if size == 0 {
-		return StoredFile{}, refuse(http.StatusBadRequest, "file %s is empty", name)
+		return StoredFile{}, fault.Newf(fault.Invalid, "file %s is empty", name)
 	}
 	kind, err := sniff(field, name, head)
 	if err != nil {
@@ -163,17 +154,17 @@ func sniff(field, name string, head []byte) (string, error) {
 	case "score_files":
 		switch {
 		case isOLE:
-			return "", refuse(http.StatusUnsupportedMediaType,
+			return "", fault.Newf(fault.Unsupported,
 				"%s 是旧版 Excel（.xls）文件，暂不支持，请在 Excel 中另存为 .xlsx 后上传。 (.xls is not supported: save the sheet as .xlsx and upload again)", name)
 		case isZip:
 			return KindXLSX, nil
 		case strings.HasPrefix(ctype, "application/pdf") || strings.HasPrefix(ctype, "image/"):
-			return "", refuse(http.StatusUnsupportedMediaType,
+			return "", fault.Newf(fault.Unsupported,
 				"%s: score sheets must be .xlsx or .csv; reading scores from PDFs and images needs OCR, which is not available yet", name)
 		case looksLikeText(head):
 			return KindCSV, nil
 		}
-		return "", refuse(http.StatusUnsupportedMediaType, "%s: score sheets must be .xlsx or .csv (got %s)", name, ctype)
+		return "", fault.Newf(fault.Unsupported, "%s: score sheets must be .xlsx or .csv (got %s)", name, ctype)
 	default:
 		switch {
 		case strings.HasPrefix(ctype, "application/pdf"):
@@ -184,9 +175,9 @@ func sniff(field, name string, head []byte) (string, error) {
 			return KindText, nil
 		}
 		if isZip && ext == ".docx" || isOLE && ext == ".doc" {
-			return "", refuse(http.StatusUnsupportedMediaType, "%s: Word documents are not supported; upload a PDF, an image, or text/Markdown", name)
+			return "", fault.Newf(fault.Unsupported, "%s: Word documents are not supported; upload a PDF, an image, or text/Markdown", name)
 		}
-		return "", refuse(http.StatusUnsupportedMediaType, "%s: papers and answer keys must be PDF, an image, or text/Markdown (got %s)", name, ctype)
+		return "", fault.Newf(fault.Unsupported, "%s: papers and answer keys must be PDF, an image, or text/Markdown (got %s)", name, ctype)
 	}
 }
 
@@ -222,7 +213,7 @@ func cleanFileName(raw string) (string, error) {
 		return r
 	}, name)
 	if name == "" || name == "." || name == ".." || strings.HasPrefix(name, ".") || !utf8.ValidString(name) || len(name) > 200 {
-		return "", refuse(http.StatusBadRequest, "invalid file name %q", raw)
+		return "", fault.Newf(fault.Invalid, "invalid file name %q", raw)
 	}
 	return name, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
 )
@@ -24,15 +25,15 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 	// costs the client nothing but this answer.
 	place, err := p.runner.Reserve()
 	if err != nil {
-		w.Header().Set("Retry-After", "30")
-		httpjson.Error(w, http.StatusTooManyRequests, "当前排队的考试解析任务过多，请稍后重试。(too many exam uploads are queued; retry later)")
+		httpjson.Fail(w, p.log, &fault.Error{Code: fault.TooMany, RetryAfter: 30 * time.Second, Err: err,
+			Detail: "当前排队的考试解析任务过多，请稍后重试。(too many exam uploads are queued; retry later)"})
 		return
 	}
 	defer place.Release()
 	id := newJobID()
 	dir, err := p.store.JobDir(id)
 	if err != nil {
-		p.internal(w, "create exam job", err)
+		httpjson.Fail(w, p.log, fault.Wrap(fault.Internal, err, "create exam job failed"))
 		return
 	}
 	form, files, err := receive(w, r, dir, p.limits)
@@ -41,12 +42,7 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		os.RemoveAll(dir) // a refused upload leaves nothing behind
-		var ue *uploadError
-		if errors.As(err, &ue) {
-			httpjson.Error(w, ue.status, ue.detail)
-			return
-		}
-		p.internal(w, "create exam job", err)
+		httpjson.Fail(w, p.log, orInternal(err, "create exam job failed"))
 		return
 	}
 	place.Enqueue(id)
@@ -62,35 +58,36 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 // every student id).
 const maxNameRunes = 64
 
-// createJob validates the form and writes job.json.
+// createJob validates the form and writes job.json. A refused form is a
+// *fault.Error.
 func (p *Pipeline) createJob(id string, form map[string]string, files map[string][]StoredFile) error {
 	examID := strings.TrimSpace(form["exam_id"])
 	if examID != "" && !exams.ValidID(examID) {
-		return refuse(http.StatusBadRequest, "invalid exam_id %q: use letters, digits, '_', '-' or '.'", examID)
+		return fault.Newf(fault.Invalid, "invalid exam_id %q: use letters, digits, '_', '-' or '.'", examID)
 	}
 	date := strings.TrimSpace(form["date"])
 	if date == "" {
 		date = p.now().Format("2006-01-02")
 	} else if d, err := parseDate(date); err != nil {
-		return refuse(http.StatusBadRequest, "invalid date %q: use YYYY-MM-DD", date)
+		return fault.Newf(fault.Invalid, "invalid date %q: use YYYY-MM-DD", date)
 	} else {
 		date = d
 	}
 	if len(files["score_files"]) == 0 {
-		return refuse(http.StatusBadRequest, "No score files uploaded")
+		return fault.New(fault.Invalid, "No score files uploaded")
 	}
 	for field, most := range map[string]int{"class_name": maxNameRunes, "language": 16, "ocr_mode": 32} {
 		if n := utf8.RuneCountInString(strings.TrimSpace(form[field])); n > most {
-			return refuse(http.StatusBadRequest, "%s is too long: %d characters, at most %d", field, n, most)
+			return fault.Newf(fault.Invalid, "%s is too long: %d characters, at most %d", field, n, most)
 		}
 	}
 	var max map[string]any
 	if raw := strings.TrimSpace(form["max_scores"]); raw != "" {
 		if err := json.Unmarshal([]byte(raw), &max); err != nil || max == nil {
-			return refuse(http.StatusBadRequest, `max_scores must be a JSON object such as {"1": 4, "11(1)": 8}`)
+			return fault.New(fault.Invalid, `max_scores must be a JSON object such as {"1": 4, "11(1)": 8}`)
 		}
 		if _, err := maxScores(max, nil); err != nil {
-			return refuse(http.StatusBadRequest, "%v", err)
+			return fault.Wrap(fault.Invalid, err, err.Error())
 		}
 	}
 	rec := map[string]any{
@@ -136,36 +133,38 @@ func newJobID() string {
 	return "job_" + hex.EncodeToString(b)
 }
 
-// job loads the job named by ?job_id= (or the body) and answers 404 itself.
-func (p *Pipeline) job(w http.ResponseWriter, id string) (map[string]any, bool) {
+// orInternal is err when it is a fault, else an internal fault with detail
+// (logged once by httpjson.Fail).
+func orInternal(err error, detail string) error {
+	if fault.CodeOf(err) != fault.Internal {
+		return err
+	}
+	return fault.Wrap(fault.Internal, err, detail)
+}
+
+// job loads the job named by ?job_id= (or the body).
+func (p *Pipeline) job(id string) (map[string]any, error) {
 	if strings.TrimSpace(id) == "" {
-		httpjson.Error(w, http.StatusBadRequest, "job_id is required")
-		return nil, false
+		return nil, fault.New(fault.Invalid, "job_id is required")
 	}
 	rec, err := p.store.Load(id)
 	if errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalidID) {
-		httpjson.Error(w, http.StatusNotFound, "job not found")
-		return nil, false
+		return nil, jobNotFound()
 	}
 	if err != nil {
-		p.internal(w, "read exam job", err)
-		return nil, false
+		return nil, fault.Wrap(fault.Internal, err, "read exam job failed")
 	}
-	return rec, true
+	return rec, nil
 }
 
 // Status serves GET /exam/upload/status?job_id=: the job record as is.
 func (p *Pipeline) Status(w http.ResponseWriter, r *http.Request) {
-	rec, ok := p.job(w, r.URL.Query().Get("job_id"))
-	if !ok {
+	rec, err := p.job(r.URL.Query().Get("job_id"))
+	if err != nil {
+		httpjson.Fail(w, p.log, err)
 		return
 	}
 	httpjson.Write(w, http.StatusOK, rec)
-}
-
-func notReady(w http.ResponseWriter, rec map[string]any, message string) {
-	httpjson.Error(w, http.StatusBadRequest, map[string]any{"error": "job_not_ready", "message": message,
-		"status": rec["status"], "step": rec["step"], "progress": rec["progress"]})
 }
 
 func ready(rec map[string]any) bool {
@@ -175,17 +174,17 @@ func ready(rec map[string]any) bool {
 // Draft serves GET /exam/upload/draft?job_id=.
 func (p *Pipeline) Draft(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("job_id")
-	rec, ok := p.job(w, id)
-	if !ok {
-		return
+	rec, err := p.job(id)
+	if err == nil && !ready(rec) {
+		err = notReady(rec, "解析尚未完成，暂无法打开草稿。")
 	}
-	if !ready(rec) {
-		notReady(w, rec, "解析尚未完成，暂无法打开草稿。")
+	if err != nil {
+		httpjson.Fail(w, p.log, err)
 		return
 	}
 	st, err := p.load(id)
 	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.Fail(w, p.log, fault.Wrap(fault.Invalid, err, err.Error()))
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "draft": p.view(id, rec, st)})
@@ -205,17 +204,17 @@ func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 		httpjson.DecodeFailed(w, err)
 		return
 	}
-	rec, ok := p.job(w, body.JobID)
-	if !ok {
-		return
+	rec, err := p.job(body.JobID)
+	if err == nil && rec["status"] != StatusDone {
+		err = notReady(rec, "解析尚未完成，暂无法保存草稿。")
 	}
-	if rec["status"] != StatusDone {
-		notReady(w, rec, "解析尚未完成，暂无法保存草稿。")
+	if err != nil {
+		httpjson.Fail(w, p.log, err)
 		return
 	}
 	path := filepath.Join(p.jobDir(body.JobID), "draft_override.json")
 	var version any
-	_, err := p.store.Update(body.JobID, func(r map[string]any) error {
+	_, err = p.store.Update(body.JobID, func(r map[string]any) error {
 		var ov Override
 		if err := readJSON(path, &ov); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -225,7 +224,7 @@ func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 		// here would break every later draft and confirm.
 		qs, _ := exams.ReadQuestions(filepath.Join(p.jobDir(body.JobID), "derived", "questions.csv"))
 		if _, err := maxScores(ov.MaxScores, qs); err != nil {
-			return &invalidError{err.Error()}
+			return fault.Wrap(fault.Invalid, err, err.Error())
 		}
 		if err := atomicfile.WriteJSON(path, ov); err != nil {
 			return err
@@ -240,13 +239,8 @@ func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	var inv *invalidError
-	if errors.As(err, &inv) {
-		httpjson.Error(w, http.StatusBadRequest, inv.msg)
-		return
-	}
 	if err != nil {
-		p.internal(w, "save exam draft", err)
+		httpjson.Fail(w, p.log, orInternal(err, "save exam draft failed"))
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "job_id": body.JobID, "message": "考试草稿已保存。", "draft_version": version})
@@ -266,39 +260,17 @@ func (p *Pipeline) ConfirmHandler(w http.ResponseWriter, r *http.Request) {
 		httpjson.DecodeFailed(w, err)
 		return
 	}
-	rec, ok := p.job(w, body.JobID)
-	if !ok {
+	if _, err := p.job(body.JobID); err != nil {
+		httpjson.Fail(w, p.log, err)
 		return
 	}
 	examID, already, err := p.Confirm(body.JobID, strings.TrimSpace(body.ExamID))
-	var nr *notReadyError
-	var inv *invalidError
-	var mm *missingMaxError
 	switch {
-	case err == nil && already:
+	case err != nil:
+		httpjson.Fail(w, p.log, orInternal(err, "confirm exam failed"))
+	case already:
 		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "exam_id": examID, "status": StatusConfirmed, "message": "考试已创建（已确认）。"})
-	case err == nil:
-		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "exam_id": examID, "status": StatusConfirmed, "message": "考试已创建。"})
-	case errors.Is(err, ErrJobNotFound):
-		httpjson.Error(w, http.StatusNotFound, "job not found")
-	case errors.Is(err, ErrExamExists):
-		httpjson.Error(w, http.StatusConflict, map[string]any{"error": "exam_exists", "exam_id": examID,
-			"message": "考试编号已存在，请换一个编号后再确认。(exam already exists: confirm again with another exam_id)"})
-	case errors.As(err, &nr):
-		notReady(w, rec, "解析尚未完成，请稍后再确认创建考试。")
-	case errors.As(err, &mm):
-		// An object detail, as for exam_exists: the teacher app shows
-		// detail.message and detail.hints.
-		httpjson.Error(w, http.StatusBadRequest, map[string]any{"error": "max_score_missing", "message": mm.detail(),
-			"hints": mm.hints(), "missing_max_score_qids": mm.qids})
-	case errors.As(err, &inv):
-		httpjson.Error(w, http.StatusBadRequest, inv.msg)
 	default:
-		p.internal(w, "confirm exam", err)
+		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "exam_id": examID, "status": StatusConfirmed, "message": "考试已创建。"})
 	}
-}
-
-func (p *Pipeline) internal(w http.ResponseWriter, what string, err error) {
-	p.log.Error(what, "err", err)
-	httpjson.Error(w, http.StatusInternalServerError, what+" failed")
 }

@@ -1,6 +1,7 @@
 // Package httpjson encodes and decodes the JSON bodies of Lectern's HTTP
 // APIs, and writes errors in the one shape every client expects:
-// {"detail": ...}.
+// {"detail": ...}. Status is the one table from fault codes to HTTP
+// statuses, and Fail the one writer of a failed request's answer.
 package httpjson
 
 import (
@@ -8,8 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
+	"time"
+
+	"github.com/lectern/lectern/internal/fault"
 )
 
 // MaxBody bounds a JSON request body.
@@ -36,13 +42,97 @@ func WriteRaw(w http.ResponseWriter, status int, body []byte) {
 
 // Error sends {"detail": detail}. detail is usually a string; some
 // endpoints of the predecessor put an object there, and so may callers.
+// Handlers answer failures with Fail; Error is for the few answers that
+// are not a fault (see package tenancy's dispatcher).
 func Error(w http.ResponseWriter, status int, detail any) {
 	Write(w, status, map[string]any{"detail": detail})
 }
 
+// Status is the HTTP status of a fault code: the one table. An unknown
+// code is 500.
+func Status(c fault.Code) int {
+	switch c {
+	case fault.Invalid:
+		return http.StatusBadRequest
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Conflict:
+		return http.StatusConflict
+	case fault.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case fault.Unsupported:
+		return http.StatusUnsupportedMediaType
+	case fault.TooMany:
+		return http.StatusTooManyRequests
+	case fault.Timeout:
+		return http.StatusRequestTimeout
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	case fault.Unauthorized:
+		return http.StatusUnauthorized
+	case fault.Forbidden:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+// internalDetail is what a client is told of an internal error that has
+// no detail of its own: never the error's text.
+const internalDetail = "internal error"
+
+// Fail answers a failed request. The first *fault.Error in err's chain
+// gives the status (Status), the Retry-After header (when RetryAfter is
+// set: whole seconds, rounded up, at least 1) and the body
+// {"detail": Detail}. Any other error is internal: 500
+// {"detail":"internal error"}. Internal errors (and unknown codes) are
+// logged once, here, at error level with their cause, so handlers do not
+// log them themselves; log nil means slog.Default().
+func Fail(w http.ResponseWriter, log *slog.Logger, err error) {
+	var fe *fault.Error
+	if !errors.As(err, &fe) {
+		if err == nil {
+			err = errors.New("httpjson.Fail called without an error")
+		}
+		fe = &fault.Error{Code: fault.Internal, Err: err}
+	}
+	status := Status(fe.Code)
+	detail := fe.Detail
+	if detail == nil {
+		detail = http.StatusText(status)
+		if status == http.StatusInternalServerError {
+			detail = internalDetail
+		}
+	}
+	if status == http.StatusInternalServerError {
+		if log == nil {
+			log = slog.Default()
+		}
+		msg, ok := detail.(string)
+		if !ok {
+			msg = internalDetail
+		}
+		cause := fe.Err
+		if err != error(fe) { // fe was wrapped: log the whole chain
+			cause = err
+		}
+		if cause != nil {
+			log.Error(msg, "err", cause)
+		} else {
+			log.Error(msg)
+		}
+	}
+	if fe.RetryAfter > 0 {
+		secs := max(int64((fe.RetryAfter+time.Second-1)/time.Second), 1)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	Error(w, status, detail)
+}
+
 // Decode reads one JSON value from r's body into v. Unknown fields,
-// trailing data and bodies over MaxBody are errors; the message is fit to
-// show the client.
+// trailing data and bodies over MaxBody are errors: a *fault.Error whose
+// detail is fit to show the client, TooLarge for a body over its bound,
+// Timeout for one that arrived too slowly (see package bodydeadline), else
+// Invalid.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
 	dec.DisallowUnknownFields()
@@ -50,7 +140,7 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return describe(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("invalid JSON body: unexpected data after the JSON value")
+		return fault.New(fault.Invalid, "invalid JSON body: unexpected data after the JSON value")
 	}
 	return nil
 }
@@ -58,18 +148,14 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 // ErrBodyTooLarge is wrapped by Decode's error for a body over its bound.
 var ErrBodyTooLarge = errors.New("request body too large")
 
-// DecodeFailed answers a request whose body Decode refused: 413 for a body
-// over its bound, 408 for one that arrived too slowly (see package
-// bodydeadline), else 400, with Decode's message as the detail.
+// DecodeFailed answers a request whose body Decode refused (Fail with
+// Decode's fault); an error that is not a fault is answered 400 with its
+// text, as Decode's errors were before they were faults.
 func DecodeFailed(w http.ResponseWriter, err error) {
-	status := http.StatusBadRequest
-	switch {
-	case errors.Is(err, ErrBodyTooLarge):
-		status = http.StatusRequestEntityTooLarge
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		status = http.StatusRequestTimeout
+	if err != nil && fault.CodeOf(err) == fault.Internal {
+		err = fault.Wrap(fault.Invalid, err, err.Error())
 	}
-	Error(w, status, err.Error())
+	Fail(w, nil, err)
 }
 
 func describe(err error) error {
@@ -80,16 +166,18 @@ func describe(err error) error {
 	)
 	switch {
 	case errors.Is(err, io.EOF):
-		return errors.New("invalid JSON body: empty body")
+		return fault.New(fault.Invalid, "invalid JSON body: empty body")
 	case errors.As(err, &syn):
-		return fmt.Errorf("invalid JSON body at byte %d: %v", syn.Offset, syn)
+		return fault.Wrap(fault.Invalid, err, fmt.Sprintf("invalid JSON body at byte %d: %v", syn.Offset, syn))
 	case errors.As(err, &typ):
-		return fmt.Errorf("invalid JSON body: field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
+		return fault.Wrap(fault.Invalid, err,
+			fmt.Sprintf("invalid JSON body: field %q must be %s, not %s", typ.Field, typ.Type, typ.Value))
 	case errors.As(err, &big):
-		return fmt.Errorf("%w: the body is larger than %d bytes", ErrBodyTooLarge, big.Limit)
+		return fault.Wrap(fault.TooLarge, ErrBodyTooLarge,
+			fmt.Sprintf("%v: the body is larger than %d bytes", ErrBodyTooLarge, big.Limit))
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("request body arrived too slowly: %w", err)
+		return fault.Wrap(fault.Timeout, err, fmt.Sprintf("request body arrived too slowly: %v", err))
 	}
-	return fmt.Errorf("invalid JSON body: %v", err)
+	return fault.Wrap(fault.Invalid, err, fmt.Sprintf("invalid JSON body: %v", err))
 }

@@ -3,6 +3,7 @@ package students
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -16,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
@@ -61,22 +63,15 @@ func NewAPI(c APIConfig) *API {
 // waitApplied bounds how long an endpoint waits for the worker.
 const waitApplied = 15 * time.Second
 
-func invalidID(w http.ResponseWriter, id string) {
-	httpjson.Error(w, http.StatusBadRequest, map[string]any{"error": "invalid_student_id", "student_id": id})
-}
-
 // Profile serves GET /student/profile/{student_id}.
 func (a *API) Profile(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("student_id")
 	prof, err := a.profiles.Get(id)
 	switch {
-	case errors.Is(err, ErrInvalidID):
-		invalidID(w, id)
-	case errors.Is(err, ErrNotFound):
-		httpjson.Error(w, http.StatusNotFound, "profile not found")
-	case err != nil:
-		a.log.Error("read profile", "student_id", id, "err", err)
-		httpjson.Error(w, http.StatusInternalServerError, "profile could not be read")
+	case fault.CodeOf(err) == fault.Internal:
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, fmt.Errorf("read profile %s: %w", id, err), "profile could not be read"))
+	case err != nil: // an invalid id, or no profile
+		httpjson.Fail(w, a.log, err)
 	default:
 		httpjson.Write(w, http.StatusOK, prof)
 	}
@@ -88,12 +83,12 @@ func (a *API) Profile(w http.ResponseWriter, r *http.Request) {
 func (a *API) ProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		httpjson.Error(w, http.StatusBadRequest, "invalid form: "+err.Error())
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Invalid, err, "invalid form: "+err.Error()))
 		return
 	}
 	id := strings.TrimSpace(r.PostFormValue("student_id"))
 	if id == "" {
-		httpjson.Error(w, http.StatusBadRequest, "student_id is required")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "student_id is required"))
 		return
 	}
 	u := Update{Kind: KindForm, StudentID: id,
@@ -106,16 +101,11 @@ func (a *API) ProfileUpdate(w http.ResponseWriter, r *http.Request) {
 func (a *API) enqueueAndWait(w http.ResponseWriter, r *http.Request, u Update, output string) {
 	jobID, err := a.worker.Enqueue(u)
 	switch {
-	case errors.Is(err, ErrInvalidID):
-		invalidID(w, u.StudentID)
+	case fault.CodeOf(err) == fault.Internal:
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, "profile update could not be queued"))
 		return
-	case errors.Is(err, ErrQueueFull):
-		w.Header().Set("Retry-After", "5")
-		httpjson.Error(w, http.StatusTooManyRequests, "profile update queue is full; retry later")
-		return
-	case err != nil:
-		a.log.Error("queue profile update", "err", err)
-		httpjson.Error(w, http.StatusInternalServerError, "profile update could not be queued")
+	case err != nil: // an invalid id, or ErrQueueFull
+		httpjson.Fail(w, a.log, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), waitApplied)
@@ -145,12 +135,12 @@ func (a *API) Import(w http.ResponseWriter, r *http.Request) {
 	}
 	source := orDefault(body.Source, "responses_scored")
 	if source != "responses_scored" && source != "responses" {
-		httpjson.Error(w, http.StatusBadRequest, "unsupported source: "+source)
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "unsupported source: "+source))
 		return
 	}
 	e, rel, date, err := a.importExam(body)
 	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.Fail(w, a.log, err)
 		return
 	}
 	updates := ExamUpdates(e, KindImport, "exam_responses", rel, date, a.exams.KnowledgeMap())
@@ -194,9 +184,10 @@ func (a *API) Import(w http.ResponseWriter, r *http.Request) {
 }
 
 // importExam finds the responses to import: file_path inside DATA_DIR,
-// else the exam's responses, else the newest staging/*responses*.csv.
+// else the exam's responses, else the newest staging/*responses*.csv. Its
+// one failure is the Invalid fault "responses file not found".
 func (a *API) importExam(b importBody) (*exams.Exam, string, string, error) {
-	notFound := errors.New("responses file not found")
+	notFound := fault.New(fault.Invalid, "responses file not found")
 	var path string
 	switch {
 	case b.FilePath != "":
@@ -270,7 +261,7 @@ func (a *API) Verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Name == nil {
-		httpjson.Error(w, http.StatusBadRequest, `name is required: {"name": "…", "class_name": "…"}`)
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, `name is required: {"name": "…", "class_name": "…"}`))
 		return
 	}
 	name := normalize(*body.Name)
@@ -325,68 +316,68 @@ func (a *API) Upload(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, a.maxUpload)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, "expected a multipart/form-data upload")
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Invalid, err, "expected a multipart/form-data upload"))
 		return
 	}
 	uploadID := "up_" + randomHex(8)
 	dir := filepath.Join(a.uploadsDir, "uploads", uploadID)
+	saved, err := a.receive(mr, dir)
+	if err != nil {
+		os.RemoveAll(dir) // a refused upload leaves nothing behind
+		httpjson.Fail(w, a.log, err)
+		return
+	}
+	for i, name := range saved {
+		saved[i] = filepath.ToSlash(filepath.Join("uploads", uploadID, name))
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"saved": saved, "upload_id": uploadID})
+}
+
+// receive stores the files of an upload in dir and returns the names they
+// were stored under, in upload order. Every failure is a *fault.Error.
+func (a *API) receive(mr *multipart.Reader, dir string) ([]string, error) {
 	var saved []string
-	fail := func(status int, msg string) {
-		os.RemoveAll(dir)
-		httpjson.Error(w, status, msg)
-	}
-	// bodyFailed answers a body that was cut: too large, or too slow.
-	bodyFailed := func(err error) bool {
-		var big *http.MaxBytesError
-		switch {
-		case errors.As(err, &big):
-			fail(http.StatusRequestEntityTooLarge, "upload is too large")
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			fail(http.StatusRequestTimeout, "the upload arrived too slowly and was cut off; nothing was stored")
-		default:
-			return false
-		}
-		return true
-	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			if !bodyFailed(err) {
-				fail(http.StatusBadRequest, "malformed upload")
-			}
-			return
+			return nil, bodyError(err, fault.Wrap(fault.Invalid, err, "malformed upload"))
 		}
 		if part.FileName() == "" {
 			continue
 		}
 		if len(saved) >= a.maxFiles {
-			fail(http.StatusRequestEntityTooLarge, "too many files")
-			return
+			return nil, fault.New(fault.TooLarge, "too many files")
 		}
 		name, ok := cleanName(part.FileName())
 		if !ok {
-			fail(http.StatusBadRequest, "invalid file name")
-			return
+			return nil, fault.New(fault.Invalid, "invalid file name")
 		}
 		stored, err := savePart(part, dir, name)
 		if err != nil {
-			if bodyFailed(err) {
-				return
-			}
-			a.log.Error("save upload", "err", err)
-			fail(http.StatusInternalServerError, "upload could not be stored")
-			return
+			return nil, bodyError(err, fault.Wrap(fault.Internal, err, "upload could not be stored"))
 		}
-		saved = append(saved, filepath.ToSlash(filepath.Join("uploads", uploadID, stored)))
+		saved = append(saved, stored)
 	}
 	if len(saved) == 0 {
-		fail(http.StatusBadRequest, "no files uploaded")
-		return
+		return nil, fault.New(fault.Invalid, "no files uploaded")
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"saved": saved, "upload_id": uploadID})
+	return saved, nil
+}
+
+// bodyError is the fault of a request body that was cut (too large, or
+// too slow), else otherwise.
+func bodyError(err, otherwise error) error {
+	var big *http.MaxBytesError
+	switch {
+	case errors.As(err, &big):
+		return fault.Wrap(fault.TooLarge, err, "upload is too large")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fault.Wrap(fault.Timeout, err, "the upload arrived too slowly and was cut off; nothing was stored")
+	}
+	return otherwise
 }
 
 // savePart stores part in dir as name, or as name_2.ext, name_3.ext… when

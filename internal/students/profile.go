@@ -16,14 +16,22 @@ import (
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
 )
 
-// Errors.
+// Errors. ErrInvalidID is the cause of the Invalid fault a bad student id
+// gets (its detail names the id); ErrNotFound is itself a fault.
 var (
-	ErrInvalidID = errors.New("invalid_student_id")
-	ErrNotFound  = errors.New("profile not found")
+	ErrInvalidID       = errors.New("invalid_student_id")
+	ErrNotFound  error = fault.New(fault.NotFound, "profile not found")
 )
+
+// invalidID refuses student id id: an object detail, as the predecessor's
+// clients read it.
+func invalidID(id string) error {
+	return fault.Wrap(fault.Invalid, ErrInvalidID, map[string]any{"error": "invalid_student_id", "student_id": id})
+}
 
 // Bounds of the profile's lists, as in the predecessor.
 const (
@@ -65,7 +73,7 @@ func NewStore(dataDir string) *Store {
 
 func (s *Store) path(id string) (string, error) {
 	if !ValidID(id) {
-		return "", ErrInvalidID
+		return "", invalidID(id)
 	}
 	return filepath.Join(s.dir, id+".json"), nil
 }

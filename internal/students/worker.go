@@ -12,11 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
 )
 
-// ErrQueueFull is the backpressure signal: the queue is at its bound.
-var ErrQueueFull = errors.New("profile update queue is full")
+// ErrQueueFull is the backpressure signal: the queue is at its bound. It
+// is a TooMany fault, to retry after a few seconds.
+var ErrQueueFull error = &fault.Error{Code: fault.TooMany, Detail: "profile update queue is full; retry later",
+	RetryAfter: 5 * time.Second}
 
 // Judge reads a student conversation into weak and strong points (an LLM
 // call within the tenant's student limits); nil when no LLM is configured.
@@ -90,10 +93,11 @@ func (w *Worker) Pending() int {
 	return w.count
 }
 
-// Enqueue stores u durably and queues it, or returns ErrQueueFull.
+// Enqueue stores u durably and queues it, or returns ErrQueueFull (or an
+// Invalid fault for a bad student id).
 func (w *Worker) Enqueue(u Update) (string, error) {
 	if !ValidID(u.StudentID) {
-		return "", ErrInvalidID
+		return "", invalidID(u.StudentID)
 	}
 	w.mu.Lock()
 	if w.count >= w.cfg.Bound {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
@@ -52,11 +53,11 @@ func (a *Admin) requireKey(next http.Handler) http.Handler {
 	key := []byte(a.opts.Key)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(key) == 0 {
-			httpjson.Error(w, http.StatusUnauthorized, "admin key not configured")
+			httpjson.Fail(w, a.log, fault.New(fault.Unauthorized, "admin key not configured"))
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Admin-Key")), key) != 1 {
-			httpjson.Error(w, http.StatusUnauthorized, "unauthorized")
+			httpjson.Fail(w, a.log, fault.New(fault.Unauthorized, "unauthorized"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -85,7 +86,7 @@ func (a *Admin) view(rec Record, detail bool) tenantView {
 func (a *Admin) handleList(w http.ResponseWriter, r *http.Request) {
 	recs, err := a.store.List(r.Context(), false)
 	if err != nil {
-		a.internalError(w, "list tenants", err)
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, "list tenants failed"))
 		return
 	}
 	out := make([]tenantView, 0, len(recs))
@@ -98,16 +99,16 @@ func (a *Admin) handleList(w http.ResponseWriter, r *http.Request) {
 func (a *Admin) handleGet(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !ValidTenantID(id) {
-		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+		httpjson.Fail(w, a.log, errTenantNotFound)
 		return
 	}
 	rec, err := a.store.Get(r.Context(), id)
 	if errors.Is(err, ErrNotFound) {
-		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+		httpjson.Fail(w, a.log, errTenantNotFound)
 		return
 	}
 	if err != nil {
-		a.internalError(w, "get tenant", err)
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, "get tenant failed"))
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenant": a.view(rec, true)})
@@ -124,7 +125,7 @@ type putBody struct {
 func (a *Admin) handlePut(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !ValidTenantID(id) {
-		httpjson.Error(w, http.StatusBadRequest, "invalid tenant_id")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "invalid tenant_id"))
 		return
 	}
 	var body putBody
@@ -137,23 +138,26 @@ func (a *Admin) handlePut(w http.ResponseWriter, r *http.Request) {
 		rec.Extra = map[string]any{}
 	}
 	if _, err := Limits(rec.Extra); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Invalid, err, err.Error()))
 		return
 	}
 	a.putMu.Lock()
 	defer a.putMu.Unlock()
 	var err error
 	if rec.DataDir, rec.UploadsDir, err = a.checkDirs(r.Context(), id, body.DataDir, body.UploadsDir); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		// Every failure, a failed listing of the other tenants too, is
+		// a 400 with its text, as it always was.
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Invalid, err, err.Error()))
 		return
 	}
 	if _, err := a.registry.Put(r.Context(), rec); err != nil {
 		if errors.Is(err, ErrClosed) {
-			httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+			httpjson.Fail(w, a.log, fault.Wrap(fault.Unavailable, err, "server is shutting down"))
 			return
 		}
+		// A client error, but one the operator must see too.
 		a.log.Error("tenant config refused: it does not start", "tenant", id, "err", err)
-		httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("tenant could not be started: %v", err))
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Invalid, err, fmt.Sprintf("tenant could not be started: %v", err)))
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenant_id": id})
@@ -206,24 +210,25 @@ func (a *Admin) checkDirs(ctx context.Context, id, dataDir, uploadsDir string) (
 func (a *Admin) handleDelete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !ValidTenantID(id) {
-		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+		httpjson.Fail(w, a.log, errTenantNotFound)
 		return
 	}
 	switch err := a.registry.Disable(r.Context(), id); {
 	case errors.Is(err, ErrNotFound):
-		httpjson.Error(w, http.StatusNotFound, "tenant not found")
+		httpjson.Fail(w, a.log, errTenantNotFound)
 	case err != nil:
-		a.internalError(w, "disable tenant", err)
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, "disable tenant failed"))
 	default:
 		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenant_id": id})
 	}
 }
 
-func (a *Admin) internalError(w http.ResponseWriter, what string, err error) {
-	a.log.Error(what, "err", err)
-	httpjson.Error(w, http.StatusInternalServerError, what+" failed")
-}
+// errTenantNotFound is the answer for a tenant id that names no tenant.
+var errTenantNotFound = fault.New(fault.NotFound, "tenant not found")
+
+// errNoRoute is the answer for a path no route serves.
+var errNoRoute = fault.New(fault.NotFound, "Not Found")
 
 func handleAdminNotFound(w http.ResponseWriter, r *http.Request) {
-	httpjson.Error(w, http.StatusNotFound, "Not Found")
+	httpjson.Fail(w, nil, errNoRoute)
 }

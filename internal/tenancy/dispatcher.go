@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
@@ -38,7 +39,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !cleanPath(r.URL.Path):
 		// The router would redirect to a cleaned path; a path that is not
 		// already clean is refused instead, as for tenants.
-		httpjson.Error(w, http.StatusNotFound, "Not Found")
+		httpjson.Fail(w, d.log, errNoRoute)
 	default:
 		d.fallback.ServeHTTP(w, r)
 	}
@@ -49,7 +50,7 @@ func (d *Dispatcher) serveTenant(w http.ResponseWriter, r *http.Request, rawRest
 	id, r2, ok := tenantRequest(r, rawRest)
 	if !ok {
 		if id != "" { // a valid tenant, a bad path
-			httpjson.Error(w, http.StatusNotFound, "Not Found")
+			httpjson.Fail(w, d.log, errNoRoute)
 			return
 		}
 		tenantNotFound(w)
@@ -60,10 +61,12 @@ func (d *Dispatcher) serveTenant(w http.ResponseWriter, r *http.Request, rawRest
 	case errors.Is(err, ErrNotFound):
 		tenantNotFound(w)
 	case errors.Is(err, ErrClosed):
-		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+		httpjson.Fail(w, d.log, fault.Wrap(fault.Unavailable, err, "server is shutting down"))
 	default:
+		// Unavailable, not Internal: Fail does not log it, so it is logged
+		// here, with the tenant.
 		d.log.Error("tenant could not be loaded", "tenant", id, "err", err)
-		httpjson.Error(w, http.StatusServiceUnavailable, "tenant unavailable")
+		httpjson.Fail(w, d.log, fault.Wrap(fault.Unavailable, err, "tenant unavailable"))
 	}
 }
 
@@ -97,7 +100,7 @@ func tenantRequest(r *http.Request, rawRest string) (id string, r2 *http.Request
 }
 
 func tenantNotFound(w http.ResponseWriter) {
-	httpjson.Error(w, http.StatusNotFound, "tenant not found")
+	httpjson.Fail(w, nil, errTenantNotFound)
 }
 
 // cleanPath reports whether p (decoded) is already clean: no NUL byte, no
