@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
 )
 
@@ -115,8 +116,9 @@ const maxPeek = 1 << 20
 // Middleware resolves the request's principal and puts it in the context.
 // In open mode the claims are the query string's role, teacher_id and
 // student_id, overridden by those of a JSON body (the body is read, up to
-// 1 MiB, and handed on unchanged). A token that does not verify is
-// answered by onError (401 or 403).
+// 1 MiB, and handed on unchanged). A token that does not verify, or ids
+// outside its scope, are answered by onError (Verify's fault, or
+// ErrTeacherScope / ErrStudentScope).
 func (a Authenticator) Middleware(next http.Handler, onError func(http.ResponseWriter, *http.Request, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p Principal
@@ -141,11 +143,12 @@ func (a Authenticator) Middleware(next http.Handler, onError func(http.ResponseW
 	})
 }
 
-// ScopeError refuses a request whose claimed ids are not the token's own:
-// the predecessor's 403 forbidden_teacher_scope / forbidden_student_scope.
-type ScopeError struct{ Code string }
-
-func (e *ScopeError) Error() string { return e.Code }
+// Scope refusals: a request whose claimed ids are not the token's own
+// (the predecessor's 403 codes).
+var (
+	ErrTeacherScope error = fault.New(fault.Forbidden, "forbidden_teacher_scope")
+	ErrStudentScope error = fault.New(fault.Forbidden, "forbidden_student_scope")
+)
 
 // bind applies a verified principal's scope to what the request claims: a
 // teacher acts as itself (another teacher_id is refused) on any student of
@@ -157,12 +160,12 @@ func bind(p Principal, c Claims, res Resolver) (Principal, error) {
 	switch p.Role {
 	case RoleTeacher:
 		if tid != "" && tid != p.TeacherID {
-			return p, &ScopeError{"forbidden_teacher_scope"}
+			return p, ErrTeacherScope
 		}
 		p.StudentID = sid
 	case RoleStudent:
 		if sid != "" && sid != p.StudentID {
-			return p, &ScopeError{"forbidden_student_scope"}
+			return p, ErrStudentScope
 		}
 		p.TeacherID = res.Resolve(Claims{}).TeacherID
 	case RoleAdmin:

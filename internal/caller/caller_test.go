@@ -137,8 +137,7 @@ func TestTokenScope(t *testing.T) {
 		var got Principal
 		h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = From(r.Context()) }),
 			func(w http.ResponseWriter, r *http.Request, err error) {
-				var se *ScopeError
-				if errors.As(err, &se) {
+				if errors.Is(err, ErrTeacherScope) || errors.Is(err, ErrStudentScope) {
 					status = 403
 				}
 			})

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
 )
@@ -17,26 +18,25 @@ func (s *Service) HandleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Messages == nil {
-		httpjson.Error(w, http.StatusBadRequest, "messages is required")
+		httpjson.Fail(w, s.log, errNoMessages)
 		return
 	}
 	res, err := s.Chat(r.Context(), caller.From(r.Context()), &req)
 	switch {
 	case err == nil:
 		httpjson.Write(w, http.StatusOK, res)
-	case errors.Is(err, errBusy):
-		w.Header().Set("Retry-After", "2")
-		httpjson.Error(w, http.StatusTooManyRequests, BusyReply)
-	case errors.Is(err, ErrNotConfigured):
-		httpjson.Error(w, http.StatusServiceUnavailable, map[string]any{"error": "llm_not_configured",
-			"message": "LLM 未配置，暂时无法对话。(no LLM provider is configured)", "hints": notConfiguredHints})
 	case r.Context().Err() != nil:
 		// The client went away; nothing to answer.
 	default:
-		s.log.Error("chat reply failed", "err", err)
-		httpjson.Error(w, http.StatusBadGateway, map[string]any{"error": "llm_failed", "message": truncate(err.Error(), 200)})
+		httpjson.Fail(w, s.log, err)
 	}
 }
+
+var (
+	errNoMessages  = fault.New(fault.Invalid, "messages is required")
+	errNoRequestID = fault.New(fault.Invalid, "request_id is required")
+	errNoJobID     = fault.New(fault.Invalid, "job_id is required")
+)
 
 // HandleStart serves POST /chat/start.
 func (s *Service) HandleStart(w http.ResponseWriter, r *http.Request) {
@@ -45,47 +45,46 @@ func (s *Service) HandleStart(w http.ResponseWriter, r *http.Request) {
 		httpjson.DecodeFailed(w, err)
 		return
 	}
-	if req.RequestID == nil {
-		httpjson.Error(w, http.StatusBadRequest, "request_id is required")
+	switch {
+	case req.RequestID == nil:
+		httpjson.Fail(w, s.log, errNoRequestID)
 		return
-	}
-	if req.Messages == nil {
-		httpjson.Error(w, http.StatusBadRequest, "messages is required")
+	case req.Messages == nil:
+		httpjson.Fail(w, s.log, errNoMessages)
 		return
 	}
 	res, err := s.Start(caller.From(r.Context()), &req)
-	var se *startError
-	switch {
-	case err == nil:
-		httpjson.Write(w, http.StatusOK, res)
-	case errors.As(err, &se):
-		if se.status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "2")
-		}
-		httpjson.Error(w, se.status, se.detail)
-	default:
-		s.log.Error("chat start failed", "err", err)
-		httpjson.Error(w, http.StatusInternalServerError, "chat start failed")
+	if err != nil {
+		httpjson.Fail(w, s.log, orInternal(err, "chat start failed"))
+		return
 	}
+	httpjson.Write(w, http.StatusOK, res)
 }
 
 // HandleStatus serves GET /chat/status?job_id=.
 func (s *Service) HandleStatus(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("job_id")
 	if id == "" {
-		httpjson.Error(w, http.StatusBadRequest, "job_id is required")
+		httpjson.Fail(w, s.log, errNoJobID)
 		return
 	}
 	rec, err := s.Status(caller.From(r.Context()), id)
 	switch {
 	case errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalidID):
-		httpjson.Error(w, http.StatusNotFound, "job not found")
-	case errors.Is(err, ErrForbiddenJob):
-		httpjson.Error(w, http.StatusForbidden, ErrForbiddenJob.Error())
+		httpjson.Fail(w, s.log, fault.Wrap(fault.NotFound, err, "job not found"))
 	case err != nil:
-		s.log.Error("chat status failed", "err", err)
-		httpjson.Error(w, http.StatusInternalServerError, "chat status failed")
+		httpjson.Fail(w, s.log, orInternal(err, "chat status failed"))
 	default:
 		httpjson.Write(w, http.StatusOK, rec)
 	}
+}
+
+// orInternal keeps a fault as it is and makes any other error an internal
+// one, answered with detail.
+func orInternal(err error, detail string) error {
+	var f *fault.Error
+	if errors.As(err, &f) {
+		return err
+	}
+	return fault.Wrap(fault.Internal, err, detail)
 }

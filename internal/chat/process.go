@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
 )
 
@@ -112,7 +113,18 @@ type SyncResult struct {
 }
 
 // errBusy: a reply for this student is already being generated.
-var errBusy = errors.New("busy")
+var errBusy = &fault.Error{Code: fault.TooMany, Detail: BusyReply, RetryAfter: busyRetry}
+
+// replyFailed is how a synchronous reply's failure is answered: no LLM
+// (503, with hints), or the LLM failed (502, logged).
+func (s *Service) replyFailed(err error) error {
+	if errors.Is(err, ErrNotConfigured) {
+		return fault.Wrap(fault.Unavailable, err, map[string]any{"error": "llm_not_configured",
+			"message": "LLM 未配置，暂时无法对话。(no LLM provider is configured)", "hints": notConfiguredHints})
+	}
+	s.log.Error("chat reply failed", "err", err)
+	return fault.Wrap(fault.Upstream, err, map[string]any{"error": "llm_failed", "message": truncate(err.Error(), 200)})
+}
 
 // Chat answers synchronously (POST /chat) and writes the turn to history.
 func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (SyncResult, error) {
@@ -127,7 +139,10 @@ func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (S
 	session := sessionFor(c, req, now)
 	reply, err := s.cfg.Replier.Reply(ctx, c, session, req.Messages, str(req.AgentID))
 	if err != nil {
-		return SyncResult{}, err
+		if ctx.Err() != nil {
+			return SyncResult{}, err
+		}
+		return SyncResult{}, s.replyFailed(err)
 	}
 	if kind, owner, ok := historyOwner(c, session); ok {
 		ts := jobs.Timestamp(now)

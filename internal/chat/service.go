@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
@@ -149,19 +150,15 @@ func (s *Service) laneLock(lane string) *sync.Mutex {
 // StartResult is the body of a /chat/start answer.
 type StartResult map[string]any
 
-// startError carries the HTTP status of a refused start.
-type startError struct {
-	status int
-	detail any
-}
-
-func (e *startError) Error() string { return fmt.Sprint(e.detail) }
+// busyRetry is the Retry-After of a chat refused while its lane or the
+// tenant's queue is full.
+const busyRetry = 2 * time.Second
 
 // Start queues a chat job (POST /chat/start).
 func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	requestID := str(req.RequestID)
 	if requestID == "" {
-		return nil, &startError{400, "request_id is required"}
+		return nil, errNoRequestID
 	}
 	if res, ok := s.existing(requestID); ok {
 		return res, nil
@@ -181,11 +178,11 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	}
 	queued, active, _ := s.lanes.load(ref.lane, "")
 	if busy := queued + boolInt(active); busy >= s.cfg.LaneMaxQueue {
-		return nil, &startError{429, fmt.Sprintf("当前会话排队过多（lane=%d），请稍后重试。", busy)}
+		return nil, &fault.Error{Code: fault.TooMany, Detail: fmt.Sprintf("当前会话排队过多（lane=%d），请稍后重试。", busy), RetryAfter: busyRetry}
 	}
 	place, err := s.runner.Reserve()
 	if err != nil {
-		return nil, &startError{429, "当前排队的对话过多，请稍后重试。(too many chat jobs are queued; retry later)"}
+		return nil, &fault.Error{Code: fault.TooMany, Detail: "当前排队的对话过多，请稍后重试。(too many chat jobs are queued; retry later)", RetryAfter: busyRetry}
 	}
 	defer place.Release()
 
@@ -198,7 +195,7 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 		if res, ok := s.existing(requestID); ok {
 			return res, nil
 		}
-		return nil, &startError{409, "request_id already claimed"}
+		return nil, fault.New(fault.Conflict, "request_id already claimed")
 	}
 	teacherID := ""
 	if c.Role == caller.RoleTeacher {
@@ -214,7 +211,7 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 		"agent_id": str(req.AgentID), "skill_id": str(req.SkillID),
 		"teacher_id": teacherID, "student_id": c.StudentID, "assignment_id": str(req.AssignmentID),
 		"lane_id": ref.lane, "created_at": jobs.Timestamp(now),
-		"principal": principalRecord(c),
+		"principal":           principalRecord(c),
 		"request":             requestRecord(req),
 		"user_turn_persisted": false,
 	}
@@ -369,7 +366,7 @@ func (s *Service) Status(p caller.Principal, id string) (map[string]any, error) 
 
 // ErrForbiddenJob: the job belongs to another principal (the
 // predecessor's 403 forbidden_chat_job).
-var ErrForbiddenJob = errors.New("forbidden_chat_job")
+var ErrForbiddenJob error = fault.New(fault.Forbidden, "forbidden_chat_job")
 
 // mayRead reports whether p may see job rec. Only a verified principal is
 // checked (in open mode anyone may, as before): an admin always; a teacher

@@ -32,6 +32,7 @@ const (
 	TooMany      Code = "too_many"     // a bound is reached; retry later (429)
 	Timeout      Code = "timeout"      // the request arrived too slowly (408)
 	Unavailable  Code = "unavailable"  // 503
+	Upstream     Code = "upstream"     // a service we depend on failed (502)
 	Unauthorized Code = "unauthorized" // 401
 	Forbidden    Code = "forbidden"    // 403
 	Internal     Code = "internal"     // 500, and logged

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
@@ -34,7 +35,7 @@ func NewAPI(s *Store, log *slog.Logger) *API {
 func (a *API) StudentSessions(w http.ResponseWriter, r *http.Request) {
 	sid := strings.TrimSpace(caller.From(r.Context()).StudentID)
 	if sid == "" {
-		httpjson.Error(w, http.StatusBadRequest, "student_id is required")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "student_id is required"))
 		return
 	}
 	a.sessions(w, r, Student, "student_id", sid)
@@ -69,7 +70,7 @@ func (a *API) StudentSession(w http.ResponseWriter, r *http.Request) {
 	sid := strings.TrimSpace(caller.From(r.Context()).StudentID)
 	session := strings.TrimSpace(r.URL.Query().Get("session_id"))
 	if sid == "" || session == "" {
-		httpjson.Error(w, http.StatusBadRequest, "student_id and session_id are required")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "student_id and session_id are required"))
 		return
 	}
 	a.session(w, r, Student, "student_id", sid, session)
@@ -80,7 +81,7 @@ func (a *API) TeacherSession(w http.ResponseWriter, r *http.Request) {
 	tid := a.teacherID(r)
 	session := strings.TrimSpace(r.URL.Query().Get("session_id"))
 	if session == "" {
-		httpjson.Error(w, http.StatusBadRequest, "session_id is required")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "session_id is required"))
 		return
 	}
 	a.session(w, r, Teacher, "teacher_id", tid, session)
@@ -112,7 +113,7 @@ func (a *API) session(w http.ResponseWriter, r *http.Request, kind Kind, idKey, 
 func (a *API) StudentViewState(w http.ResponseWriter, r *http.Request) {
 	sid := strings.TrimSpace(caller.From(r.Context()).StudentID)
 	if sid == "" {
-		httpjson.Error(w, http.StatusBadRequest, "student_id is required")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "student_id is required"))
 		return
 	}
 	a.getViewState(w, Student, "student_id", sid)
@@ -148,7 +149,7 @@ func (a *API) PutStudentViewState(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := strings.TrimSpace(c.StudentID)
 	if sid == "" {
-		httpjson.Error(w, http.StatusBadRequest, "student_id is required")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "student_id is required"))
 		return
 	}
 	a.putViewState(w, Student, "student_id", sid, state)
@@ -173,11 +174,11 @@ func (a *API) viewStateRequest(w http.ResponseWriter, r *http.Request) (caller.P
 	}
 	state := bytes.TrimSpace(body.State)
 	if len(state) == 0 || string(state) == "null" {
-		httpjson.Error(w, http.StatusBadRequest, "state is required")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "state is required"))
 		return caller.Principal{}, nil, false
 	}
 	if state[0] != '{' {
-		httpjson.Error(w, http.StatusBadRequest, "state must be an object")
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "state must be an object"))
 		return caller.Principal{}, nil, false
 	}
 	return caller.From(r.Context()), state, true
@@ -220,7 +221,7 @@ func intParam(w http.ResponseWriter, r *http.Request, name string, def int) (int
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, name+" must be an integer, got "+strconv.Quote(truncRunes(v, 40)))
+		httpjson.Fail(w, nil, fault.New(fault.Invalid, name+" must be an integer, got "+strconv.Quote(truncRunes(v, 40))))
 		return 0, false
 	}
 	return n, true
@@ -228,9 +229,8 @@ func intParam(w http.ResponseWriter, r *http.Request, name string, def int) (int
 
 func (a *API) fail(w http.ResponseWriter, what string, err error) {
 	if errors.Is(err, ErrInvalidID) {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Invalid, err, err.Error()))
 		return
 	}
-	a.log.Error(what, "err", err)
-	httpjson.Error(w, http.StatusInternalServerError, what+" failed")
+	httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, what+" failed"))
 }

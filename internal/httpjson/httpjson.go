@@ -68,6 +68,8 @@ func Status(c fault.Code) int {
 		return http.StatusRequestTimeout
 	case fault.Unavailable:
 		return http.StatusServiceUnavailable
+	case fault.Upstream:
+		return http.StatusBadGateway
 	case fault.Unauthorized:
 		return http.StatusUnauthorized
 	case fault.Forbidden:

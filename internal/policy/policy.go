@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 )
 
 // Rule is who may call a route or run a tool.
@@ -43,27 +44,25 @@ var (
 // String names the rule (for the route table and logs).
 func (r Rule) String() string { return r.name }
 
-// Denial says why a rule refused: Status is 401 (no credential) or 403,
-// Code the predecessor's detail code.
-type Denial struct {
-	Status int
-	Code   string
-}
+// Denials, with the predecessor's detail codes.
+var (
+	errMissing   error = fault.New(fault.Unauthorized, "missing_authorization")
+	errForbidden error = fault.New(fault.Forbidden, "forbidden")
+)
 
-func (d *Denial) Error() string { return d.Code }
-
-// Check reports whether p may pass r; enforcing is true when
-// authentication is on.
-func (r Rule) Check(p caller.Principal, enforcing bool) *Denial {
+// Check reports whether p may pass r (nil), or why not (a fault:
+// unauthorized without a credential, forbidden for another role);
+// enforcing is true when authentication is on.
+func (r Rule) Check(p caller.Principal, enforcing bool) error {
 	switch {
 	case r.public:
 		return nil
 	case !enforcing && !r.strict:
 		return nil
 	case !p.Verified():
-		return &Denial{http.StatusUnauthorized, "missing_authorization"}
+		return errMissing
 	case !slices.Contains(r.roles, p.Role):
-		return &Denial{http.StatusForbidden, "forbidden"}
+		return errForbidden
 	}
 	return nil
 }
@@ -85,11 +84,11 @@ type Mux struct {
 	mux       *http.ServeMux
 	enforcing bool
 	routes    []Route
-	deny      func(http.ResponseWriter, *http.Request, *Denial)
+	deny      func(http.ResponseWriter, *http.Request, error)
 }
 
 // NewMux returns an empty Mux; deny answers a refused request.
-func NewMux(enforcing bool, deny func(http.ResponseWriter, *http.Request, *Denial)) *Mux {
+func NewMux(enforcing bool, deny func(http.ResponseWriter, *http.Request, error)) *Mux {
 	return &Mux{mux: http.NewServeMux(), enforcing: enforcing, deny: deny}
 }
 
@@ -101,8 +100,8 @@ func (m *Mux) Handle(pattern string, rule Rule, h http.Handler) {
 	}
 	m.routes = append(m.routes, Route{Pattern: pattern, Rule: rule})
 	m.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d := rule.Check(caller.From(r.Context()), m.enforcing); d != nil {
-			m.deny(w, r, d)
+		if err := rule.Check(caller.From(r.Context()), m.enforcing); err != nil {
+			m.deny(w, r, err)
 			return
 		}
 		h.ServeHTTP(w, r)

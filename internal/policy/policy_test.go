@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 )
 
 func TestCheck(t *testing.T) {
@@ -35,10 +36,10 @@ func TestCheck(t *testing.T) {
 		{Admin, tok(caller.RoleTeacher), true, "forbidden"},
 	} {
 		got := ""
-		if d := c.rule.Check(c.p, c.enforcing); d != nil {
-			got = d.Code
-			if (d.Code == "forbidden") != (d.Status == http.StatusForbidden) {
-				t.Errorf("%s: code %s with status %d", c.rule, d.Code, d.Status)
+		if err := c.rule.Check(c.p, c.enforcing); err != nil {
+			got = err.Error()
+			if (got == "forbidden") != (fault.CodeOf(err) == fault.Forbidden) {
+				t.Errorf("%s: %s is %s", c.rule, got, fault.CodeOf(err))
 			}
 		}
 		if got != c.want {
@@ -48,7 +49,9 @@ func TestCheck(t *testing.T) {
 }
 
 func TestMux(t *testing.T) {
-	m := NewMux(true, func(w http.ResponseWriter, r *http.Request, d *Denial) { w.WriteHeader(d.Status) })
+	m := NewMux(true, func(w http.ResponseWriter, r *http.Request, err error) {
+		w.WriteHeader(map[fault.Code]int{fault.Unauthorized: 401, fault.Forbidden: 403}[fault.CodeOf(err)])
+	})
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	m.Handle("GET /health", Public, ok)
 	m.Handle("GET /exams", Teacher, ok)

@@ -268,17 +268,10 @@ func (a *App) build() {
 	})
 }
 
-// authFailed answers a request whose credential the middleware refused,
-// with the predecessor's code as the detail: 403 for ids outside the
-// token's scope, 401 for a token that does not verify.
-func authFailed(w http.ResponseWriter, r *http.Request, err error) {
-	var scope *caller.ScopeError
-	if errors.As(err, &scope) {
-		httpjson.Error(w, http.StatusForbidden, scope.Code)
-		return
-	}
-	httpjson.Error(w, http.StatusUnauthorized, err.Error())
-}
+// authFailed answers a request whose credential the middleware refused:
+// the fault says 401 (a token that does not verify) or 403 (ids outside
+// its scope), with the predecessor's code as the detail.
+func authFailed(w http.ResponseWriter, r *http.Request, err error) { httpjson.Fail(w, nil, err) }
 
 // Routes is the tenant's route table with each route's rule.
 func (a *App) Routes() []policy.Route {

@@ -56,11 +56,9 @@ func (a *App) routes() *policy.Mux {
 	return mux
 }
 
-// deny answers a request its route's rule refuses, with the predecessor's
-// detail code.
-func deny(w http.ResponseWriter, r *http.Request, d *policy.Denial) {
-	httpjson.Error(w, d.Status, d.Code)
-}
+// deny answers a request its route's rule refuses (401 or 403, with the
+// predecessor's detail code).
+func deny(w http.ResponseWriter, r *http.Request, err error) { httpjson.Fail(w, nil, err) }
 
 var (
 	healthLLM   = []byte(`{"status":"ok","llm":"configured"}`)
