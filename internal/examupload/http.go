@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
@@ -38,7 +39,7 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 	}
 	form, files, err := receive(w, r, dir, p.limits)
 	if err == nil {
-		err = p.createJob(id, form, files)
+		err = p.createJob(id, caller.From(r.Context()), form, files)
 	}
 	if err != nil {
 		os.RemoveAll(dir) // a refused upload leaves nothing behind
@@ -60,7 +61,7 @@ const maxNameRunes = 64
 
 // createJob validates the form and writes job.json. A refused form is a
 // *fault.Error.
-func (p *Pipeline) createJob(id string, form map[string]string, files map[string][]StoredFile) error {
+func (p *Pipeline) createJob(id string, owner caller.Principal, form map[string]string, files map[string][]StoredFile) error {
 	examID := strings.TrimSpace(form["exam_id"])
 	if examID != "" && !exams.ValidID(examID) {
 		return fault.Newf(fault.Invalid, "invalid exam_id %q: use letters, digits, '_', '-' or '.'", examID)
@@ -97,6 +98,7 @@ func (p *Pipeline) createJob(id string, form map[string]string, files map[string
 		"language":     orDefault(form["language"], "zh"),
 		"ocr_mode":     orDefault(form["ocr_mode"], "FREE_OCR"),
 		"max_scores":   max,
+		"teacher_id":   owner.TeacherID, // whose job it is (checked with a token)
 		"paper_files":  names(files["paper_files"]),
 		"score_files":  names(files["score_files"]),
 		"answer_files": names(files["answer_files"]),
@@ -143,7 +145,7 @@ func orInternal(err error, detail string) error {
 }
 
 // job loads the job named by ?job_id= (or the body).
-func (p *Pipeline) job(id string) (map[string]any, error) {
+func (p *Pipeline) job(who caller.Principal, id string) (map[string]any, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, fault.New(fault.Invalid, "job_id is required")
 	}
@@ -154,12 +156,29 @@ func (p *Pipeline) job(id string) (map[string]any, error) {
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "read exam job failed")
 	}
+	if !mayUse(who, rec) {
+		return nil, errForbiddenJob
+	}
 	return rec, nil
+}
+
+// errForbiddenJob: another teacher's upload job (the predecessor's 403).
+var errForbiddenJob error = fault.New(fault.Forbidden, "forbidden_upload_job")
+
+// mayUse reports whether who may see or act on job rec: with a token, a
+// teacher only on the jobs it started (a job recorded without a teacher is
+// refused), the tenant admin on all; in open mode anyone, as before.
+func mayUse(who caller.Principal, rec map[string]any) bool {
+	if !who.Verified() || who.Role == caller.RoleAdmin {
+		return true
+	}
+	owner, _ := rec["teacher_id"].(string)
+	return who.Role == caller.RoleTeacher && owner != "" && owner == who.TeacherID
 }
 
 // Status serves GET /exam/upload/status?job_id=: the job record as is.
 func (p *Pipeline) Status(w http.ResponseWriter, r *http.Request) {
-	rec, err := p.job(r.URL.Query().Get("job_id"))
+	rec, err := p.job(caller.From(r.Context()), r.URL.Query().Get("job_id"))
 	if err != nil {
 		httpjson.Fail(w, p.log, err)
 		return
@@ -174,7 +193,7 @@ func ready(rec map[string]any) bool {
 // Draft serves GET /exam/upload/draft?job_id=.
 func (p *Pipeline) Draft(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("job_id")
-	rec, err := p.job(id)
+	rec, err := p.job(caller.From(r.Context()), id)
 	if err == nil && !ready(rec) {
 		err = notReady(rec, "解析尚未完成，暂无法打开草稿。")
 	}
@@ -204,7 +223,7 @@ func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 		httpjson.DecodeFailed(w, err)
 		return
 	}
-	rec, err := p.job(body.JobID)
+	rec, err := p.job(caller.From(r.Context()), body.JobID)
 	if err == nil && rec["status"] != StatusDone {
 		err = notReady(rec, "解析尚未完成，暂无法保存草稿。")
 	}
@@ -260,7 +279,7 @@ func (p *Pipeline) ConfirmHandler(w http.ResponseWriter, r *http.Request) {
 		httpjson.DecodeFailed(w, err)
 		return
 	}
-	if _, err := p.job(body.JobID); err != nil {
+	if _, err := p.job(caller.From(r.Context()), body.JobID); err != nil {
 		httpjson.Fail(w, p.log, err)
 		return
 	}
