@@ -23,6 +23,7 @@ import (
 type config struct {
 	Addr     string
 	LogLevel slog.Level
+	Auth     authSettings
 	Server   server.Config
 }
 
@@ -55,6 +56,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 				Debounce:     env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),
 			},
 		},
+	}
+	if a, err := loadAuth(getenv, c.Server.DataDir); err != nil {
+		env.errs = append(env.errs, err)
+	} else {
+		c.Auth = a
+		c.Server.Auth = tenantapp.AuthSettings{Enabled: a.Enabled, Secret: a.Secret, TTL: a.TTL,
+			Admin: env.str("ADMIN_USERNAME", "admin"), AdminPassword: getenv("ADMIN_PASSWORD")}
 	}
 	// An empty variable is an unset one here: RATE_LIMIT_RPM=0 disables.
 	general, login, err := ratelimit.ConfigFromEnv(func(k string) (string, bool) { v := getenv(k); return v, v != "" })

@@ -28,7 +28,8 @@ Usage:
 Environment: LECTERN_ADDR, DATA_DIR, UPLOADS_DIR, TENANT_DB_PATH, TENANT_ADMIN_KEY,
 TENANT_DATA_ROOT, LLM_MAX_CONCURRENCY(_STUDENT|_TEACHER), OCR_MAX_CONCURRENCY,
 CHAT_WORKER_POOL_SIZE, UPLOAD_MAX_MB, UPLOAD_MAX_FILES, JOB_QUEUE_MAX, SHEET_PARSE_MAX_CONCURRENCY,
-BODY_IDLE_TIMEOUT_SEC, BODY_MIN_RATE_KB, CORS_ORIGINS, LOG_LEVEL. See README.md.
+BODY_IDLE_TIMEOUT_SEC, BODY_MIN_RATE_KB, CORS_ORIGINS, RATE_LIMIT_*, AUTH_REQUIRED,
+AUTH_TOKEN_SECRET(_FILE), AUTH_ACCESS_TOKEN_TTL_SEC, ADMIN_USERNAME, ADMIN_PASSWORD, LOG_LEVEL. See README.md.
 `
 
 // run is the whole program: main only wires it to the process.
@@ -63,9 +64,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := checkAddr(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
+	if err := checkOpenMode(cfg.Auth, cfg.Addr); err != nil {
+		return err
+	}
 	// Every attribute is bounded: user strings reach logs through errors.
 	log := slog.New(logcap.Wrap(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}), logcap.DefaultMax))
 
+	if !cfg.Auth.Enabled {
+		log.Warn("authentication is off (open mode): every caller is who it claims to be; set AUTH_TOKEN_SECRET or AUTH_REQUIRED=1 to require tokens")
+	}
 	srv, err := server.New(ctx, cfg.Server, log)
 	if err != nil {
 		return err

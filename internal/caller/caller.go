@@ -63,6 +63,10 @@ type Principal struct {
 	// it into a path use fsid or their own validation.
 	StudentID string
 	Via       Source
+	// Refused, when set, is why the request's credential was refused (a
+	// token that does not verify, or ids outside its scope). The route's
+	// rule decides: only the login routes ignore it.
+	Refused error
 }
 
 // Verified reports whether the principal comes from a credential.
@@ -116,31 +120,34 @@ const maxPeek = 1 << 20
 // Middleware resolves the request's principal and puts it in the context.
 // In open mode the claims are the query string's role, teacher_id and
 // student_id, overridden by those of a JSON body (the body is read, up to
-// 1 MiB, and handed on unchanged). A token that does not verify, or ids
-// outside its scope, are answered by onError (Verify's fault, or
-// ErrTeacherScope / ErrStudentScope).
-func (a Authenticator) Middleware(next http.Handler, onError func(http.ResponseWriter, *http.Request, error)) http.Handler {
+// 1 MiB, and handed on unchanged). With auth on, a request without a
+// token is Anonymous, and one whose token does not verify (Verify's fault)
+// or whose ids are outside the token's scope (ErrTeacherScope,
+// ErrStudentScope) is Anonymous with Refused set.
+func (a Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p Principal
-		if a.Verify != nil {
-			tok, ok := bearer(r)
-			if !ok {
-				p = Principal{Tenant: a.Resolver.Tenant, Via: Anonymous}
-			} else {
-				var err error
-				if p, err = a.Verify(r.Context(), tok); err == nil {
-					p, err = bind(p, requestClaims(r), a.Resolver)
-				}
-				if err != nil {
-					onError(w, r, err)
-					return
-				}
-			}
-		} else {
-			p = a.Resolver.Resolve(requestClaims(r))
-		}
-		next.ServeHTTP(w, r.WithContext(With(r.Context(), p)))
+		next.ServeHTTP(w, r.WithContext(With(r.Context(), a.principal(r))))
 	})
+}
+
+func (a Authenticator) principal(r *http.Request) Principal {
+	if a.Verify == nil {
+		return a.Resolver.Resolve(requestClaims(r))
+	}
+	anon := Principal{Tenant: a.Resolver.Tenant, Via: Anonymous}
+	tok, ok := bearer(r)
+	if !ok {
+		return anon
+	}
+	p, err := a.Verify(r.Context(), tok)
+	if err == nil {
+		p, err = bind(p, requestClaims(r), a.Resolver)
+	}
+	if err != nil {
+		anon.Refused = err
+		return anon
+	}
+	return p
 }
 
 // Scope refusals: a request whose claimed ids are not the token's own

@@ -39,7 +39,7 @@ func newTestServer(t *testing.T) *testServer {
 	mux.HandleFunc("GET /teacher/history/session", api.TeacherSession)
 	mux.HandleFunc("GET /teacher/session/view-state", api.TeacherViewState)
 	mux.HandleFunc("PUT /teacher/session/view-state", api.PutTeacherViewState)
-	srv := httptest.NewServer(auth.Middleware(mux, nil))
+	srv := httptest.NewServer(auth.Middleware(mux))
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, store: s, dir: dir}
 }

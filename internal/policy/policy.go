@@ -21,6 +21,7 @@ import (
 type Rule struct {
 	name   string
 	public bool          // anyone, even without a credential
+	login  bool          // and a refused credential does not matter
 	roles  []caller.Role // else: a principal of one of these
 	strict bool          // checked in open mode too
 }
@@ -28,15 +29,21 @@ type Rule struct {
 // The rules. Admin here is a tenant's administrator account, not the
 // process's X-Admin-Key (the tenancy package guards that one).
 var (
-	// Public: /health and the login routes.
+	// Public: /health. Anyone without a credential; a credential that is
+	// presented must hold (another tenant's token is refused here too).
 	Public = Rule{name: "public", public: true}
+	// Login: the login-flow routes. Anyone, whatever credential the
+	// request carries (a stale token must never stop a login).
+	Login = Rule{name: "login", public: true, login: true}
 	// Signed: any signed-in principal (the predecessor's "any valid
 	// token": /upload, /student/verify, ...).
 	Signed = Rule{name: "signed", roles: []caller.Role{caller.RoleStudent, caller.RoleTeacher, caller.RoleAdmin}}
 	// Teacher: teachers and the tenant admin.
 	Teacher = Rule{name: "teacher", roles: []caller.Role{caller.RoleTeacher, caller.RoleAdmin}}
-	// Student: students and the tenant admin.
-	Student = Rule{name: "student", roles: []caller.Role{caller.RoleStudent, caller.RoleAdmin}}
+	// Student: a student's own data: the student, the tenant's teachers
+	// (who act on every student of the tenant) and the tenant admin; a
+	// student naming another student is refused by its token's scope.
+	Student = Rule{name: "student", roles: []caller.Role{caller.RoleStudent, caller.RoleTeacher, caller.RoleAdmin}}
 	// Admin: the tenant admin only, in every mode.
 	Admin = Rule{name: "admin", roles: []caller.Role{caller.RoleAdmin}, strict: true}
 )
@@ -55,6 +62,10 @@ var (
 // enforcing is true when authentication is on.
 func (r Rule) Check(p caller.Principal, enforcing bool) error {
 	switch {
+	case r.login:
+		return nil
+	case p.Refused != nil:
+		return p.Refused
 	case r.public:
 		return nil
 	case !enforcing && !r.strict:

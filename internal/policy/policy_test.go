@@ -30,7 +30,10 @@ func TestCheck(t *testing.T) {
 		{Teacher, tok(caller.RoleAdmin), true, ""},
 		{Teacher, tok(caller.RoleStudent), true, "forbidden"},
 		{Student, tok(caller.RoleStudent), true, ""},
-		{Student, tok(caller.RoleTeacher), true, "forbidden"},
+		{Student, tok(caller.RoleTeacher), true, ""}, // teachers act on their students
+		{Login, caller.Principal{Via: caller.Anonymous, Refused: errForbidden}, true, ""},
+		{Public, caller.Principal{Via: caller.Anonymous, Refused: errMissing}, true, "missing_authorization"},
+		{Teacher, caller.Principal{Via: caller.Anonymous, Refused: errForbidden}, true, "forbidden"},
 		{Signed, tok(caller.RoleStudent), true, ""},
 		{Signed, tok("service"), true, "forbidden"},
 		{Admin, tok(caller.RoleTeacher), true, "forbidden"},

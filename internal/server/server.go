@@ -55,6 +55,8 @@ type Config struct {
 	CORS cors.Policy
 	// Body bounds how slowly a request body may arrive (zero: no bound).
 	Body bodydeadline.Limits
+	// Auth turns credentials on for every tenant (zero: open mode).
+	Auth tenantapp.AuthSettings
 	// RateLimit and LoginRateLimit are the per-client request limits
 	// (zero: none); a login route counts against both.
 	RateLimit, LoginRateLimit ratelimit.Config
@@ -142,6 +144,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		DefaultTeacherID: cfg.DefaultTeacherID,
 		ProfileQueueMax:  cfg.ProfileQueueMax,
 		JobQueueMax:      cfg.JobQueueMax,
+		Auth:             cfg.Auth,
 	}, s.shared)
 	if err == nil {
 		err = s.fallback.Start(ctx)
@@ -208,6 +211,7 @@ func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
 		DefaultTeacherID: s.cfg.DefaultTeacherID,
 		ProfileQueueMax:  s.cfg.ProfileQueueMax,
 		JobQueueMax:      s.cfg.JobQueueMax,
+		Auth:             s.cfg.Auth,
 	}, s.shared)
 }
 

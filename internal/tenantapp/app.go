@@ -14,13 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lectern/lectern/internal/accounts"
 	"github.com/lectern/lectern/internal/agent"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/chat"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/history"
-	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
@@ -54,6 +54,8 @@ type Settings struct {
 	// JobQueueMax bounds the queued jobs of each other kind (chat, exam
 	// upload, assignment upload); < 1 means 100.
 	JobQueueMax int
+	// Auth turns credentials on (the zero value is open mode).
+	Auth AuthSettings
 	Logger      *slog.Logger
 }
 
@@ -98,6 +100,7 @@ type App struct {
 	examAPI     *exams.API
 	uploads     *examupload.Pipeline
 	auth        caller.Authenticator
+	accounts    *accounts.Registry // nil in open mode
 	meter       *llm.Meter
 	llmOK       bool
 	chat        *chat.Service
@@ -160,6 +163,11 @@ func New(s Settings, shared Shared) (*App, error) {
 		auth:     caller.Authenticator{Resolver: caller.Resolver{Tenant: s.TenantID, DefaultTeacherID: s.DefaultTeacherID}},
 		meter:    &llm.Meter{},
 		llmOK:    shared.LLM.Configured(),
+	}
+	if s.Auth.Enabled {
+		if err := a.openAccounts(s); err != nil {
+			return nil, err
+		}
 	}
 	llmClient := &llm.Client{Gateway: shared.LLM, Tenant: a.limits, Global: global, Meter: a.meter}
 
@@ -264,14 +272,9 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *App) build() {
 	a.handlerOnce.Do(func() {
 		a.mux = a.routes()
-		a.handler = a.auth.Middleware(a.mux, authFailed)
+		a.handler = a.auth.Middleware(a.mux)
 	})
 }
-
-// authFailed answers a request whose credential the middleware refused:
-// the fault says 401 (a token that does not verify) or 403 (ids outside
-// its scope), with the predecessor's code as the detail.
-func authFailed(w http.ResponseWriter, r *http.Request, err error) { httpjson.Fail(w, nil, err) }
 
 // Routes is the tenant's route table with each route's rule.
 func (a *App) Routes() []policy.Route {
@@ -313,6 +316,11 @@ func (a *App) Stop(ctx context.Context) error {
 	for _, w := range a.workers {
 		if err := w.runner.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s worker: %w", w.kind, err))
+		}
+	}
+	if a.accounts != nil {
+		if err := a.accounts.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close accounts: %w", err))
 		}
 	}
 	a.log.Debug("tenant stopped")

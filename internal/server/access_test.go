@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lectern/lectern/internal/accounts"
+	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/tenantapp"
+)
+
+const testSecret = "test-secret-of-at-least-thirty-two-bytes"
+
+func withAuth(c *Config) {
+	c.Auth = tenantapp.AuthSettings{Enabled: true, Secret: []byte(testSecret), TTL: time.Hour,
+		Admin: "admin", AdminPassword: "Admin12345"}
+}
+
+// mint opens a tenant's registry (a second handle on its file: WAL) and
+// returns a token for each identity of the matrix.
+func mint(t *testing.T, dataDir, tenant string) map[string]string {
+	t.Helper()
+	for _, s := range []string{"s1", "s2"} {
+		if err := atomicfile.WriteJSON(filepath.Join(dataDir, "student_profiles", s+".json"),
+			map[string]any{"student_id": s, "student_name": "学生" + s, "class_name": "高二1班"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	open := func(now func() time.Time) *accounts.Registry {
+		reg, err := accounts.Open(ctx, dataDir, accounts.Options{TenantID: tenant, TokenSecret: []byte(testSecret),
+			TokenTTL: time.Hour, ArgonMemoryKiB: 1024, ArgonTime: 1, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+		return reg
+	}
+	reg := open(nil)
+	past := open(func() time.Time { return time.Now().Add(-2 * time.Hour) })
+	actor := accounts.Actor{ID: "admin", Role: accounts.RoleAdmin}
+	for _, name := range []string{"teacherone", "teachertwo", "teacherrev"} {
+		if _, err := reg.CreateTeacher(ctx, actor, accounts.NewTeacher{ID: name, Name: name, Password: "Passw0rd1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue := func(r *accounts.Registry, role accounts.Role, id string) string {
+		t.Helper()
+		var a accounts.Account
+		var err error
+		switch role {
+		case accounts.RoleStudent:
+			a, err = r.GetStudent(ctx, id)
+		case accounts.RoleTeacher:
+			a, err = r.GetTeacher(ctx, id)
+		default:
+			a, err = r.GetAdmin(ctx, id)
+		}
+		if err != nil {
+			t.Fatalf("%s %s: %v", role, id, err)
+		}
+		tok, _, err := r.Issue(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	toks := map[string]string{
+		"student":         issue(reg, accounts.RoleStudent, "s1"),
+		"another student": issue(reg, accounts.RoleStudent, "s2"),
+		"teacher":         issue(reg, accounts.RoleTeacher, "teacherone"),
+		"another teacher": issue(reg, accounts.RoleTeacher, "teachertwo"),
+		"tenant admin":    issue(reg, accounts.RoleAdmin, "admin"),
+		"expired":         issue(past, accounts.RoleTeacher, "teacherone"),
+		"revoked":         issue(reg, accounts.RoleTeacher, "teacherrev"),
+	}
+	if _, err := reg.ResetLoginToken(ctx, actor, accounts.RoleTeacher, "teacherrev"); err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}
+
+// The access matrix, generated from the tenant's route table: every route
+// × every kind of caller → what the route's rule says. A route whose rule
+// is not one of the five below fails it.
+func TestAccessMatrix(t *testing.T) {
+	e := newEnv(t, withAuth)
+	expect(t, e.putTenant("a", nil), 200, "")
+	expect(t, e.putTenant("b", nil), 200, "")
+	aData, _ := e.tenantDirs("a")
+	bData, _ := e.tenantDirs("b")
+	toks := mint(t, aData, "a")
+	toks["another tenant's"] = mint(t, bData, "b")["teacher"]
+	toks["none"] = ""
+
+	// Who passes each rule (the others: 401 without a valid credential,
+	// 403 with one). A credential that is presented must hold everywhere
+	// but on the login routes: another tenant's token is 403 even on
+	// /t/a/health.
+	passes := map[string]map[string]bool{
+		"login":   {"none": true, "student": true, "another student": true, "teacher": true, "another teacher": true, "tenant admin": true, "expired": true, "revoked": true, "another tenant's": true},
+		"public":  {"none": true, "student": true, "another student": true, "teacher": true, "another teacher": true, "tenant admin": true},
+		"signed":  {"student": true, "teacher": true, "another teacher": true, "tenant admin": true},
+		"teacher": {"teacher": true, "another teacher": true, "tenant admin": true},
+		"student": {"student": true, "teacher": true, "another teacher": true, "tenant admin": true},
+		"admin":   {"tenant admin": true},
+	}
+	// The request names student s1: "another student" (s2) is outside
+	// its scope on every route that is not public.
+	unauthenticated := map[string]string{"none": "missing_authorization", "expired": "token_expired", "revoked": "token_revoked"}
+	app := e.srv.fallback
+	routes := app.Routes()
+	if len(routes) < 25 {
+		t.Fatalf("only %d routes", len(routes))
+	}
+	for _, rt := range routes {
+		who, ok := passes[rt.Rule.String()]
+		if !ok {
+			t.Errorf("route %s has rule %q, which the matrix does not know", rt.Pattern, rt.Rule)
+			continue
+		}
+		method, path, found := strings.Cut(rt.Pattern, " ")
+		if !found {
+			method, path = "GET", rt.Pattern
+		}
+		for _, seg := range []string{"{exam_id}", "{student_id}", "{question_id}", "{name}"} {
+			path = strings.ReplaceAll(path, seg, "s1")
+		}
+		if path == "/" {
+			path = "/nothing-here"
+		}
+		for identity, tok := range toks {
+			var body string
+			if method == "POST" || method == "PUT" {
+				body = `{}`
+			}
+			req, _ := http.NewRequest(method, e.http.URL+"/t/a"+path+"?student_id=s1&job_id=job_000000000000", strings.NewReader(body))
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			resp, err := e.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 512)
+			n, _ := resp.Body.Read(data)
+			resp.Body.Close()
+			got, detail := resp.StatusCode, string(data[:n])
+			denied := got == 401 || got == 403
+			switch {
+			case who[identity] && identity == "another student" && rt.Rule.String() != "login":
+				// s2 passes the rule but names s1.
+				if got != 403 || !strings.Contains(detail, "forbidden_student_scope") {
+					t.Errorf("%s %s as %s: %d %s, want 403 forbidden_student_scope", method, path, identity, got, detail)
+				}
+			case who[identity]:
+				if denied {
+					t.Errorf("%s %s as %s: %d %s, want it allowed", method, path, identity, got, detail)
+				}
+			case identity == "another tenant's":
+				if got != 403 || !strings.Contains(detail, "forbidden_tenant_scope") {
+					t.Errorf("%s %s as %s: %d %s, want 403 forbidden_tenant_scope", method, path, identity, got, detail)
+				}
+			case unauthenticated[identity] != "":
+				if got != 401 || !strings.Contains(detail, unauthenticated[identity]) {
+					t.Errorf("%s %s as %s: %d %s, want 401 %s", method, path, identity, got, detail, unauthenticated[identity])
+				}
+			default:
+				if got != 403 {
+					t.Errorf("%s %s as %s: %d %s, want 403", method, path, identity, got, detail)
+				}
+			}
+		}
+	}
+	// The default tenant's tokens name no tenant: at /t/a they are another
+	// tenant's.
+	if _, err := os.Stat(filepath.Join(aData, "auth", "auth_registry.sqlite3")); err != nil {
+		t.Fatal(err)
+	}
+}
