@@ -183,3 +183,34 @@ func TestAccessMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The root admin key creates a tenant's administrators; the one created
+// can log in. Without auth the tenant has no accounts (409).
+func TestRootCreatesTenantAdmin(t *testing.T) {
+	e := newEnv(t, withAuth)
+	expect(t, e.putTenant("a", nil), 200, "")
+	r := e.do("POST", "/admin/tenants/a/admins", adminKey, map[string]any{"username": "principal"})
+	body := r.json(t)
+	pw, _ := body["password"].(string)
+	if r.status != 200 || body["username"] != "principal" || len(pw) < 8 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	expect(t, e.do("POST", "/admin/tenants/a/admins", adminKey, map[string]any{"username": "principal"}), 409, "")
+	expect(t, e.do("POST", "/admin/tenants/a/admins", adminKey, map[string]any{"username": "x", "password": "short"}), 400, "")
+	expect(t, e.do("POST", "/admin/tenants/a/admins", "", map[string]any{"username": "y"}), 401, "")
+	expect(t, e.do("POST", "/admin/tenants/nobody/admins", adminKey, map[string]any{"username": "y"}), 404, "")
+
+	aData, _ := e.tenantDirs("a")
+	reg, err := accounts.Open(context.Background(), aData, accounts.Options{TenantID: "a", TokenSecret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	if _, err := reg.Login(context.Background(), accounts.LoginRequest{Role: accounts.RoleAdmin, CandidateID: "principal", Credential: pw}); err != nil {
+		t.Fatalf("the new admin cannot log in: %v", err)
+	}
+
+	open := newEnv(t)
+	expect(t, open.putTenant("a", nil), 200, "")
+	expect(t, open.do("POST", "/admin/tenants/a/admins", adminKey, map[string]any{"username": "principal"}), 409, "")
+}

@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/lectern/lectern/internal/accounts"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
+	"github.com/lectern/lectern/internal/tenantapp"
 )
 
 // AdminOptions configure the admin API.
@@ -231,4 +233,58 @@ var errNoRoute = fault.New(fault.NotFound, "Not Found")
 
 func handleAdminNotFound(w http.ResponseWriter, r *http.Request) {
 	httpjson.Fail(w, nil, errNoRoute)
+}
+
+// createAdminBody is the body of POST /admin/tenants/{id}/admins.
+type createAdminBody struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// handleCreateAdmin creates an administrator account of the tenant (its
+// first, or another): what the root X-Admin-Key may do inside a tenant. A
+// password left out is generated and answered once. 409 when auth is off
+// (the tenant has no accounts), or the username exists.
+func (a *Admin) handleCreateAdmin(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !ValidTenantID(id) {
+		httpjson.Fail(w, a.log, errTenantNotFound)
+		return
+	}
+	var body createAdminBody
+	if err := httpjson.Decode(w, r, &body); err != nil {
+		httpjson.DecodeFailed(w, err)
+		return
+	}
+	var out map[string]any
+	err := a.registry.Use(r.Context(), id, func(app *tenantapp.App) error {
+		reg := app.Accounts()
+		if reg == nil {
+			return fault.New(fault.Conflict, "authentication is off: set AUTH_TOKEN_SECRET (or AUTH_REQUIRED=1) to give tenants accounts")
+		}
+		c, err := reg.CreateAdmin(r.Context(), accounts.Actor{ID: "root", Role: accounts.RoleAdmin, ClientAddr: r.RemoteAddr}, body.Username, body.Password)
+		if err != nil {
+			code := accounts.Code(err)
+			if code == "" {
+				return fault.Wrap(fault.Internal, err, "create admin failed")
+			}
+			if errors.Is(err, accounts.ErrAlreadyExists) {
+				return fault.Wrap(fault.Conflict, err, code)
+			}
+			return fault.Wrap(fault.Invalid, err, code)
+		}
+		out = map[string]any{"ok": true, "tenant_id": id, "username": c.Account.ID}
+		if c.GeneratedPassword {
+			out["password"] = c.Password
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpjson.Fail(w, a.log, errTenantNotFound)
+	case err != nil:
+		httpjson.Fail(w, a.log, err)
+	default:
+		httpjson.Write(w, http.StatusOK, out)
+	}
 }

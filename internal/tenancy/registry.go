@@ -160,6 +160,17 @@ func (r *Registry) Serve(w http.ResponseWriter, req *http.Request, id string) er
 	return nil
 }
 
+// Use runs f with tenant id's live app (loading it if needed); the app
+// counts as in use meanwhile, so it is not stopped under f.
+func (r *Registry) Use(ctx context.Context, id string, f func(*tenantapp.App) error) error {
+	h, err := r.enter(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer h.leave()
+	return f(h.app)
+}
+
 func (r *Registry) enter(ctx context.Context, id string) (*handle, error) {
 	for {
 		if h := r.current(id); h != nil && h.enter() {

@@ -12,6 +12,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/tenants/{id}", a.handleGet)
 	mux.HandleFunc("PUT /admin/tenants/{id}", a.handlePut)
 	mux.HandleFunc("DELETE /admin/tenants/{id}", a.handleDelete)
+	mux.HandleFunc("POST /admin/tenants/{id}/admins", a.handleCreateAdmin)
 
 	// The runtime profiles, for leak and load checks (net/http/pprof
 	// expects its paths under /debug/pprof/).
