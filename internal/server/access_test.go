@@ -23,7 +23,7 @@ func withAuth(c *Config) {
 
 // mint opens a tenant's registry (a second handle on its file: WAL) and
 // returns a token for each identity of the matrix.
-func mint(t *testing.T, dataDir, tenant string) map[string]string {
+func mint(t testing.TB, dataDir, tenant string) map[string]string {
 	t.Helper()
 	for _, s := range []string{"s1", "s2"} {
 		if err := atomicfile.WriteJSON(filepath.Join(dataDir, "student_profiles", s+".json"),
