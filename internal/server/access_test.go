@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -213,4 +214,93 @@ func TestRootCreatesTenantAdmin(t *testing.T) {
 	open := newEnv(t)
 	expect(t, open.putTenant("a", nil), 200, "")
 	expect(t, open.do("POST", "/admin/tenants/a/admins", adminKey, map[string]any{"username": "principal"}), 409, "")
+}
+
+// The whole login flow over HTTP under /t/a: the tenant admin logs in and
+// creates a teacher, who logs in, works, and issues a student's password;
+// the student logs in; resets revoke the old tokens.
+func TestLoginFlowEndToEnd(t *testing.T) {
+	e := newEnv(t, withAuth)
+	expect(t, e.putTenant("a", nil), 200, "")
+	aData, _ := e.tenantDirs("a")
+	if err := atomicfile.WriteJSON(filepath.Join(aData, "student_profiles", "s1.json"),
+		map[string]any{"student_id": "s1", "student_name": "张三", "class_name": "高二1班"}); err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path, token string, body any) map[string]any {
+		t.Helper()
+		var rd *strings.Reader
+		switch b := body.(type) {
+		case nil:
+			rd = strings.NewReader("")
+		default:
+			data, _ := json.Marshal(b)
+			rd = strings.NewReader(string(data))
+		}
+		req, _ := http.NewRequest(method, e.http.URL+path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		if out == nil {
+			out = map[string]any{}
+		}
+		out["_status"] = float64(resp.StatusCode)
+		return out
+	}
+	ok := func(m map[string]any, what string) map[string]any {
+		t.Helper()
+		if m["_status"] != 200.0 || m["ok"] != true {
+			t.Fatalf("%s: %v", what, m)
+		}
+		return m
+	}
+	admin := ok(call("POST", "/t/a/auth/admin/login", "", map[string]any{"username": "admin", "password": "Admin12345"}), "admin login")["access_token"].(string)
+	created := ok(call("POST", "/t/a/auth/admin/teacher/create", admin, map[string]any{"teacher_name": "张老师", "password": "Teach3r-pass"}), "create teacher")
+	tid := created["target_id"].(string)
+	cand := ok(call("POST", "/t/a/auth/teacher/identify", "", map[string]any{"name": "张老师"}), "identify teacher")["candidate_id"].(string)
+	login := func(path, cand, cred string) string {
+		t.Helper()
+		return ok(call("POST", path, "", map[string]any{"candidate_id": cand, "credential_type": "password", "credential": cred}), path)["access_token"].(string)
+	}
+	teacher := login("/t/a/auth/teacher/login", cand, "Teach3r-pass")
+	if st := call("GET", "/t/a/exams", teacher, nil)["_status"]; st != 200.0 {
+		t.Fatalf("teacher on /t/a/exams: %v", st)
+	}
+	if m := call("GET", "/exams", teacher, nil); m["_status"] != 403.0 || m["detail"] != "forbidden_tenant_scope" {
+		t.Fatalf("tenant a's token at the root: %v", m)
+	}
+	// A wrong password is masked, as the predecessor's client expects.
+	if m := call("POST", "/t/a/auth/teacher/login", "", map[string]any{"candidate_id": cand, "credential_type": "password", "credential": "nope"}); m["ok"] != false || m["error"] != "invalid_credential" {
+		t.Fatalf("wrong password: %v", m)
+	}
+	reset := ok(call("POST", "/t/a/auth/teacher/student/reset-passwords", teacher, map[string]any{"scope": "student", "student_id": "s1"}), "reset student")
+	items := reset["items"].([]any)
+	pw, _ := items[0].(map[string]any)["temp_password"].(string)
+	if pw == "" {
+		t.Fatalf("no password issued: %v", reset)
+	}
+	scand := ok(call("POST", "/t/a/auth/student/identify", "", map[string]any{"name": "张三"}), "identify student")["candidate_id"].(string)
+	student := login("/t/a/auth/student/login", scand, pw)
+	if st := call("GET", "/t/a/student/history/sessions", student, nil)["_status"]; st != 200.0 {
+		t.Fatalf("student's own history: %v", st)
+	}
+	if m := call("GET", "/t/a/exams", student, nil); m["_status"] != 403.0 || m["detail"] != "forbidden" {
+		t.Fatalf("student on a teacher route: %v", m)
+	}
+	if m := call("GET", "/t/a/student/history/sessions?student_id=someone", student, nil); m["_status"] != 403.0 || m["detail"] != "forbidden_student_scope" {
+		t.Fatalf("student naming another: %v", m)
+	}
+	// The admin resets the teacher's password: the old token is revoked.
+	ok(call("POST", "/t/a/auth/admin/teacher/reset-password", admin, map[string]any{"target_id": tid}), "reset teacher")
+	if m := call("GET", "/t/a/exams", teacher, nil); m["_status"] != 401.0 || m["detail"] != "token_revoked" {
+		t.Fatalf("old teacher token after a reset: %v", m)
+	}
 }

@@ -3,6 +3,7 @@ package tenantapp
 import (
 	"net/http"
 
+	"github.com/lectern/lectern/internal/authapi"
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/policy"
 )
@@ -51,6 +52,12 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("POST /student/import", policy.Teacher, st.Import)
 	mux.HandleFunc("POST /student/verify", policy.Signed, st.Verify)
 	mux.HandleFunc("POST /upload", policy.Signed, st.Upload)
+
+	// /auth/*: logins, passwords, the tenant admin's teacher management
+	// (only with auth on: in open mode there are no accounts).
+	if a.accounts != nil {
+		authapi.New(a.accounts, a.log).Register(mux)
+	}
 
 	mux.HandleFunc("/", policy.Public, handleNotFound)
 	return mux
