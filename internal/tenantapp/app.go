@@ -55,8 +55,8 @@ type Settings struct {
 	// upload, assignment upload); < 1 means 100.
 	JobQueueMax int
 	// Auth turns credentials on (the zero value is open mode).
-	Auth AuthSettings
-	Logger      *slog.Logger
+	Auth   AuthSettings
+	Logger *slog.Logger
 }
 
 // ChatSettings tune the chat lanes.
