@@ -39,3 +39,29 @@ func TestMayRead(t *testing.T) {
 		}
 	}
 }
+
+// A tenant admin chats as the teacher or student it names, and must name
+// one; others run as themselves.
+func TestRunAsAdmin(t *testing.T) {
+	s := func(v string) *string { return &v }
+	admin := caller.Principal{Role: caller.RoleAdmin, TeacherID: "admin", Via: caller.Token}
+	for _, c := range []struct {
+		p       caller.Principal
+		req     Request
+		role    caller.Role
+		wantErr error
+	}{
+		{admin, Request{}, "", errAdminRole},
+		{admin, Request{Role: s("teacher")}, "", errAdminTeacherID},
+		{admin, Request{Role: s("teacher"), TeacherID: s("t_zhang")}, caller.RoleTeacher, nil},
+		{admin, Request{Role: s("student")}, "", errAdminStudentID},
+		{caller.Principal{Role: caller.RoleAdmin, StudentID: "s1", Via: caller.Token}, Request{Role: s("student")}, caller.RoleStudent, nil},
+		{caller.Principal{Role: caller.RoleTeacher, Via: caller.Token}, Request{Role: s("student")}, caller.RoleTeacher, nil},
+		{caller.Principal{Via: caller.Claimed}, Request{Messages: []Message{{Role: "user", Content: "我是学生"}}}, caller.RoleStudent, nil},
+	} {
+		got, err := runAs(c.p, &c.req)
+		if err != c.wantErr || (err == nil && got.Role != c.role) {
+			t.Errorf("%+v %+v: %+v %v", c.p, c.req, got, err)
+		}
+	}
+}

@@ -128,7 +128,10 @@ func (s *Service) replyFailed(err error) error {
 
 // Chat answers synchronously (POST /chat) and writes the turn to history.
 func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (SyncResult, error) {
-	c := runAs(p, req)
+	c, err := runAs(p, req)
+	if err != nil {
+		return SyncResult{}, err
+	}
 	if c.Role == caller.RoleStudent && c.StudentID != "" {
 		if !s.enter(c.StudentID) {
 			return SyncResult{}, errBusy

@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
 )
 
@@ -70,13 +71,37 @@ func DetectRole(claimed caller.Role, msgs []Message) caller.Role {
 // runAs is the principal a chat request runs as: the request's own
 // (resolved once by the tenant's middleware), with, in open mode only, the
 // predecessor's role detection when no role was claimed. A verified
-// principal's role is never guessed.
-func runAs(p caller.Principal, req *Request) caller.Principal {
-	if !p.Verified() {
+// principal's role is never guessed; a tenant admin chats as the teacher or
+// student it names (the predecessor's chat binding), which it must name.
+func runAs(p caller.Principal, req *Request) (caller.Principal, error) {
+	switch {
+	case !p.Verified():
 		p.Role = DetectRole(p.Role, req.Messages)
+	case p.Role == caller.RoleAdmin:
+		switch caller.Role(str(req.Role)) {
+		case caller.RoleTeacher:
+			if str(req.TeacherID) == "" {
+				return p, errAdminTeacherID
+			}
+			p.Role, p.StudentID = caller.RoleTeacher, ""
+		case caller.RoleStudent:
+			if p.StudentID == "" {
+				return p, errAdminStudentID
+			}
+			p.Role = caller.RoleStudent
+		default:
+			return p, errAdminRole
+		}
 	}
-	return p
+	return p, nil
 }
+
+// An admin's chat must say whom it acts as (400, the predecessor's codes).
+var (
+	errAdminRole      = fault.New(fault.Invalid, "admin_role_required")
+	errAdminTeacherID = fault.New(fault.Invalid, "teacher_id_required_for_admin")
+	errAdminStudentID = fault.New(fault.Invalid, "student_id_required_for_admin")
+)
 
 // lastUser is the last user message's text.
 func lastUser(msgs []Message) string {

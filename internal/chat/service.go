@@ -163,7 +163,10 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	if res, ok := s.existing(requestID); ok {
 		return res, nil
 	}
-	c := runAs(p, req)
+	c, err := runAs(p, req)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	session := sessionFor(c, req, now)
 	ref := laneFor(c, session, requestID)
