@@ -85,12 +85,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}()
 	if *withDemo {
-		ids, err := srv.SeedDemo(ctx)
+		ids, logins, err := srv.SeedDemo(ctx)
 		if err != nil {
 			return err
 		}
 		for _, id := range ids {
 			fmt.Fprintf(stdout, "demo tenant %s: /t/%s/exams\n", id, id)
+		}
+		for _, l := range logins { // shown this once: they are not stored in clear
+			fmt.Fprintf(stdout, "demo login (%s) %s %s, password %s\n", l.Tenant, l.Role, l.ID, l.Password)
 		}
 	}
 

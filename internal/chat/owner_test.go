@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/lectern/lectern/internal/caller"
@@ -63,5 +64,18 @@ func TestRunAsAdmin(t *testing.T) {
 		if err != c.wantErr || (err == nil && got.Role != c.role) {
 			t.Errorf("%+v %+v: %+v %v", c.p, c.req, got, err)
 		}
+	}
+}
+
+// A job runs as the principal recorded with it, also after a restart (the
+// record is all a resumed job has).
+func TestPrincipalSurvivesTheRecord(t *testing.T) {
+	res := caller.Resolver{Tenant: "t1", DefaultTeacherID: "teacher"}
+	p := caller.Principal{Tenant: "t1", Role: caller.RoleStudent, StudentID: "s1", TeacherID: "teacher", Via: caller.Token}
+	raw, _ := json.Marshal(map[string]any{"principal": principalRecord(p)})
+	var rec map[string]any
+	json.Unmarshal(raw, &rec) // as read back from job.json
+	if got := principalOf(rec, res); got != p {
+		t.Fatalf("got %+v, want %+v", got, p)
 	}
 }

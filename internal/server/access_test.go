@@ -304,3 +304,32 @@ func TestLoginFlowEndToEnd(t *testing.T) {
 		t.Fatalf("old teacher token after a reset: %v", m)
 	}
 }
+
+// --demo with auth on: a teacher and two students per demo tenant, their
+// passwords returned the first time only; the teacher can log in.
+func TestDemoLogins(t *testing.T) {
+	e := newEnv(t, withAuth)
+	_, logins, err := e.srv.SeedDemo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logins) != 3*len(DemoTenants) {
+		t.Fatalf("%d logins: %+v", len(logins), logins)
+	}
+	l := logins[0]
+	if l.Role != "teacher" || len(l.Password) < 8 {
+		t.Fatalf("%+v", l)
+	}
+	r := e.do("POST", "/t/"+l.Tenant+"/auth/teacher/login", "", map[string]any{"candidate_id": l.ID, "credential_type": "password", "credential": l.Password})
+	if r.status != 200 || r.json(t)["ok"] != true {
+		t.Fatalf("demo teacher login: %d %s", r.status, r.body)
+	}
+	s := logins[1]
+	r = e.do("POST", "/t/"+s.Tenant+"/auth/student/login", "", map[string]any{"candidate_id": s.ID, "credential_type": "password", "credential": s.Password})
+	if r.status != 200 || r.json(t)["ok"] != true {
+		t.Fatalf("demo student login: %d %s", r.status, r.body)
+	}
+	if _, again, err := e.srv.SeedDemo(context.Background()); err != nil || len(again) != 0 {
+		t.Fatalf("second seed: %v %v", again, err)
+	}
+}

@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/lectern/lectern/internal/accounts"
+	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/bodydeadline"
 	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/demo"
@@ -231,13 +235,58 @@ func (s *Server) Close(ctx context.Context) error {
 	)
 }
 
+// DemoLogin is a credential SeedDemo created, shown once.
+type DemoLogin struct {
+	Tenant, Role, ID, Password string
+}
+
+// seedDemoAccounts gives a demo tenant (auth on) a teacher and two
+// students with generated passwords, the first time only: it returns none
+// when the teacher exists already.
+func (s *Server) seedDemoAccounts(ctx context.Context, tenant, dataDir string) ([]DemoLogin, error) {
+	var out []DemoLogin
+	err := s.registry.Use(ctx, tenant, func(app *tenantapp.App) error {
+		reg := app.Accounts()
+		if reg == nil {
+			return nil
+		}
+		actor := accounts.Actor{ID: "demo", Role: accounts.RoleAdmin}
+		pw := "Demo" + strconv.Itoa(100000+mrand.IntN(900000))
+		t, err := reg.CreateTeacher(ctx, actor, accounts.NewTeacher{ID: "demo_teacher", Name: "演示老师", Password: pw})
+		if errors.Is(err, accounts.ErrAlreadyExists) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, DemoLogin{tenant, "teacher", t.Account.ID, pw})
+		for i, name := range []string{"演示学生甲", "演示学生乙"} {
+			id := fmt.Sprintf("demo_student_%d", i+1)
+			if err := atomicfile.WriteJSON(filepath.Join(dataDir, "student_profiles", id+".json"),
+				map[string]any{"student_id": id, "student_name": name, "class_name": "演示班"}); err != nil {
+				return err
+			}
+			creds, err := reg.ResetStudentPasswords(ctx, actor, accounts.StudentPasswordReset{StudentID: id})
+			if err != nil {
+				return err
+			}
+			for _, c := range creds {
+				out = append(out, DemoLogin{tenant, "student", c.Account.ID, c.Password})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // DemoTenants are created by SeedDemo.
 var DemoTenants = []string{"demo-north", "demo-south"}
 
 // SeedDemo creates (or re-enables) the demo tenants with sample exams,
 // under TENANT_DATA_ROOT when set, else beside DATA_DIR in "demo/". Exams
-// that already exist are left alone.
-func (s *Server) SeedDemo(ctx context.Context) ([]string, error) {
+// that already exist are left alone. With auth on, the first run also
+// creates a demo teacher and students and returns their credentials.
+func (s *Server) SeedDemo(ctx context.Context) (tenants []string, logins []DemoLogin, err error) {
 	base := s.cfg.DataRoot
 	if base == "" {
 		base = filepath.Join(filepath.Dir(s.cfg.DataDir), "demo")
@@ -252,12 +301,17 @@ func (s *Server) SeedDemo(ctx context.Context) ([]string, error) {
 		}
 		for _, e := range demo.SampleExams(uint64(100 * (i + 1))) {
 			if _, err := demo.WriteExam(rec.DataDir, e); err != nil {
-				return nil, fmt.Errorf("demo tenant %s: %w", id, err)
+				return nil, nil, fmt.Errorf("demo tenant %s: %w", id, err)
 			}
 		}
 		if _, err := s.registry.Put(ctx, rec); err != nil {
-			return nil, fmt.Errorf("demo tenant %s: %w", id, err)
+			return nil, nil, fmt.Errorf("demo tenant %s: %w", id, err)
 		}
+		l, err := s.seedDemoAccounts(ctx, id, rec.DataDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("demo tenant %s accounts: %w", id, err)
+		}
+		logins = append(logins, l...)
 	}
-	return DemoTenants, nil
+	return DemoTenants, logins, nil
 }
