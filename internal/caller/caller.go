@@ -157,6 +157,17 @@ var (
 	ErrStudentScope error = fault.New(fault.Forbidden, "forbidden_student_scope")
 )
 
+// MayActOnStudent is the scope check for a student named outside the
+// query and the JSON body (a path segment, a form field): a verified
+// student only on itself (ErrStudentScope); teachers, admins and open mode
+// on any student of the tenant.
+func (p Principal) MayActOnStudent(studentID string) error {
+	if p.Verified() && p.Role == RoleStudent && strings.TrimSpace(studentID) != p.StudentID {
+		return ErrStudentScope
+	}
+	return nil
+}
+
 // bind applies a verified principal's scope to what the request claims: a
 // teacher acts as itself (another teacher_id is refused) on any student of
 // the tenant; a student only as itself (another student_id is refused); an

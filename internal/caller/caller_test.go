@@ -150,3 +150,21 @@ func TestTokenScope(t *testing.T) {
 		}
 	}
 }
+
+func TestMayActOnStudent(t *testing.T) {
+	student := Principal{Role: RoleStudent, StudentID: "s1", Via: Token}
+	for _, c := range []struct {
+		p    Principal
+		id   string
+		want error
+	}{
+		{student, "s1", nil},
+		{student, "s2", ErrStudentScope},
+		{Principal{Role: RoleTeacher, TeacherID: "t1", Via: Token}, "s2", nil},
+		{Principal{Role: RoleStudent, StudentID: "s1", Via: Claimed}, "s2", nil}, // open mode
+	} {
+		if got := c.p.MayActOnStudent(c.id); got != c.want {
+			t.Errorf("%+v on %s: %v", c.p, c.id, got)
+		}
+	}
+}

@@ -298,6 +298,24 @@ func TestLoginFlowEndToEnd(t *testing.T) {
 	if m := call("GET", "/t/a/student/history/sessions?student_id=someone", student, nil); m["_status"] != 403.0 || m["detail"] != "forbidden_student_scope" {
 		t.Fatalf("student naming another: %v", m)
 	}
+	// A student named in the path or a form field is checked too.
+	if m := call("GET", "/t/a/student/profile/someone", student, nil); m["_status"] != 403.0 || m["detail"] != "forbidden_student_scope" {
+		t.Fatalf("another student's profile: %v", m)
+	}
+	if m := call("GET", "/t/a/student/profile/s1", student, nil); m["_status"] == 403.0 || m["_status"] == 401.0 {
+		t.Fatalf("own profile: %v", m)
+	}
+	if m := call("GET", "/t/a/student/profile/s1", teacher, nil); m["_status"] == 403.0 || m["_status"] == 401.0 {
+		t.Fatalf("a teacher on a student's profile: %v", m)
+	}
+	req, _ := http.NewRequest("POST", e.http.URL+"/t/a/student/profile/update", strings.NewReader("student_id=someone&weak_kp=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+student)
+	if resp, err := e.client.Do(req); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("updating another student's profile: %v %v", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
 	// The admin resets the teacher's password: the old token is revoked.
 	ok(call("POST", "/t/a/auth/admin/teacher/reset-password", admin, map[string]any{"target_id": tid}), "reset teacher")
 	if m := call("GET", "/t/a/exams", teacher, nil); m["_status"] != 401.0 || m["detail"] != "token_revoked" {

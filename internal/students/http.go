@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
@@ -66,6 +67,10 @@ const waitApplied = 15 * time.Second
 // Profile serves GET /student/profile/{student_id}.
 func (a *API) Profile(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("student_id")
+	if err := caller.From(r.Context()).MayActOnStudent(id); err != nil {
+		httpjson.Fail(w, a.log, err)
+		return
+	}
 	prof, err := a.profiles.Get(id)
 	switch {
 	case fault.CodeOf(err) == fault.Internal:
@@ -89,6 +94,10 @@ func (a *API) ProfileUpdate(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSpace(r.PostFormValue("student_id"))
 	if id == "" {
 		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "student_id is required"))
+		return
+	}
+	if err := caller.From(r.Context()).MayActOnStudent(id); err != nil {
+		httpjson.Fail(w, a.log, err)
 		return
 	}
 	u := Update{Kind: KindForm, StudentID: id,
