@@ -62,7 +62,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	} else {
 		c.Auth = a
 		c.Server.Auth = tenantapp.AuthSettings{Enabled: a.Enabled, Secret: a.Secret, TTL: a.TTL,
-			Admin: env.str("ADMIN_USERNAME", "admin"), AdminPassword: getenv("ADMIN_PASSWORD")}
+			Admin: env.str("ADMIN_USERNAME", "admin"), AdminPassword: getenv("ADMIN_PASSWORD"),
+			LockThreshold:  env.positive("AUTH_LOGIN_LOCK_THRESHOLD", 5),
+			LockDuration:   time.Duration(env.positive("AUTH_LOGIN_LOCK_MINUTES", 15)) * time.Minute,
+			PasswordMinLen: env.positive("AUTH_PASSWORD_MIN_LEN", 8)}
 	}
 	// An empty variable is an unset one here: RATE_LIMIT_RPM=0 disables.
 	general, login, err := ratelimit.ConfigFromEnv(func(k string) (string, bool) { v := getenv(k); return v, v != "" })

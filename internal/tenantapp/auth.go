@@ -22,6 +22,12 @@ type AuthSettings struct {
 	// (ADMIN_PASSWORD), else one is generated into
 	// DATA_DIR/auth/admin_bootstrap.txt.
 	Admin, AdminPassword string
+	// LockThreshold failures lock an account for LockDuration
+	// (AUTH_LOGIN_LOCK_THRESHOLD, AUTH_LOGIN_LOCK_MINUTES; zero: 5 and
+	// 15 min); PasswordMinLen is AUTH_PASSWORD_MIN_LEN (zero: 8).
+	LockThreshold  int
+	LockDuration   time.Duration
+	PasswordMinLen int
 }
 
 // openAccounts opens the tenant's account registry and makes its tokens
@@ -36,6 +42,7 @@ func (a *App) openAccounts(s Settings) error {
 	reg, err := accounts.Open(ctx, s.DataDir, accounts.Options{
 		TenantID: tenant, TokenSecret: s.Auth.Secret, TokenTTL: s.Auth.TTL,
 		DefaultTeacherID: s.DefaultTeacherID, Logger: a.log,
+		LockThreshold: s.Auth.LockThreshold, LockDuration: s.Auth.LockDuration, PasswordMinLen: s.Auth.PasswordMinLen,
 	})
 	if err != nil {
 		return fmt.Errorf("tenant app: accounts: %w", err)

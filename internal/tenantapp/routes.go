@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/lectern/lectern/internal/authapi"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/policy"
 )
@@ -80,6 +81,6 @@ func (a *App) handleHealth(w http.ResponseWriter, r *http.Request) {
 	httpjson.WriteRaw(w, http.StatusOK, healthNoLLM)
 }
 
-func handleNotFound(w http.ResponseWriter, r *http.Request) {
-	httpjson.Error(w, http.StatusNotFound, "Not Found")
-}
+var errNoRoute = fault.New(fault.NotFound, "Not Found")
+
+func handleNotFound(w http.ResponseWriter, r *http.Request) { httpjson.Fail(w, nil, errNoRoute) }
