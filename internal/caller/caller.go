@@ -125,16 +125,28 @@ const maxPeek = 1 << 20
 // or whose ids are outside the token's scope (ErrTeacherScope,
 // ErrStudentScope) is Anonymous with Refused set.
 func (a Authenticator) Middleware(next http.Handler) http.Handler {
+	// The principal of a request that claims nothing, resolved once.
+	nobody := a.Resolver.Resolve(Claims{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(With(r.Context(), a.principal(r))))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), key{}, a.principal(r, &nobody))))
 	})
 }
 
-func (a Authenticator) principal(r *http.Request) Principal {
-	if a.Verify == nil {
-		return a.Resolver.Resolve(requestClaims(r))
+// principal is the request's principal; nobody (shared, never changed) is
+// the one of a request that claims nothing.
+func (a Authenticator) principal(r *http.Request, nobody *Principal) *Principal {
+	if t := TenantFrom(r.Context()); t != "" && t != a.Resolver.Tenant {
+		// Routed to another tenant's app: never act for either.
+		return &Principal{Tenant: a.Resolver.Tenant, Via: Anonymous, Refused: errWrongTenant}
 	}
-	anon := Principal{Tenant: a.Resolver.Tenant, Via: Anonymous}
+	if a.Verify == nil {
+		if r.URL.RawQuery == "" && (r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) {
+			return nobody // most reads: no claims to parse
+		}
+		p := a.Resolver.Resolve(requestClaims(r))
+		return &p
+	}
+	anon := &Principal{Tenant: a.Resolver.Tenant, Via: Anonymous}
 	tok, ok := bearer(r)
 	if !ok {
 		return anon
@@ -147,8 +159,11 @@ func (a Authenticator) principal(r *http.Request) Principal {
 		anon.Refused = err
 		return anon
 	}
-	return p
+	return &p
 }
+
+// errWrongTenant: the dispatcher and the app disagree on the tenant.
+var errWrongTenant error = fault.New(fault.Forbidden, "forbidden_tenant_scope")
 
 // Scope refusals: a request whose claimed ids are not the token's own
 // (the predecessor's 403 codes).
@@ -261,11 +276,27 @@ func jsonClaims(r *http.Request) (bodyClaims, bool) {
 
 type key struct{}
 
+type tenantKey struct{}
+
+// WithTenant returns ctx carrying the tenant the dispatcher routed the
+// request to.
+func WithTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+// TenantFrom returns the tenant the dispatcher put in ctx ("" at the root).
+func TenantFrom(ctx context.Context) string {
+	t, _ := ctx.Value(tenantKey{}).(string)
+	return t
+}
+
 // With returns ctx carrying p.
-func With(ctx context.Context, p Principal) context.Context { return context.WithValue(ctx, key{}, p) }
+func With(ctx context.Context, p Principal) context.Context { return context.WithValue(ctx, key{}, &p) }
 
 // From returns the principal in ctx (the zero Principal if none).
 func From(ctx context.Context) Principal {
-	p, _ := ctx.Value(key{}).(Principal)
-	return p
+	if p, _ := ctx.Value(key{}).(*Principal); p != nil {
+		return *p
+	}
+	return Principal{}
 }

@@ -168,3 +168,18 @@ func TestMayActOnStudent(t *testing.T) {
 		}
 	}
 }
+
+// A request the dispatcher routed to another tenant is never served as
+// anyone.
+func TestWrongTenantIsRefused(t *testing.T) {
+	a := Authenticator{Resolver: Resolver{Tenant: "a"}}
+	r := httptest.NewRequest("GET", "/exams?teacher_id=x", nil)
+	got, _, _ := serve(t, a, r.WithContext(WithTenant(r.Context(), "b")))
+	if got.Refused == nil || got.Via != Anonymous {
+		t.Fatalf("%+v", got)
+	}
+	got, _, _ = serve(t, a, r.WithContext(WithTenant(r.Context(), "a")))
+	if got.Refused != nil || got.Tenant != "a" {
+		t.Fatalf("%+v", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
@@ -87,8 +88,9 @@ func tenantRequest(r *http.Request, rawRest string) (id string, r2 *http.Request
 	if err != nil || !cleanPath(tail) {
 		return id, nil, false
 	}
-	r2 = new(http.Request)
-	*r2 = *r
+	// The tenant rides in the context too: the tenant's authenticate
+	// middleware checks it is its own.
+	r2 = r.WithContext(caller.WithTenant(r.Context(), id))
 	r2.URL = new(url.URL)
 	*r2.URL = *r.URL
 	r2.URL.Path = tail

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lectern/lectern/internal/caller"
 )
 
 func TestTenantRequest(t *testing.T) {
@@ -48,6 +50,9 @@ func TestTenantRequest(t *testing.T) {
 		}
 		if !ok || id != c.id || r2.URL.Path != c.path || r2.URL.RawQuery != c.rawQuery {
 			t.Errorf("%s: got ok=%v id=%q path=%q", c.target, ok, id, pathOf(r2))
+		}
+		if ok && caller.TenantFrom(r2.Context()) != c.id {
+			t.Errorf("%s: the context names tenant %q", c.target, caller.TenantFrom(r2.Context()))
 		}
 		if ok && r.URL.Path == r2.URL.Path && c.target != "/" {
 			t.Errorf("%s: original request was modified", c.target)
