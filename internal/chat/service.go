@@ -24,6 +24,7 @@ import (
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/policy"
 )
 
 // Job statuses.
@@ -371,22 +372,10 @@ func (s *Service) Status(p caller.Principal, id string) (map[string]any, error) 
 // predecessor's 403 forbidden_chat_job).
 var ErrForbiddenJob error = fault.New(fault.Forbidden, "forbidden_chat_job")
 
-// mayRead reports whether p may see job rec. Only a verified principal is
-// checked (in open mode anyone may, as before): an admin always; a teacher
-// or student only a job that runs as itself. A job without an owner is
-// refused to everyone else.
+// mayRead reports whether p may see job rec: the job's principal is its
+// owner (policy.Owns).
 func mayRead(p caller.Principal, rec map[string]any, res caller.Resolver) bool {
-	if !p.Verified() || p.Role == caller.RoleAdmin {
-		return true
-	}
-	owner := principalOf(rec, res)
-	switch p.Role {
-	case caller.RoleTeacher:
-		return owner.Role == caller.RoleTeacher && owner.TeacherID != "" && owner.TeacherID == p.TeacherID
-	case caller.RoleStudent:
-		return owner.Role == caller.RoleStudent && owner.StudentID != "" && owner.StudentID == p.StudentID
-	}
-	return false
+	return policy.Owns(p, principalOf(rec, res))
 }
 
 func requestRecord(req *Request) map[string]any {

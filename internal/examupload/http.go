@@ -18,6 +18,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/policy"
 )
 
 // Start serves POST /exam/upload/start (multipart/form-data).
@@ -165,15 +166,12 @@ func (p *Pipeline) job(who caller.Principal, id string) (map[string]any, error) 
 // errForbiddenJob: another teacher's upload job (the predecessor's 403).
 var errForbiddenJob error = fault.New(fault.Forbidden, "forbidden_upload_job")
 
-// mayUse reports whether who may see or act on job rec: with a token, a
-// teacher only on the jobs it started (a job recorded without a teacher is
-// refused), the tenant admin on all; in open mode anyone, as before.
+// mayUse reports whether who may see or act on job rec: the teacher that
+// started it owns it (policy.Owns); a job recorded without one is the
+// admin's only.
 func mayUse(who caller.Principal, rec map[string]any) bool {
-	if !who.Verified() || who.Role == caller.RoleAdmin {
-		return true
-	}
 	owner, _ := rec["teacher_id"].(string)
-	return who.Role == caller.RoleTeacher && owner != "" && owner == who.TeacherID
+	return policy.Owns(who, caller.Principal{Role: caller.RoleTeacher, TeacherID: owner})
 }
 
 // Status serves GET /exam/upload/status?job_id=: the job record as is.

@@ -84,6 +84,25 @@ func (r Rule) Allows(role caller.Role) bool {
 	return r.public || slices.Contains(r.roles, role)
 }
 
+// Owns reports whether p may see or act on something that belongs to
+// owner (a chat job, an upload job): the ownership half of the policy. Only
+// a verified principal is checked (in open mode anyone may, as with the
+// predecessor): the tenant admin always; a teacher or a student only what
+// is its own, same role and same id. Something without an owner belongs to
+// nobody but the admin.
+func Owns(p, owner caller.Principal) bool {
+	if !p.Verified() || p.Role == caller.RoleAdmin {
+		return true
+	}
+	switch p.Role {
+	case caller.RoleTeacher:
+		return owner.Role == caller.RoleTeacher && owner.TeacherID != "" && owner.TeacherID == p.TeacherID
+	case caller.RoleStudent:
+		return owner.Role == caller.RoleStudent && owner.StudentID != "" && owner.StudentID == p.StudentID
+	}
+	return false
+}
+
 // Route is one entry of the route table.
 type Route struct {
 	Pattern string // "METHOD /path", as http.ServeMux takes it

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lectern/lectern/internal/accounts"
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/llm/llmtest"
 	"github.com/lectern/lectern/internal/tenantapp"
 )
 
@@ -349,5 +350,80 @@ func TestDemoLogins(t *testing.T) {
 	}
 	if _, again, err := e.srv.SeedDemo(context.Background()); err != nil || len(again) != 0 {
 		t.Fatalf("second seed: %v %v", again, err)
+	}
+}
+
+// A chat job runs as the principal that started it, also when it resumes
+// after a restart; only that principal may read it.
+func TestChatJobKeepsItsPrincipalAcrossRestart(t *testing.T) {
+	hang := llmtest.NewServer(t)
+	hang.Script(llmtest.Step{Hang: true})
+	e := newEnv(t, withAuth, withLLM(30*time.Second, 1, hang))
+	toks := mint(t, e.srv.cfg.DataDir, "")
+	body := `{"request_id":"r-restart","role":"teacher","teacher_id":"teacherone","messages":[{"role":"user","content":"讲讲这道题"}]}`
+	post := func(tok string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", e.http.URL+"/chat/start", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		out["_status"] = float64(resp.StatusCode)
+		return out
+	}
+	// A student claiming to be a teacher: the claims are overwritten from
+	// the token (as the predecessor's chat binding did), it runs as itself.
+	m := post(toks["student"])
+	id, _ := m["job_id"].(string)
+	if m["_status"] != 200.0 || id == "" {
+		t.Fatalf("start: %v", m)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hang.InFlight() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the job never reached the LLM")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	reply := llmtest.NewServer(t)
+	reply.Script(llmtest.Step{Reply: "好的，我们一步一步来。"})
+	e.restart(func(c *Config) { c.LLM.Providers = nil }, withLLM(30*time.Second, 1, reply))
+	status := func(tok string) map[string]any {
+		req, _ := http.NewRequest("GET", e.http.URL+"/chat/status?job_id="+id, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		out["_status"] = float64(resp.StatusCode)
+		return out
+	}
+	for {
+		st := status(toks["student"])
+		if st["status"] == "done" {
+			break
+		}
+		if st["status"] == "failed" || time.Now().After(deadline.Add(10*time.Second)) {
+			t.Fatalf("resumed job: %v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The reply, then (for a student) the profile judgement: no tools,
+	// which teachers get.
+	reqs := reply.Requests()
+	if len(reqs) == 0 || len(reqs[0].Tools) != 0 {
+		t.Fatalf("the resumed job did not run as the student: %d requests", len(reqs))
+	}
+	for who, want := range map[string]float64{"another student": 403, "teacher": 403, "tenant admin": 200} {
+		if st := status(toks[who]); st["_status"] != want {
+			t.Errorf("%s reading the job: %v", who, st)
+		}
 	}
 }

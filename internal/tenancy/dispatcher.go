@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
 
