@@ -16,6 +16,7 @@ import (
 
 	"github.com/lectern/lectern/internal/accounts"
 	"github.com/lectern/lectern/internal/agent"
+	"github.com/lectern/lectern/internal/assignments"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/chat"
 	"github.com/lectern/lectern/internal/exams"
@@ -98,6 +99,7 @@ type App struct {
 	global      *limits.Set
 	exams       *exams.Service
 	examAPI     *exams.API
+	assignments *assignments.API
 	uploads     *examupload.Pipeline
 	auth        caller.Authenticator
 	accounts    *accounts.Registry // nil in open mode
@@ -181,6 +183,9 @@ func New(s Settings, shared Shared) (*App, error) {
 		Bound: s.ProfileQueueMax, Judge: judge, Logger: log})
 	a.students = students.NewAPI(students.APIConfig{Profiles: a.profiles, Worker: a.profileW, Exams: a.exams,
 		DataDir: s.DataDir, UploadsDir: s.UploadsDir, MaxUploadBytes: s.Uploads.MaxBytes, MaxUploadFiles: s.Uploads.MaxFiles, Logger: log})
+
+	// Assignments: reading them and their requirements.
+	a.assignments = assignments.NewAPI(assignments.NewService(s.DataDir), log)
 
 	// Exams: reading and the upload pipeline.
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)

@@ -33,6 +33,14 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("POST /exam/upload/draft/save", policy.Teacher, up.DraftSave)
 	mux.HandleFunc("POST /exam/upload/confirm", policy.Teacher, up.ConfirmHandler)
 
+	as := a.assignments
+	mux.HandleFunc("GET /assignments", policy.Teacher, as.List)
+	mux.HandleFunc("GET /assignment/{assignment_id}", policy.Teacher, as.Get)
+	mux.HandleFunc("GET /assignment/{assignment_id}/requirements", policy.Teacher, as.Requirements)
+	mux.HandleFunc("GET /assignment/{assignment_id}/download", policy.Teacher, as.Download)
+	mux.HandleFunc("POST /assignment/requirements", policy.Teacher, as.SaveRequirements)
+	mux.HandleFunc("GET /lessons", policy.Signed, as.Lessons)
+
 	mux.HandleFunc("POST /chat", policy.Signed, a.chat.HandleChat)
 	mux.HandleFunc("POST /chat/start", policy.Signed, a.chat.HandleStart)
 	mux.HandleFunc("GET /chat/status", policy.Signed, a.chat.HandleStatus)

@@ -1,0 +1,102 @@
+package assignments
+
+import (
+	"log/slog"
+	"mime"
+	"net/http"
+	"path/filepath"
+
+	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/httpjson"
+)
+
+// API holds the assignment read endpoints, the requirements endpoints,
+// the source download and the lessons listing; the tenant's routes.go
+// maps them:
+//
+//	GET  /assignments                            List
+//	GET  /assignment/{assignment_id}             Get
+//	GET  /assignment/{assignment_id}/requirements Requirements
+//	POST /assignment/requirements                SaveRequirements
+//	GET  /assignment/{assignment_id}/download    Download (?file=)
+//	GET  /lessons                                Lessons
+type API struct {
+	svc *Service
+	log *slog.Logger
+}
+
+// NewAPI returns the handlers over svc.
+func NewAPI(svc *Service, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{svc: svc, log: log}
+}
+
+// List serves GET /assignments.
+func (a *API) List(w http.ResponseWriter, r *http.Request) {
+	list, err := a.svc.List()
+	a.write(w, map[string]any{"assignments": list}, err, "list assignments")
+}
+
+// Get serves GET /assignment/{assignment_id}.
+func (a *API) Get(w http.ResponseWriter, r *http.Request) {
+	d, err := a.svc.Get(r.PathValue("assignment_id"))
+	a.write(w, d, err, "read assignment")
+}
+
+// Requirements serves GET /assignment/{assignment_id}/requirements.
+func (a *API) Requirements(w http.ResponseWriter, r *http.Request) {
+	v, err := a.svc.Requirements(r.PathValue("assignment_id"))
+	a.write(w, v, err, "read requirements")
+}
+
+// SaveRequirements serves POST /assignment/requirements.
+func (a *API) SaveRequirements(w http.ResponseWriter, r *http.Request) {
+	var req SaveRequest
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		httpjson.DecodeFailed(w, err)
+		return
+	}
+	v, err := a.svc.SaveRequirements(req)
+	a.write(w, v, err, "save requirements")
+}
+
+// Download serves GET /assignment/{assignment_id}/download?file=: a file
+// of the assignment's source/ folder, its Content-Type from its extension.
+func (a *API) Download(w http.ResponseWriter, r *http.Request) {
+	f, fi, err := a.svc.SourceFile(r.PathValue("assignment_id"), r.URL.Query().Get("file"))
+	if err != nil {
+		a.write(w, nil, err, "read assignment source")
+		return
+	}
+	defer f.Close()
+	ctype := mime.TypeByExtension(filepath.Ext(fi.Name()))
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox") // an uploaded HTML or SVG runs no script in our origin
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// Lessons serves GET /lessons.
+func (a *API) Lessons(w http.ResponseWriter, r *http.Request) {
+	list, err := a.svc.Lessons()
+	a.write(w, map[string]any{"lessons": list}, err, "list lessons")
+}
+
+// write answers a domain result: its body, its fault, or an internal
+// "<what> failed" (logged by httpjson.Fail).
+func (a *API) write(w http.ResponseWriter, v any, err error, what string) {
+	switch {
+	case fault.CodeOf(err) == fault.Internal:
+		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, what+" failed"))
+	case err != nil:
+		httpjson.Fail(w, a.log, err)
+	default:
+		httpjson.Write(w, http.StatusOK, v)
+	}
+}

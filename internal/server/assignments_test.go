@@ -1,0 +1,45 @@
+package server
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lectern/lectern/internal/atomicfile"
+)
+
+// Assignments are read per tenant: a's never show under b or the root, and
+// a saved checklist stays in a's DATA_DIR.
+func TestAssignmentsPerTenant(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{"a", "b"} {
+		expect(t, e.putTenant(id, nil), 200, "")
+	}
+	aData, _ := e.tenantDirs("a")
+	if err := atomicfile.WriteJSON(filepath.Join(aData, "assignments", "HW_2026-11-30", "meta.json"),
+		map[string]any{"assignment_id": "HW_2026-11-30", "date": "2026-11-30", "mode": "practice"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.get("/t/a/assignments"); r.status != 200 || !strings.Contains(string(r.body), "HW_2026-11-30") {
+		t.Fatalf("a: %d %s", r.status, r.body)
+	}
+	for _, p := range []string{"/t/b/assignments", "/assignments"} {
+		expect(t, e.get(p), 200, `{"assignments":[]}`)
+	}
+	req := map[string]any{"assignment_id": "HW_2026-11-30", "requirements": map[string]any{
+		"subject": "物理", "topic": "牛顿第二定律", "grade_level": "高二", "class_level": "中等",
+		"core_concepts": "受力分析, 加速度, 合力", "typical_problem": "斜面上的物块",
+		"misconceptions": []string{"质量与重量混淆", "忽略摩擦", "方向弄反", "单位错误"},
+		"duration_minutes": 40, "preferences": []string{"A基础", "E小测验"}}}
+	if r := e.postJSON("/t/a/assignment/requirements", req); r.status != 200 || !strings.Contains(string(r.body), `"ok":true`) {
+		t.Fatalf("save: %d %s", r.status, r.body)
+	}
+	if r := e.get("/t/a/assignment/HW_2026-11-30/requirements"); r.status != 200 || !strings.Contains(string(r.body), "牛顿第二定律") {
+		t.Fatalf("read back: %d %s", r.status, r.body)
+	}
+	delete(req["requirements"].(map[string]any), "subject")
+	if r := e.postJSON("/t/a/assignment/requirements", req); r.status != 400 || !strings.Contains(string(r.body), "invalid_requirements") {
+		t.Fatalf("invalid save: %d %s", r.status, r.body)
+	}
+	expect(t, e.get("/t/b/assignment/HW_2026-11-30"), 404, "")
+}
