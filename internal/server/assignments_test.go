@@ -29,7 +29,7 @@ func TestAssignmentsPerTenant(t *testing.T) {
 	req := map[string]any{"assignment_id": "HW_2026-11-30", "requirements": map[string]any{
 		"subject": "物理", "topic": "牛顿第二定律", "grade_level": "高二", "class_level": "中等",
 		"core_concepts": "受力分析, 加速度, 合力", "typical_problem": "斜面上的物块",
-		"misconceptions": []string{"质量与重量混淆", "忽略摩擦", "方向弄反", "单位错误"},
+		"misconceptions":   []string{"质量与重量混淆", "忽略摩擦", "方向弄反", "单位错误"},
 		"duration_minutes": 40, "preferences": []string{"A基础", "E小测验"}}}
 	if r := e.postJSON("/t/a/assignment/requirements", req); r.status != 200 || !strings.Contains(string(r.body), `"ok":true`) {
 		t.Fatalf("save: %d %s", r.status, r.body)
