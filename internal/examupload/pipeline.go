@@ -27,6 +27,7 @@ import (
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/scoresheet"
 )
 
@@ -51,11 +52,20 @@ type Config struct {
 	OnConfirmed func(e *exams.Exam, date string)
 	// MaxQueued bounds the queued exam jobs (JOB_QUEUE_MAX); 0: no bound.
 	MaxQueued int
-	Logger    *slog.Logger
+	// Text extracts the text of PDF and image papers and answer keys
+	// (OCR, within the tenant's and the process's OCR limits); nil: those
+	// files are stored with text_extracted false.
+	Text   TextExtractor
+	Logger *slog.Logger
 	// ParseSlots, when set, bounds the score-sheet parses running at once:
 	// one process-wide semaphore shared by every tenant's pipeline, taken
 	// around the parse of a job's score files (nil: no limit).
 	ParseSlots limits.Semaphore
+}
+
+// TextExtractor is what the pipeline needs of internal/ocr.
+type TextExtractor interface {
+	Extract(ctx context.Context, path string) (*ocr.Result, error)
 }
 
 // Pipeline is one tenant's exam upload pipeline and its worker.
@@ -69,6 +79,7 @@ type Pipeline struct {
 	now     func() time.Time
 	onDone  func(e *exams.Exam, date string)
 	slots   limits.Semaphore // nil: no limit on concurrent sheet parses
+	text    TextExtractor    // nil: no OCR
 
 	// confirmMu serialises confirms, so two of them never both create the
 	// exam or both pass the exists check.
@@ -101,6 +112,7 @@ func New(c Config) *Pipeline {
 		now:     time.Now,
 		onDone:  c.OnConfirmed,
 		slots:   slots,
+		text:    c.Text,
 	}
 	p.runner = jobs.NewRunner(jobs.Options{
 		Kind:    "exam_upload",
@@ -221,7 +233,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 	}
 	var warnings []string
 	var extraction []map[string]any
-	paperText, ex := readTexts(filepath.Join(dir, "paper"), files("paper_files"))
+	paperText, ex := p.readTexts(ctx, filepath.Join(dir, "paper"), files("paper_files"))
 	extraction = append(extraction, ex...)
 	if err := atomicfile.WriteFile(filepath.Join(dir, "paper_text.txt"), []byte(paperText), 0o644); err != nil {
 		return err
@@ -267,7 +279,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 			return err
 		}
 		var ex []map[string]any
-		answerText, ex = readTexts(filepath.Join(dir, "answers"), af)
+		answerText, ex = p.readTexts(ctx, filepath.Join(dir, "answers"), af)
 		extraction = append(extraction, ex...)
 		if strings.TrimSpace(answerText) != "" {
 			var kw []string
@@ -282,7 +294,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 	}
 	for _, e := range extraction {
 		if e["text_extracted"] == false {
-			warnings = append(warnings, fmt.Sprintf("%s 的文字暂未提取（PDF 与图片的文字识别将由 OCR 提供）(text not extracted yet: OCR is not available)", e["file"]))
+			warnings = append(warnings, fmt.Sprintf("%s 的文字未能提取 (text not extracted): %v", e["file"], e["reason"]))
 		}
 	}
 
@@ -499,21 +511,38 @@ func parseSheet(path, kind, classHint string) (*scoresheet.Sheet, error) {
 
 // readTexts concatenates the text of text files and records which files'
 // text could not be extracted (PDFs and images, until OCR lands).
-func readTexts(dir string, files []StoredFile) (string, []map[string]any) {
+func (p *Pipeline) readTexts(ctx context.Context, dir string, files []StoredFile) (string, []map[string]any) {
 	var b strings.Builder
 	var ex []map[string]any
 	for _, f := range files {
-		if f.Kind != KindText {
+		path := filepath.Join(dir, f.Name)
+		switch {
+		case f.Kind == KindText:
+			data, err := os.ReadFile(path)
+			if err != nil {
+				ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": err.Error()})
+				continue
+			}
+			b.WriteString(decodeText(data))
+		case p.text == nil:
 			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false,
-				"reason": "text extraction from PDFs and images needs OCR, which is not available yet"})
+				"reason": "text extraction from PDFs and images needs OCR, which is not configured"})
+			continue
+		default:
+			res, err := p.text.Extract(ctx, path)
+			if err != nil {
+				ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": truncate(err.Error(), 200)})
+				continue
+			}
+			b.WriteString(res.Text())
+			sources := map[string]int{}
+			for _, pg := range res.Pages {
+				sources[pg.Source]++
+			}
+			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": true, "pages": len(res.Pages), "sources": sources})
+			b.WriteString("\n")
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, f.Name))
-		if err != nil {
-			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": err.Error()})
-			continue
-		}
-		b.WriteString(decodeText(data))
 		b.WriteString("\n")
 		ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": true})
 	}

@@ -153,8 +153,8 @@ func TestPDFTextLayer(t *testing.T) {
 	need(t, "pdfinfo", "pdftotext")
 	t.Parallel()
 	pdf := writePDF(t, "layer.pdf",
-		pdfPageSpec{lines: []string{"Question 1. Newton's second law (F = ma).", "Question 2. Momentum."}},
-		pdfPageSpec{lines: []string{"Page two: kinetic energy equals one half m v squared."}})
+		pdfPageSpec{Lines: []string{"Question 1. Newton's second law (F = ma).", "Question 2. Momentum."}},
+		pdfPageSpec{Lines: []string{"Page two: kinetic energy equals one half m v squared."}})
 	x := New(Options{Engine: failEngine{t}, Acquire: func(context.Context) (func(), error) {
 		t.Error("Acquire called for a text-layer PDF")
 		return func() {}, nil
@@ -204,9 +204,9 @@ func TestPDFImagePageIsOCRd(t *testing.T) {
 	t.Parallel()
 	scan := renderText(t, goRegular(t), 40, "Scanned homework page", "gravity pulls the apple")
 	pdf := writePDF(t, "scan.pdf",
-		pdfPageSpec{lines: []string{"This page has a real text layer with enough words."}},
-		pdfPageSpec{img: scan},
-		pdfPageSpec{lines: []string{"p3"}, img: scan}) // a layer too short to use
+		pdfPageSpec{Lines: []string{"This page has a real text layer with enough words."}},
+		pdfPageSpec{Img: scan},
+		pdfPageSpec{Lines: []string{"p3"}, Img: scan}) // a layer too short to use
 	tenant := limits.NewTenantSet("t1", limits.Config{LLMTotal: 1, LLMStudent: 1, LLMTeacher: 1, OCR: 1})
 	global := limits.NewGlobalSet(limits.Config{LLMTotal: 1, LLMStudent: 1, LLMTeacher: 1, OCR: 1})
 	var acquired, held atomic.Int32
@@ -427,7 +427,7 @@ func TestMissingBinary(t *testing.T) {
 	assertUnavailable(t, err)
 	assertUnavailable(t, x.Available(t.Context()))
 
-	pdf := writePDF(t, "m.pdf", pdfPageSpec{lines: []string{"some text layer here"}})
+	pdf := writePDF(t, "m.pdf", pdfPageSpec{Lines: []string{"some text layer here"}})
 	_, err = x.Extract(t.Context(), pdf)
 	assertUnavailable(t, err)
 
@@ -466,9 +466,9 @@ func TestBounds(t *testing.T) {
 	need(t, "pdfinfo", "pdftotext")
 	t.Parallel()
 	three := writePDF(t, "three.pdf",
-		pdfPageSpec{lines: []string{"page one has text"}},
-		pdfPageSpec{lines: []string{"page two has text"}},
-		pdfPageSpec{lines: []string{"page three has text"}})
+		pdfPageSpec{Lines: []string{"page one has text"}},
+		pdfPageSpec{Lines: []string{"page two has text"}},
+		pdfPageSpec{Lines: []string{"page three has text"}})
 	img := writePNG(t, renderText(t, goRegular(t), 20, "bounds"), "b.png")
 	txt := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(txt, []byte("plain text is not OCR input"), 0o644)
@@ -527,8 +527,8 @@ func TestPageErrorKeepsOtherPages(t *testing.T) {
 	need(t, "pdfinfo", "pdftotext", "pdftoppm")
 	t.Parallel()
 	pdf := writePDF(t, "mixed.pdf",
-		pdfPageSpec{lines: []string{"a page with a proper text layer"}},
-		pdfPageSpec{lines: []string{"tiny"}})
+		pdfPageSpec{Lines: []string{"a page with a proper text layer"}},
+		pdfPageSpec{Lines: []string{"tiny"}})
 	boom := errors.New("engine broke")
 	res, err := New(Options{Engine: engineFunc(func(context.Context, string) (Page, error) {
 		return Page{}, boom

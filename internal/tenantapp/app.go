@@ -25,6 +25,7 @@ import (
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/policy"
 	"github.com/lectern/lectern/internal/students"
 	"github.com/lectern/lectern/internal/tools"
@@ -190,7 +191,11 @@ func New(s Settings, shared Shared) (*App, error) {
 	// Exams: reading and the upload pipeline.
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
-		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: parseSlots(shared), Logger: log})
+		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: parseSlots(shared),
+		Text: ocr.New(ocr.Options{Acquire: func(ctx context.Context) (func(), error) {
+			return limits.AcquireOCR(ctx, a.limits, a.global) // tenant's OCR slot, then the process's
+		}}),
+		Logger: log})
 
 	// Chat: history, the agent (built on the first turn, so an idle tenant
 	// does not carry tool schemas and prompts) and the chat jobs.
