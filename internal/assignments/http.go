@@ -5,7 +5,10 @@ import (
 	"mime"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
@@ -19,6 +22,7 @@ import (
 //	GET  /assignment/{assignment_id}/requirements Requirements
 //	POST /assignment/requirements                SaveRequirements
 //	GET  /assignment/{assignment_id}/download    Download (?file=)
+//	GET  /assignment/today                       Today (?student_id=&date=)
 //	GET  /lessons                                Lessons
 type API struct {
 	svc *Service
@@ -83,6 +87,18 @@ func (a *API) Download(w http.ResponseWriter, r *http.Request) {
 }
 
 // Lessons serves GET /lessons.
+// Today serves GET /assignment/today?student_id=&date=: the student is
+// the request's principal's (its own with a student's token).
+func (a *API) Today(w http.ResponseWriter, r *http.Request) {
+	sid := caller.From(r.Context()).StudentID
+	if strings.TrimSpace(sid) == "" {
+		httpjson.Fail(w, a.log, fault.New(fault.Invalid, "student_id is required"))
+		return
+	}
+	t, err := a.svc.Today(sid, r.URL.Query().Get("date"), time.Now())
+	a.write(w, t, err, "read today's assignment")
+}
+
 func (a *API) Lessons(w http.ResponseWriter, r *http.Request) {
 	list, err := a.svc.Lessons()
 	a.write(w, map[string]any{"lessons": list}, err, "list lessons")

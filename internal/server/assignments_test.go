@@ -43,3 +43,58 @@ func TestAssignmentsPerTenant(t *testing.T) {
 	}
 	expect(t, e.get("/t/b/assignment/HW_2026-11-30"), 404, "")
 }
+
+// Today's assignment: the most specific of the day for the student,
+// teacher-made before automatic; none is null.
+func TestAssignmentToday(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.putTenant("a", nil), 200, "")
+	aData, _ := e.tenantDirs("a")
+	write := func(p string, v any) {
+		t.Helper()
+		if err := atomicfile.WriteJSON(filepath.Join(aData, p), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("student_profiles/s1.json", map[string]any{"student_id": "s1", "class_name": "高二1班"})
+	write("student_profiles/s2.json", map[string]any{"student_id": "s2", "class_name": "高二2班"})
+	day := "2026-12-01"
+	for id, meta := range map[string]map[string]any{
+		"PUBLIC":     {"date": day, "scope": "public"},
+		"CLASS1":     {"date": day, "scope": "class", "class_name": "高二1班"},
+		"JUST_S1":    {"date": day, "scope": "student", "student_ids": []string{"s1"}},
+		"AUTO_S2":    {"date": day, "source": "auto", "student_ids": "s2"},
+		"YESTERDAY1": {"date": "2026-11-30", "scope": "public"},
+	} {
+		write("assignments/"+id+"/meta.json", meta)
+	}
+	today := func(q string) (int, string) {
+		t.Helper()
+		r := e.get("/t/a/assignment/today?" + q)
+		if r.status != 200 {
+			return r.status, string(r.body)
+		}
+		b := r.json(t)
+		if b["date"] == nil {
+			t.Fatalf("no date: %s", r.body)
+		}
+		if b["assignment"] == nil {
+			return 200, ""
+		}
+		return 200, b["assignment"].(map[string]any)["assignment_id"].(string)
+	}
+	for q, want := range map[string]string{
+		"student_id=s1&date=" + day:     "JUST_S1",
+		"student_id=s2&date=" + day:     "PUBLIC", // teacher-made before the automatic one made for s2
+		"student_id=s9&date=" + day:     "PUBLIC",
+		"student_id=s1&date=2026-11-30": "YESTERDAY1",
+		"student_id=s1&date=2026-10-01": "",
+	} {
+		if st, got := today(q); st != 200 || got != want {
+			t.Errorf("%s: %d %q, want %q", q, st, got, want)
+		}
+	}
+	if st, _ := today("date=" + day); st != 400 {
+		t.Errorf("no student: %d", st)
+	}
+}

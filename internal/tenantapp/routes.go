@@ -39,6 +39,7 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("GET /assignment/{assignment_id}/requirements", policy.Teacher, as.Requirements)
 	mux.HandleFunc("GET /assignment/{assignment_id}/download", policy.Teacher, as.Download)
 	mux.HandleFunc("POST /assignment/requirements", policy.Teacher, as.SaveRequirements)
+	mux.HandleFunc("GET /assignment/today", policy.Student, as.Today)
 	mux.HandleFunc("GET /lessons", policy.Signed, as.Lessons)
 
 	mux.HandleFunc("POST /chat", policy.Signed, a.chat.HandleChat)
