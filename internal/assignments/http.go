@@ -24,6 +24,8 @@ import (
 //	GET  /assignment/{assignment_id}/download    Download (?file=)
 //	GET  /assignment/today                       Today (?student_id=&date=)
 //	GET  /lessons                                Lessons
+//	GET  /teacher/assignment/progress            Progress (?assignment_id=&include_students=)
+//	GET  /teacher/assignments/progress           ProgressByDate (?date=)
 type API struct {
 	svc *Service
 	log *slog.Logger
@@ -97,6 +99,25 @@ func (a *API) Today(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := a.svc.Today(sid, r.URL.Query().Get("date"), time.Now())
 	a.write(w, t, err, "read today's assignment")
+}
+
+// Progress serves GET /teacher/assignment/progress?assignment_id=&include_students=:
+// include_students is true unless it is a false value (false, 0, no, off).
+func (a *API) Progress(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	include := true
+	switch strings.ToLower(strings.TrimSpace(q.Get("include_students"))) {
+	case "false", "0", "no", "off", "n", "f":
+		include = false
+	}
+	p, err := a.svc.Progress(q.Get("assignment_id"), include, time.Now())
+	a.write(w, p, err, "read assignment progress")
+}
+
+// ProgressByDate serves GET /teacher/assignments/progress?date=.
+func (a *API) ProgressByDate(w http.ResponseWriter, r *http.Request) {
+	p, err := a.svc.ProgressByDate(r.URL.Query().Get("date"), time.Now())
+	a.write(w, p, err, "read assignments progress")
 }
 
 func (a *API) Lessons(w http.ResponseWriter, r *http.Request) {

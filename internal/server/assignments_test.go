@@ -98,3 +98,24 @@ func TestAssignmentToday(t *testing.T) {
 		t.Errorf("no student: %d", st)
 	}
 }
+
+// Progress through the tenant's routes: read only.
+func TestAssignmentProgressRoute(t *testing.T) {
+	e := newEnv(t)
+	expect(t, e.putTenant("a", nil), 200, "")
+	aData, _ := e.tenantDirs("a")
+	if err := atomicfile.WriteJSON(filepath.Join(aData, "assignments", "HW1", "meta.json"),
+		map[string]any{"assignment_id": "HW1", "date": "2026-12-01", "scope": "student", "student_ids": []string{"s1", "s2"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := treeState(t, aData)
+	r := e.get("/t/a/teacher/assignment/progress?assignment_id=HW1")
+	if r.status != 200 || r.json(t)["expected_count"] != 2.0 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	expect(t, e.get("/t/a/teacher/assignments/progress?date=2026-12-01"), 200, "")
+	expect(t, e.get("/t/a/teacher/assignment/progress?assignment_id=NOPE"), 404, "")
+	if after := treeState(t, aData); after != before {
+		t.Fatalf("a GET wrote files:\n%s\n%s", before, after)
+	}
+}

@@ -40,6 +40,8 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("GET /assignment/{assignment_id}/download", policy.Teacher, as.Download)
 	mux.HandleFunc("POST /assignment/requirements", policy.Teacher, as.SaveRequirements)
 	mux.HandleFunc("GET /assignment/today", policy.Student, as.Today)
+	mux.HandleFunc("GET /teacher/assignment/progress", policy.Teacher, as.Progress)
+	mux.HandleFunc("GET /teacher/assignments/progress", policy.Teacher, as.ProgressByDate)
 	mux.HandleFunc("GET /lessons", policy.Signed, as.Lessons)
 
 	mux.HandleFunc("POST /chat", policy.Signed, a.chat.HandleChat)
