@@ -128,12 +128,9 @@ func (a *API) Lessons(w http.ResponseWriter, r *http.Request) {
 // write answers a domain result: its body, its fault, or an internal
 // "<what> failed" (logged by httpjson.Fail).
 func (a *API) write(w http.ResponseWriter, v any, err error, what string) {
-	switch {
-	case fault.CodeOf(err) == fault.Internal:
-		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, what+" failed"))
-	case err != nil:
-		httpjson.Fail(w, a.log, err)
-	default:
-		httpjson.Write(w, http.StatusOK, v)
+	if err != nil {
+		httpjson.Fail(w, a.log, fault.OrInternal(err, what+" failed"))
+		return
 	}
+	httpjson.Write(w, http.StatusOK, v)
 }

@@ -55,7 +55,7 @@ func (s *Service) HandleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.Start(caller.From(r.Context()), &req)
 	if err != nil {
-		httpjson.Fail(w, s.log, orInternal(err, "chat start failed"))
+		httpjson.Fail(w, s.log, fault.OrInternal(err, "chat start failed"))
 		return
 	}
 	httpjson.Write(w, http.StatusOK, res)
@@ -73,18 +73,8 @@ func (s *Service) HandleStatus(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalidID):
 		httpjson.Fail(w, s.log, fault.Wrap(fault.NotFound, err, "job not found"))
 	case err != nil:
-		httpjson.Fail(w, s.log, orInternal(err, "chat status failed"))
+		httpjson.Fail(w, s.log, fault.OrInternal(err, "chat status failed"))
 	default:
 		httpjson.Write(w, http.StatusOK, rec)
 	}
-}
-
-// orInternal keeps a fault as it is and makes any other error an internal
-// one, answered with detail.
-func orInternal(err error, detail string) error {
-	var f *fault.Error
-	if errors.As(err, &f) {
-		return err
-	}
-	return fault.Wrap(fault.Internal, err, detail)
 }

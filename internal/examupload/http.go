@@ -44,7 +44,7 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		os.RemoveAll(dir) // a refused upload leaves nothing behind
-		httpjson.Fail(w, p.log, orInternal(err, "create exam job failed"))
+		httpjson.Fail(w, p.log, fault.OrInternal(err, "create exam job failed"))
 		return
 	}
 	place.Enqueue(id)
@@ -134,15 +134,6 @@ func newJobID() string {
 	b := make([]byte, 6)
 	rand.Read(b)
 	return "job_" + hex.EncodeToString(b)
-}
-
-// orInternal is err when it is a fault, else an internal fault with detail
-// (logged once by httpjson.Fail).
-func orInternal(err error, detail string) error {
-	if fault.CodeOf(err) != fault.Internal {
-		return err
-	}
-	return fault.Wrap(fault.Internal, err, detail)
 }
 
 // job loads the job named by ?job_id= (or the body).
@@ -257,7 +248,7 @@ func (p *Pipeline) DraftSave(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		httpjson.Fail(w, p.log, orInternal(err, "save exam draft failed"))
+		httpjson.Fail(w, p.log, fault.OrInternal(err, "save exam draft failed"))
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "job_id": body.JobID, "message": "考试草稿已保存。", "draft_version": version})
@@ -284,7 +275,7 @@ func (p *Pipeline) ConfirmHandler(w http.ResponseWriter, r *http.Request) {
 	examID, already, err := p.Confirm(body.JobID, strings.TrimSpace(body.ExamID))
 	switch {
 	case err != nil:
-		httpjson.Fail(w, p.log, orInternal(err, "confirm exam failed"))
+		httpjson.Fail(w, p.log, fault.OrInternal(err, "confirm exam failed"))
 	case already:
 		httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "exam_id": examID, "status": StatusConfirmed, "message": "考试已创建（已确认）。"})
 	default:

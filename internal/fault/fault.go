@@ -90,6 +90,17 @@ func Wrap(code Code, err error, detail any) *Error {
 	return &Error{Code: code, Detail: detail, Err: err}
 }
 
+// OrInternal keeps err when it carries a client-facing code and makes it
+// an internal failure answered with detail otherwise (a non-fault error, or
+// an Internal fault); nil stays nil. It is what a handler does with a
+// domain call's error before httpjson.Fail.
+func OrInternal(err error, detail any) error {
+	if CodeOf(err) != Internal {
+		return err
+	}
+	return Wrap(Internal, err, detail)
+}
+
 // CodeOf is the code of the first *Error in err's chain: Internal when
 // there is none, "" for a nil err.
 func CodeOf(err error) Code {

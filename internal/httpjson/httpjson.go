@@ -48,32 +48,27 @@ func Error(w http.ResponseWriter, status int, detail any) {
 	Write(w, status, map[string]any{"detail": detail})
 }
 
-// Status is the HTTP status of a fault code: the one table. An unknown
+// statuses is the one table from fault codes to HTTP statuses.
+var statuses = map[fault.Code]int{
+	fault.Invalid:      http.StatusBadRequest,
+	fault.NotFound:     http.StatusNotFound,
+	fault.Conflict:     http.StatusConflict,
+	fault.TooLarge:     http.StatusRequestEntityTooLarge,
+	fault.Unsupported:  http.StatusUnsupportedMediaType,
+	fault.TooMany:      http.StatusTooManyRequests,
+	fault.Timeout:      http.StatusRequestTimeout,
+	fault.Unavailable:  http.StatusServiceUnavailable,
+	fault.Upstream:     http.StatusBadGateway,
+	fault.Unauthorized: http.StatusUnauthorized,
+	fault.Forbidden:    http.StatusForbidden,
+	fault.Internal:     http.StatusInternalServerError,
+}
+
+// Status is the HTTP status of a fault code (see statuses). An unknown
 // code is 500.
 func Status(c fault.Code) int {
-	switch c {
-	case fault.Invalid:
-		return http.StatusBadRequest
-	case fault.NotFound:
-		return http.StatusNotFound
-	case fault.Conflict:
-		return http.StatusConflict
-	case fault.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case fault.Unsupported:
-		return http.StatusUnsupportedMediaType
-	case fault.TooMany:
-		return http.StatusTooManyRequests
-	case fault.Timeout:
-		return http.StatusRequestTimeout
-	case fault.Unavailable:
-		return http.StatusServiceUnavailable
-	case fault.Upstream:
-		return http.StatusBadGateway
-	case fault.Unauthorized:
-		return http.StatusUnauthorized
-	case fault.Forbidden:
-		return http.StatusForbidden
+	if s, ok := statuses[c]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
 }

@@ -244,25 +244,19 @@ func (l *xmlLexer) scan(b []byte, max int) bool {
 			if c == '!' {
 				l.state = lxDirLTBang
 			} else {
-				l.depth++
-				l.state = lxDirective
-				l.directive(c)
+				l.nestDirective(c)
 			}
 		case lxDirLTBang:
 			if c == '-' {
 				l.state = lxDirLTBangDash
 			} else {
-				l.depth++
-				l.state = lxDirective
-				l.directive(c)
+				l.nestDirective(c)
 			}
 		case lxDirLTBangDash:
 			if c == '-' {
 				l.state, l.prev1, l.prev2 = lxDirComment, 0, 0
 			} else {
-				l.depth++
-				l.state = lxDirective
-				l.directive(c)
+				l.nestDirective(c)
 			}
 		case lxDirComment:
 			if c == '>' && p1 == '-' && p2 == '-' {
@@ -275,6 +269,14 @@ func (l *xmlLexer) scan(b []byte, max int) bool {
 
 // directive handles one byte of a directive (<!DOCTYPE …>), where quoted
 // brackets do not nest and <!-- … --> is a comment.
+// nestDirective: a '<' inside a directive that opens no comment opens a
+// nested declaration; c is its first byte.
+func (l *xmlLexer) nestDirective(c byte) {
+	l.depth++
+	l.state = lxDirective
+	l.directive(c)
+}
+
 func (l *xmlLexer) directive(c byte) {
 	switch {
 	case l.quote != 0:

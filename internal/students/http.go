@@ -109,12 +109,8 @@ func (a *API) ProfileUpdate(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) enqueueAndWait(w http.ResponseWriter, r *http.Request, u Update, output string) {
 	jobID, err := a.worker.Enqueue(u)
-	switch {
-	case fault.CodeOf(err) == fault.Internal:
-		httpjson.Fail(w, a.log, fault.Wrap(fault.Internal, err, "profile update could not be queued"))
-		return
-	case err != nil: // an invalid id, or ErrQueueFull
-		httpjson.Fail(w, a.log, err)
+	if err != nil { // an invalid id, ErrQueueFull, or an internal failure
+		httpjson.Fail(w, a.log, fault.OrInternal(err, "profile update could not be queued"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), waitApplied)

@@ -191,7 +191,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	// Exams: reading and the upload pipeline.
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
-		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: parseSlots(shared),
+		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: shared.SheetParses,
 		Text: ocr.New(ocr.Options{Acquire: func(ctx context.Context) (func(), error) {
 			return limits.AcquireOCR(ctx, a.limits, a.global) // tenant's OCR slot, then the process's
 		}}),
@@ -229,15 +229,6 @@ func New(s Settings, shared Shared) (*App, error) {
 		KindChat: a.chat.Runner(), KindExamUpload: a.uploads.Runner(), KindProfileUpdate: a.profileW.Runner(),
 	})
 	return a, nil
-}
-
-// parseSlots is the process's score-sheet parse bound (a nil *Sem must not
-// become a non-nil interface).
-func parseSlots(shared Shared) limits.Semaphore {
-	if shared.SheetParses == nil {
-		return nil
-	}
-	return shared.SheetParses
 }
 
 // workerKinds lists the four worker kinds in stop order. Each domain
