@@ -6,32 +6,18 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lectern/lectern/internal/testfixtures"
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the tests' settable clock.
+type clock = testfixtures.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 4, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return testfixtures.NewClock(time.Date(2026, 3, 1, 4, 0, 0, 0, time.UTC)) }
 
 // cheap Argon2id parameters keep the tests fast; BenchmarkHash and
 // TestMaskedFailureTiming use the defaults.

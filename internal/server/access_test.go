@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -232,34 +234,7 @@ func TestLoginFlowEndToEnd(t *testing.T) {
 		map[string]any{"student_id": "s1", "student_name": "张三", "class_name": "高二1班"}); err != nil {
 		t.Fatal(err)
 	}
-	call := func(method, path, token string, body any) map[string]any {
-		t.Helper()
-		var rd *strings.Reader
-		switch b := body.(type) {
-		case nil:
-			rd = strings.NewReader("")
-		default:
-			data, _ := json.Marshal(b)
-			rd = strings.NewReader(string(data))
-		}
-		req, _ := http.NewRequest(method, e.http.URL+path, rd)
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		if out == nil {
-			out = map[string]any{}
-		}
-		out["_status"] = float64(resp.StatusCode)
-		return out
-	}
+	call := e.authCall
 	ok := func(m map[string]any, what string) map[string]any {
 		t.Helper()
 		if m["_status"] != 200.0 || m["ok"] != true {
@@ -365,20 +340,7 @@ func TestChatJobKeepsItsPrincipalAcrossRestart(t *testing.T) {
 	e := newEnv(t, withAuth, withLLM(30*time.Second, 1, hang))
 	toks := mint(t, e.srv.cfg.DataDir, "")
 	body := `{"request_id":"r-restart","role":"teacher","teacher_id":"teacherone","messages":[{"role":"user","content":"讲讲这道题"}]}`
-	post := func(tok string) map[string]any {
-		t.Helper()
-		req, _ := http.NewRequest("POST", e.http.URL+"/chat/start", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		out["_status"] = float64(resp.StatusCode)
-		return out
-	}
+	post := func(tok string) map[string]any { return e.authCall("POST", "/chat/start", tok, body) }
 	// A student claiming to be a teacher: the claims are overwritten from
 	// the token (as the predecessor's chat binding did), it runs as itself.
 	m := post(toks["student"])
@@ -396,19 +358,7 @@ func TestChatJobKeepsItsPrincipalAcrossRestart(t *testing.T) {
 	reply := llmtest.NewServer(t)
 	reply.Script(llmtest.Step{Reply: "好的，我们一步一步来。"})
 	e.restart(func(c *Config) { c.LLM.Providers = nil }, withLLM(30*time.Second, 1, reply))
-	status := func(tok string) map[string]any {
-		req, _ := http.NewRequest("GET", e.http.URL+"/chat/status?job_id="+id, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		out["_status"] = float64(resp.StatusCode)
-		return out
-	}
+	status := func(tok string) map[string]any { return e.authCall("GET", "/chat/status?job_id="+id, tok, nil) }
 	for {
 		st := status(toks["student"])
 		if st["status"] == "done" {
@@ -430,4 +380,37 @@ func TestChatJobKeepsItsPrincipalAcrossRestart(t *testing.T) {
 			t.Errorf("%s reading the job: %v", who, st)
 		}
 	}
+}
+
+// authCall sends a request with a bearer token (none when empty) and a
+// body (nil, raw JSON text, or a value to encode), and returns the decoded
+// answer with its status under "_status".
+func (e *env) authCall(method, path, token string, body any) map[string]any {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, _ := json.Marshal(b)
+		rd = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, e.http.URL+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	if out == nil {
+		out = map[string]any{}
+	}
+	out["_status"] = float64(resp.StatusCode)
+	return out
 }
