@@ -74,27 +74,27 @@ type Config struct {
 // deploy link such as /srv/app/current cannot hide that a tenant's
 // directory is the default tenant's.
 func (c *Config) resolveDirs() error {
-	dbDir, dbFile := filepath.Split(c.TenantDBPath)
-	for _, d := range []struct {
-		name string
-		path *string
-	}{{"DATA_DIR", &c.DataDir}, {"UPLOADS_DIR", &c.UploadsDir}, {"TENANT_DB_PATH", &dbDir}, {"TENANT_DATA_ROOT", &c.DataRoot}} {
-		if *d.path == "" && d.name == "TENANT_DATA_ROOT" {
-			continue
-		}
-		if d.name != "TENANT_DATA_ROOT" {
-			if err := os.MkdirAll(*d.path, 0o755); err != nil {
-				return fmt.Errorf("%s: %w", d.name, err)
+	resolve := func(name string, path *string, create bool) error {
+		if create {
+			if err := os.MkdirAll(*path, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
-		real, err := tenancy.ResolveDir(*d.path)
+		real, err := tenancy.ResolveDir(*path)
 		if err != nil {
-			return fmt.Errorf("%s: %w", d.name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		*d.path = real
+		*path = real
+		return nil
+	}
+	dbDir, dbFile := filepath.Split(c.TenantDBPath)
+	err := errors.Join(resolve("DATA_DIR", &c.DataDir, true), resolve("UPLOADS_DIR", &c.UploadsDir, true),
+		resolve("TENANT_DB_PATH", &dbDir, true))
+	if err == nil && c.DataRoot != "" {
+		err = resolve("TENANT_DATA_ROOT", &c.DataRoot, false) // need not exist yet
 	}
 	c.TenantDBPath = filepath.Join(dbDir, dbFile)
-	return nil
+	return err
 }
 
 func (c Config) uploads() examupload.Limits {
