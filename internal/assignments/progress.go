@@ -514,3 +514,34 @@ func toInt(v any) int {
 	f, _ := toFloat(v)
 	return int(f)
 }
+
+// FinalizeMeta completes a new assignment's meta.json the way the
+// predecessor's progress GET did, once, when the assignment is created
+// (upload confirm, generate): the scope (explicit, else inferred), due_at
+// normalised, the expected-students snapshot with its time, and the default
+// completion policy when meta has none. It changes meta in place; the
+// caller writes it. Later progress reads never write.
+func (s *Service) FinalizeMeta(meta map[string]any, now time.Time) {
+	scope := scopeOf(meta)
+	meta["scope"] = scope
+	if due := normalizeDueAt(meta["due_at"]); due != "" {
+		meta["due_at"] = due
+	} else {
+		delete(meta, "due_at")
+	}
+	if len(ParseList(meta["expected_students"])) == 0 {
+		expected := s.expectedStudents(meta, scope)
+		if expected == nil {
+			expected = []string{}
+		}
+		meta["expected_students"] = expected
+		meta["expected_students_generated_at"] = now.Format(TimeLayout)
+	}
+	if _, ok := meta["completion_policy"].(map[string]any); !ok {
+		meta["completion_policy"] = map[string]any{
+			"requires_discussion": true, "discussion_marker": DefaultDiscussionMarker,
+			"requires_submission": true, "min_graded_total": 1,
+			"best_attempt": "score_earned_then_correct_then_graded_total", "version": 1,
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/policy"
+	"github.com/lectern/lectern/internal/upload"
 )
 
 // Start serves POST /exam/upload/start (multipart/form-data).
@@ -38,7 +39,7 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 		httpjson.Fail(w, p.log, fault.Wrap(fault.Internal, err, "create exam job failed"))
 		return
 	}
-	form, files, err := receive(w, r, dir, p.limits)
+	form, files, err := upload.Receive(w, r, dir, p.limits, fields)
 	if err == nil {
 		err = p.createJob(id, caller.From(r.Context()), form, files)
 	}

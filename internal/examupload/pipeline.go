@@ -19,9 +19,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
-
-	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
@@ -29,6 +26,7 @@ import (
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/scoresheet"
+	"github.com/lectern/lectern/internal/upload"
 )
 
 // Job statuses.
@@ -96,13 +94,7 @@ func New(c Config) *Pipeline {
 	if s, ok := slots.(*limits.Sem); ok && s == nil {
 		slots = nil // a nil *Sem in the interface: no limit, not a panic
 	}
-	lim := c.Limits
-	if lim.MaxBytes <= 0 {
-		lim.MaxBytes = defaultLimits.MaxBytes
-	}
-	if lim.MaxFiles <= 0 {
-		lim.MaxFiles = defaultLimits.MaxFiles
-	}
+	lim := c.Limits.WithDefaults()
 	p := &Pipeline{
 		dataDir: c.DataDir,
 		store:   jobs.NewStore(filepath.Join(c.UploadsDir, "exam_jobs")),
@@ -509,56 +501,34 @@ func parseSheet(path, kind, classHint string) (*scoresheet.Sheet, error) {
 	return scoresheet.ParseXLSX(f, fi.Size(), opts)
 }
 
-// readTexts concatenates the text of text files and records which files'
-// text could not be extracted (PDFs and images, until OCR lands).
+// readTexts concatenates the text of the files and records, per file,
+// whether its text was extracted (and from how many pages, by source).
 func (p *Pipeline) readTexts(ctx context.Context, dir string, files []StoredFile) (string, []map[string]any) {
 	var b strings.Builder
 	var ex []map[string]any
 	for _, f := range files {
-		path := filepath.Join(dir, f.Name)
-		switch {
-		case f.Kind == KindText:
-			data, err := os.ReadFile(path)
-			if err != nil {
-				ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": err.Error()})
-				continue
-			}
-			b.WriteString(decodeText(data))
-		case p.text == nil:
-			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false,
-				"reason": "text extraction from PDFs and images needs OCR, which is not configured"})
+		var x upload.Extractor
+		if p.text != nil {
+			x = p.text
+		}
+		text, res, err := upload.Text(ctx, x, filepath.Join(dir, f.Name), f.Kind)
+		if err != nil {
+			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": truncate(err.Error(), 200)})
 			continue
-		default:
-			res, err := p.text.Extract(ctx, path)
-			if err != nil {
-				ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": truncate(err.Error(), 200)})
-				continue
-			}
-			b.WriteString(res.Text())
+		}
+		b.WriteString(text)
+		b.WriteString("\n")
+		e := map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": true}
+		if res != nil {
 			sources := map[string]int{}
 			for _, pg := range res.Pages {
 				sources[pg.Source]++
 			}
-			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": true, "pages": len(res.Pages), "sources": sources})
-			b.WriteString("\n")
-			continue
+			e["pages"], e["sources"] = len(res.Pages), sources
 		}
-		b.WriteString("\n")
-		ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": true})
+		ex = append(ex, e)
 	}
 	return b.String(), ex
-}
-
-// decodeText reads UTF-8 (BOM or not), else GB18030.
-func decodeText(data []byte) string {
-	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
-	if utf8.Valid(data) {
-		return string(data)
-	}
-	if out, err := simplifiedchinese.GB18030.NewDecoder().Bytes(data); err == nil {
-		return string(out)
-	}
-	return strings.ToValidUTF8(string(data), "\uFFFD")
 }
 
 func answersCSV(key scoresheet.AnswerKey) []byte {

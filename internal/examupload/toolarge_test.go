@@ -35,7 +35,7 @@ func startPipeline(t *testing.T, slots limits.Semaphore) *Pipeline {
 }
 
 // upload posts score files to Start and returns the job id.
-func upload(t *testing.T, p *Pipeline, files map[string][]byte) string {
+func uploadFiles(t *testing.T, p *Pipeline, files map[string][]byte) string {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -128,7 +128,7 @@ func TestTooLargeSheetFailsJob(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startPipeline(t, nil)
-			rec := waitJob(t, p, upload(t, p, tc.files))
+			rec := waitJob(t, p, uploadFiles(t, p, tc.files))
 			if rec["status"] != StatusFailed || rec["error"] != "scores_too_large" || rec["step"] != "parse_scores" {
 				t.Fatalf("job %v %v at %v: %v", rec["status"], rec["error"], rec["step"], rec["error_detail"])
 			}
@@ -154,7 +154,7 @@ func TestParseSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startPipeline(t, slots)
-	id := upload(t, p, map[string][]byte{"s.csv": []byte("姓名,班级,1\n张三,1班,4\n")})
+	id := uploadFiles(t, p, map[string][]byte{"s.csv": []byte("姓名,班级,1\n张三,1班,4\n")})
 	time.Sleep(300 * time.Millisecond)
 	if rec, _ := p.Store().Load(id); rec["status"] != StatusProcessing || rec["step"] != "parse_scores" {
 		t.Fatalf("while the slot is taken: %v at %v", rec["status"], rec["step"])
@@ -176,7 +176,7 @@ func TestParseSlots(t *testing.T) {
 	if err := q.Runner().Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	id = upload(t, q, map[string][]byte{"s.csv": []byte("姓名,班级,1\n张三,1班,4\n")})
+	id = uploadFiles(t, q, map[string][]byte{"s.csv": []byte("姓名,班级,1\n张三,1班,4\n")})
 	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -192,7 +192,7 @@ func TestParseSlots(t *testing.T) {
 func TestParseSlotsNilSem(t *testing.T) {
 	var none *limits.Sem
 	p := startPipeline(t, none)
-	if rec := waitJob(t, p, upload(t, p, map[string][]byte{"s.csv": []byte("姓名,班级,1\n张三,1班,4\n")})); rec["status"] != StatusDone {
+	if rec := waitJob(t, p, uploadFiles(t, p, map[string][]byte{"s.csv": []byte("姓名,班级,1\n张三,1班,4\n")})); rec["status"] != StatusDone {
 		t.Fatalf("%v %v", rec["status"], rec["error_detail"])
 	}
 }
