@@ -102,6 +102,7 @@ type App struct {
 	examAPI     *exams.API
 	assignments *assignments.API
 	uploads     *examupload.Pipeline
+	ocr         *ocr.Extractor
 	auth        caller.Authenticator
 	accounts    *accounts.Registry // nil in open mode
 	meter       *llm.Meter
@@ -188,13 +189,17 @@ func New(s Settings, shared Shared) (*App, error) {
 	// Assignments: reading them and their requirements.
 	a.assignments = assignments.NewAPI(assignments.NewService(s.DataDir), log)
 
+	// OCR: one extractor for every upload of the tenant, each page within
+	// the tenant's OCR slot, then the process's.
+	a.ocr = ocr.New(ocr.Options{Acquire: func(ctx context.Context) (func(), error) {
+		return limits.AcquireOCR(ctx, a.limits, a.global)
+	}})
+
 	// Exams: reading and the upload pipeline.
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
 		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: shared.SheetParses,
-		Text: ocr.New(ocr.Options{Acquire: func(ctx context.Context) (func(), error) {
-			return limits.AcquireOCR(ctx, a.limits, a.global) // tenant's OCR slot, then the process's
-		}}),
+		Text: a.ocr,
 		Logger: log})
 
 	// Chat: history, the agent (built on the first turn, so an idle tenant
