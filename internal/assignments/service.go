@@ -182,6 +182,13 @@ func (s *Service) resolve(id string) (aid, dir string, exists bool, err error) {
 	return aid, dir, err == nil && fi.IsDir(), nil
 }
 
+// Resolve checks an assignment id for the code that creates assignments
+// (upload confirm, generate, questions OCR, render): the trimmed id, its
+// folder DATA_DIR/assignments/<id>, and whether that folder exists. An
+// invalid id is a fault.Invalid ("invalid assignment_id"); an empty one
+// "assignment_id is required".
+func (s *Service) Resolve(id string) (aid, dir string, exists bool, err error) { return s.resolve(id) }
+
 // existing is the folder of an existing assignment; ErrNotFound for a
 // missing or invalid one.
 func (s *Service) existing(id string) (aid, dir string, err error) {
