@@ -34,6 +34,8 @@ import (
 type Limits struct {
 	MaxBytes int64 // the whole request body
 	MaxFiles int   // file parts in one request
+	// MaxFileBytes bounds each file; 0: only MaxBytes applies.
+	MaxFileBytes int64
 }
 
 // Defaults are the limits used when a tenant sets none.
@@ -168,12 +170,19 @@ func storePart(part *multipart.Part, dir string, field Field, lim Limits) (File,
 		out.Close()
 		return File{}, BodyError(rerr, lim)
 	}
-	size, err := io.Copy(out, io.MultiReader(bytes.NewReader(head), part))
+	var src io.Reader = io.MultiReader(bytes.NewReader(head), part)
+	if lim.MaxFileBytes > 0 {
+		src = io.LimitReader(src, lim.MaxFileBytes+1)
+	}
+	size, err := io.Copy(out, src)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return File{}, BodyError(err, lim)
+	}
+	if lim.MaxFileBytes > 0 && size > lim.MaxFileBytes {
+		return File{}, fault.Newf(fault.TooLarge, "file %s is larger than %d MiB", name, lim.MaxFileBytes>>20)
 	}
 	if size == 0 {
 		return File{}, fault.Newf(fault.Invalid, "file %s is empty", name)
