@@ -46,8 +46,14 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 }
 
 // Get serves GET /assignment/{assignment_id}.
+// A student reads only an assignment meant for them (Service.MayRead).
 func (a *API) Get(w http.ResponseWriter, r *http.Request) {
-	d, err := a.svc.Get(r.PathValue("assignment_id"))
+	id := r.PathValue("assignment_id")
+	if err := a.svc.MayRead(caller.From(r.Context()), id); err != nil {
+		a.write(w, nil, err, "read assignment")
+		return
+	}
+	d, err := a.svc.Get(id)
 	a.write(w, d, err, "read assignment")
 }
 
@@ -70,8 +76,14 @@ func (a *API) SaveRequirements(w http.ResponseWriter, r *http.Request) {
 
 // Download serves GET /assignment/{assignment_id}/download?file=: a file
 // of the assignment's source/ folder, its Content-Type from its extension.
+// A student downloads only from an assignment meant for them.
 func (a *API) Download(w http.ResponseWriter, r *http.Request) {
-	f, fi, err := a.svc.SourceFile(r.PathValue("assignment_id"), r.URL.Query().Get("file"))
+	id := r.PathValue("assignment_id")
+	if err := a.svc.MayRead(caller.From(r.Context()), id); err != nil {
+		a.write(w, nil, err, "read assignment source")
+		return
+	}
+	f, fi, err := a.svc.SourceFile(id, r.URL.Query().Get("file"))
 	if err != nil {
 		a.write(w, nil, err, "read assignment source")
 		return

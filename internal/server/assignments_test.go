@@ -119,3 +119,50 @@ func TestAssignmentProgressRoute(t *testing.T) {
 		t.Fatalf("a GET wrote files:\n%s\n%s", before, after)
 	}
 }
+
+// A verified student reads (and downloads from) only the assignments meant
+// for them: public, their class's, or naming them; the others are 403
+// forbidden_assignment_scope. Teachers read them all.
+func TestStudentReadsOnlyAssignmentsForThem(t *testing.T) {
+	e := newEnv(t, withAuth)
+	expect(t, e.putTenant("a", nil), 200, "")
+	aData, _ := e.tenantDirs("a")
+	toks := mint(t, aData, "a") // s1 and s2 are in 高二1班
+	metas := map[string]map[string]any{
+		"PUB":   {"scope": "public"},
+		"CLS":   {"scope": "class", "class_name": "高二1班"},
+		"OTHER": {"scope": "class", "class_name": "高二9班"},
+		"S2":    {"scope": "student", "student_ids": []string{"s2"}},
+	}
+	for id, m := range metas {
+		m["assignment_id"], m["date"] = id, "2026-12-01"
+		dir := filepath.Join(aData, "assignments", id)
+		if err := atomicfile.WriteJSON(filepath.Join(dir, "meta.json"), m); err != nil {
+			t.Fatal(err)
+		}
+		if err := atomicfile.WriteFile(filepath.Join(dir, "source", "paper.txt"), []byte("1. 题目"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]map[string]int{
+		"student":         {"PUB": 200, "CLS": 200, "OTHER": 403, "S2": 403},
+		"another student": {"PUB": 200, "CLS": 200, "OTHER": 403, "S2": 200},
+		"teacher":         {"PUB": 200, "CLS": 200, "OTHER": 200, "S2": 200},
+	}
+	for who, byID := range want {
+		for id, status := range byID {
+			for _, path := range []string{"/t/a/assignment/" + id, "/t/a/assignment/" + id + "/download?file=paper.txt"} {
+				got := e.authCall("GET", path, toks[who], nil)
+				if int(got["_status"].(float64)) != status {
+					t.Errorf("%s GET %s: %v, want %d", who, path, got, status)
+				}
+				if status == 403 && got["detail"] != "forbidden_assignment_scope" {
+					t.Errorf("%s GET %s: %v, want forbidden_assignment_scope", who, path, got)
+				}
+			}
+		}
+	}
+	if got := e.authCall("GET", "/t/a/assignment/NOPE", toks["student"], nil); got["_status"] != 404.0 {
+		t.Errorf("missing assignment as a student: %v", got)
+	}
+}

@@ -35,9 +35,9 @@ func (a *App) routes() *policy.Mux {
 
 	as := a.assignments
 	mux.HandleFunc("GET /assignments", policy.Teacher, as.List)
-	mux.HandleFunc("GET /assignment/{assignment_id}", policy.Teacher, as.Get)
+	mux.HandleFunc("GET /assignment/{assignment_id}", policy.Student, as.Get)
 	mux.HandleFunc("GET /assignment/{assignment_id}/requirements", policy.Teacher, as.Requirements)
-	mux.HandleFunc("GET /assignment/{assignment_id}/download", policy.Teacher, as.Download)
+	mux.HandleFunc("GET /assignment/{assignment_id}/download", policy.Student, as.Download)
 	mux.HandleFunc("POST /assignment/requirements", policy.Teacher, as.SaveRequirements)
 	mux.HandleFunc("GET /assignment/today", policy.Student, as.Today)
 	mux.HandleFunc("GET /teacher/assignment/progress", policy.Teacher, as.Progress)
