@@ -199,7 +199,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
 		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: shared.SheetParses,
-		Text: a.ocr,
+		Text:   a.ocr,
 		Logger: log})
 
 	// Chat: history, the agent (built on the first turn, so an idle tenant

@@ -162,4 +162,6 @@ func TestText(t *testing.T) {
 
 type extractorFunc func(ctx context.Context, path string) (*ocr.Result, error)
 
-func (f extractorFunc) Extract(ctx context.Context, path string) (*ocr.Result, error) { return f(ctx, path) }
+func (f extractorFunc) Extract(ctx context.Context, path string) (*ocr.Result, error) {
+	return f(ctx, path)
+}
