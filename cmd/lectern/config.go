@@ -14,6 +14,7 @@ import (
 	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/ratelimit"
 	"github.com/lectern/lectern/internal/server"
 	"github.com/lectern/lectern/internal/tenantapp"
@@ -82,6 +83,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		env.errs = append(env.errs, err)
 	} else {
 		c.Server.LLM = lc
+	}
+	if oc, err := ocr.LLMSettingsFromEnv(getenv, c.Server.LLM); err != nil {
+		env.errs = append(env.errs, err)
+	} else {
+		c.Server.OCR = oc
 	}
 	if v := env.str("LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
 		env.fail("LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", v))

@@ -39,7 +39,7 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) {
 		httpjson.Fail(w, p.log, fault.Wrap(fault.Internal, err, "create exam job failed"))
 		return
 	}
-	form, files, err := upload.Receive(w, r, dir, p.limits, fields)
+	form, files, err := upload.Receive(w, r, dir, p.limits, p.fields)
 	if err == nil {
 		err = p.createJob(id, caller.From(r.Context()), form, files)
 	}

@@ -2,6 +2,10 @@
 // answer keys in (POST /exam/upload/start), parsed by the tenant's exam
 // worker into a draft the teacher reviews, then confirmed into
 // DATA_DIR/exams/<id>/ with its analysis under DATA_DIR/analysis/<id>/.
+//
+// Score sheets are .xlsx or .csv files (internal/scoresheet), or, when the
+// pipeline has OCR and an LLM, PDFs and photos of the table: OCR'd, then
+// read by the model into the same sheet (scan.go).
 package examupload
 
 import (
@@ -24,6 +28,7 @@ import (
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/scoresheet"
 	"github.com/lectern/lectern/internal/upload"
@@ -50,10 +55,15 @@ type Config struct {
 	OnConfirmed func(e *exams.Exam, date string)
 	// MaxQueued bounds the queued exam jobs (JOB_QUEUE_MAX); 0: no bound.
 	MaxQueued int
-	// Text extracts the text of PDF and image papers and answer keys
-	// (OCR, within the tenant's and the process's OCR limits); nil: those
-	// files are stored with text_extracted false.
-	Text   TextExtractor
+	// Text extracts the text of PDF and image papers, answer keys and
+	// score sheets (OCR, within the tenant's and the process's OCR
+	// limits); nil: papers and answer keys of those kinds are stored with
+	// text_extracted false.
+	Text TextExtractor
+	// LLM reads the score table from the OCR text of a PDF or image score
+	// sheet (upload.exam_scores_parse). Without it (nil, or no provider)
+	// or without Text, such score sheets are refused with a 415.
+	LLM    *llm.Client
 	Logger *slog.Logger
 	// ParseSlots, when set, bounds the score-sheet parses running at once:
 	// one process-wide semaphore shared by every tenant's pipeline, taken
@@ -78,6 +88,8 @@ type Pipeline struct {
 	onDone  func(e *exams.Exam, date string)
 	slots   limits.Semaphore // nil: no limit on concurrent sheet parses
 	text    TextExtractor    // nil: no OCR
+	llm     *llm.Client      // nil: score sheets are not read from scans
+	fields  map[string]upload.Field
 
 	// confirmMu serialises confirms, so two of them never both create the
 	// exam or both pass the exists check.
@@ -106,6 +118,10 @@ func New(c Config) *Pipeline {
 		slots:   slots,
 		text:    c.Text,
 	}
+	if c.Text != nil && c.LLM != nil && c.LLM.Gateway.Configured() {
+		p.llm = c.LLM
+	}
+	p.fields = fields(p.llm != nil)
 	p.runner = jobs.NewRunner(jobs.Options{
 		Kind:    "exam_upload",
 		Store:   p.store,
@@ -225,7 +241,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 	}
 	var warnings []string
 	var extraction []map[string]any
-	paperText, ex := p.readTexts(ctx, filepath.Join(dir, "paper"), files("paper_files"))
+	paperText, ex := p.readTexts(ctx, dir, "paper", files("paper_files"))
 	extraction = append(extraction, ex...)
 	if err := atomicfile.WriteFile(filepath.Join(dir, "paper_text.txt"), []byte(paperText), 0o644); err != nil {
 		return err
@@ -238,6 +254,14 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 		return err
 	}
 	classHint, _ := rec["class_name"].(string)
+	scoreFiles := files("score_files")
+	// Scanned sheets first, outside the parse slot: their OCR and LLM
+	// calls have limits of their own and may take minutes.
+	scans, err := p.readScans(ctx, dir, scoreFiles, classHint)
+	if err != nil {
+		return err
+	}
+	releaseSlot := func() {}
 	if p.slots != nil {
 		// A large sheet holds tens of MB from its parse to its analysis:
 		// wait for a slot, whatever the tenant, and keep it until the
@@ -246,19 +270,34 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 		if err := p.slots.Acquire(ctx); err != nil {
 			return err
 		}
-		defer p.slots.Release()
+		var once sync.Once
+		releaseSlot = func() { once.Do(p.slots.Release) }
+		defer releaseSlot()
 	}
-	sheet, sheetWarnings, err := parseSheets(filepath.Join(dir, "scores"), files("score_files"), classHint)
+	sheet, sheetWarnings, err := parseSheets(scoreFiles, func(f StoredFile) (*scoresheet.Sheet, error) {
+		if r, ok := scans[f.Name]; ok {
+			return r.sheet, r.err
+		}
+		return parseSheet(filepath.Join(dir, "scores", f.Name), f.Kind, classHint)
+	})
 	warnings = append(warnings, sheetWarnings...)
 	if errors.Is(err, scoresheet.ErrTooLarge) {
 		return &jobFailure{step: "parse_scores", code: "scores_too_large", detail: err.Error(), hints: tooLargeHints}
 	}
 	if err != nil {
-		return &jobFailure{step: "parse_scores", code: "scores_parsed_empty", detail: err.Error(), hints: []string{
+		hints := []string{
 			"确认成绩表含有“姓名”列，以及题号列（如 1、2、11(1)）或“总分”列。(The sheet needs a 姓名 column and question or 总分 columns.)",
 			"若是 .xls 文件，请另存为 .xlsx；CSV 请使用 UTF-8 或 GBK 编码。(Save .xls as .xlsx; CSV in UTF-8 or GBK.)",
 			"表头可以在标题行下方，合并单元格可以保留。(Title rows above the header and merged cells are fine.)",
-		}}
+		}
+		if len(scans) > 0 {
+			hints = append(hints, scanEmptyHint)
+		}
+		if len(sheetWarnings) > 0 {
+			// Why each file gave nothing: the job keeps no warnings when it fails.
+			err = fmt.Errorf("%w: %s", err, strings.Join(sheetWarnings, "; "))
+		}
+		return &jobFailure{step: "parse_scores", code: "scores_parsed_empty", detail: err.Error(), hints: hints}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -271,7 +310,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 			return err
 		}
 		var ex []map[string]any
-		answerText, ex = p.readTexts(ctx, filepath.Join(dir, "answers"), af)
+		answerText, ex = p.readTexts(ctx, dir, "answers", af)
 		extraction = append(extraction, ex...)
 		if strings.TrimSpace(answerText) != "" {
 			var kw []string
@@ -374,6 +413,8 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "parsed.json"), parsed); err != nil {
 		return err
 	}
+	// Free before the job says done: whoever sees it done may count on it.
+	releaseSlot()
 	_, err = p.store.Update(id, func(r map[string]any) error {
 		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
 		r["exam_id"] = examID
@@ -427,15 +468,16 @@ var tooLargeHints = []string{
 		scoresheet.DefaultMaxLabelRunes, scoresheet.DefaultMaxCellBytes, scoresheet.DefaultMaxRows, scoresheet.DefaultMaxCols),
 }
 
-// parseSheets parses every score file and merges their students. Files of
-// different modes cannot be merged. A file that cannot be read becomes a
-// warning; one past a cap (scoresheet.ErrTooLarge) fails them all.
-func parseSheets(dir string, files []StoredFile, classHint string) (*scoresheet.Sheet, []string, error) {
+// parseSheets parses every score file with parse and merges their
+// students. Files of different modes cannot be merged. A file that cannot
+// be read becomes a warning; one past a cap (scoresheet.ErrTooLarge) fails
+// them all.
+func parseSheets(files []StoredFile, parse func(StoredFile) (*scoresheet.Sheet, error)) (*scoresheet.Sheet, []string, error) {
 	var merged *scoresheet.Sheet
 	var warnings []string
 	seen := map[string]bool{}
 	for _, f := range files {
-		sh, err := parseSheet(filepath.Join(dir, f.Name), f.Kind, classHint)
+		sh, err := parse(f)
 		if errors.Is(err, scoresheet.ErrTooLarge) {
 			return nil, warnings, fmt.Errorf("%s: %w", f.Name, err)
 		}
@@ -501,17 +543,14 @@ func parseSheet(path, kind, classHint string) (*scoresheet.Sheet, error) {
 	return scoresheet.ParseXLSX(f, fi.Size(), opts)
 }
 
-// readTexts concatenates the text of the files and records, per file,
-// whether its text was extracted (and from how many pages, by source).
-func (p *Pipeline) readTexts(ctx context.Context, dir string, files []StoredFile) (string, []map[string]any) {
+// readTexts concatenates the text of the files in the job's folder and
+// records, per file, whether its text was extracted (and from how many
+// pages, by source). OCR'd pages are written under ocr/<folder>/<file>/.
+func (p *Pipeline) readTexts(ctx context.Context, jobDir, folder string, files []StoredFile) (string, []map[string]any) {
 	var b strings.Builder
 	var ex []map[string]any
 	for _, f := range files {
-		var x upload.Extractor
-		if p.text != nil {
-			x = p.text
-		}
-		text, res, err := upload.Text(ctx, x, filepath.Join(dir, f.Name), f.Kind)
+		text, res, err := p.fileText(ctx, jobDir, folder, f)
 		if err != nil {
 			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": truncate(err.Error(), 200)})
 			continue
@@ -529,6 +568,25 @@ func (p *Pipeline) readTexts(ctx context.Context, dir string, files []StoredFile
 		ex = append(ex, e)
 	}
 	return b.String(), ex
+}
+
+// fileText is the text of one stored file (upload.Text); the pages of an
+// OCR'd one are written to ocr/<folder>/<file>/page_N.{txt,json}.
+func (p *Pipeline) fileText(ctx context.Context, jobDir, folder string, f StoredFile) (string, *ocr.Result, error) {
+	var x upload.Extractor
+	if p.text != nil {
+		x = p.text
+	}
+	text, res, err := upload.Text(ctx, x, filepath.Join(jobDir, folder, f.Name), f.Kind)
+	if err != nil {
+		return "", nil, err
+	}
+	if res != nil {
+		if err := res.WritePagesIn(filepath.Join(jobDir, "ocr", folder, f.Name)); err != nil {
+			return "", nil, err
+		}
+	}
+	return text, res, nil
 }
 
 func answersCSV(key scoresheet.AnswerKey) []byte {

@@ -1,6 +1,10 @@
 package llm
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lectern/lectern/internal/limits"
@@ -9,12 +13,100 @@ import (
 // Message is one chat message in the OpenAI wire shape. Role is "system",
 // "user", "assistant" or "tool"; an assistant message may carry ToolCalls and
 // a tool message answers one of them by ToolCallID.
+//
+// A message with Parts (a user message carrying images, for a vision model)
+// is sent with content as the array of its parts and Content is not sent;
+// a message without Parts is sent with content as the string Content, as
+// always. Decoding accepts both forms: an array fills Parts and sets
+// Content to the texts of its text parts, joined.
 type Message struct {
-	Role       string     `json:"role"`
-	Content    string     `json:"content"`
-	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
-	ToolCallID string     `json:"tool_call_id,omitempty"`
-	Name       string     `json:"name,omitempty"`
+	Role       string        `json:"role"`
+	Content    string        `json:"content"`
+	Parts      []ContentPart `json:"-"`
+	ToolCalls  []ToolCall    `json:"tool_calls,omitempty"`
+	ToolCallID string        `json:"tool_call_id,omitempty"`
+	Name       string        `json:"name,omitempty"`
+}
+
+// Content part types.
+const (
+	PartText     = "text"
+	PartImageURL = "image_url"
+)
+
+// ContentPart is one element of an array content: {"type":"text","text":…}
+// or {"type":"image_url","image_url":{"url":…}}.
+type ContentPart struct {
+	Type     string    `json:"type"`
+	Text     string    `json:"text,omitempty"`
+	ImageURL *ImageURL `json:"image_url,omitempty"`
+}
+
+// ImageURL is the image of an image_url part: an https URL or a data URL
+// ("data:image/png;base64,…"). Detail ("low", "high", "auto") is sent only
+// when set.
+type ImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// TextPart is a text content part.
+func TextPart(text string) ContentPart { return ContentPart{Type: PartText, Text: text} }
+
+// ImagePart is an image content part for url (see ImageURL).
+func ImagePart(url string) ContentPart {
+	return ContentPart{Type: PartImageURL, ImageURL: &ImageURL{URL: url}}
+}
+
+// plainMessage is Message without its methods, for the default encoding.
+type plainMessage Message
+
+// MarshalJSON sends content as the array of Parts when there are parts,
+// else as the string Content.
+func (m Message) MarshalJSON() ([]byte, error) {
+	if len(m.Parts) == 0 {
+		return json.Marshal(plainMessage(m))
+	}
+	for i, p := range m.Parts {
+		if p.Type == PartImageURL && (p.ImageURL == nil || p.ImageURL.URL == "") {
+			return nil, fmt.Errorf("llm: message part %d: image_url without a url", i)
+		}
+	}
+	return json.Marshal(struct {
+		plainMessage
+		Content []ContentPart `json:"content"` // shadows plainMessage.Content
+	}{plainMessage(m), m.Parts})
+}
+
+// UnmarshalJSON reads content as a string, null, or an array of parts.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	var w struct {
+		plainMessage
+		Content json.RawMessage `json:"content"` // shadows plainMessage.Content
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*m = Message(w.plainMessage)
+	raw := w.Content
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if raw[0] == '"' {
+		return json.Unmarshal(raw, &m.Content)
+	}
+	var parts []ContentPart
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return errors.New("llm: message content is neither a string nor a list of parts")
+	}
+	var texts []string
+	for _, p := range parts {
+		if p.Type == PartText {
+			texts = append(texts, p.Text)
+		}
+	}
+	m.Parts, m.Content = parts, strings.Join(texts, "")
+	return nil
 }
 
 // ToolCall is a function call the model asked for.

@@ -6,9 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"math"
 	"os"
@@ -19,10 +16,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/image/bmp"
-	"golang.org/x/image/tiff"
-	"golang.org/x/image/webp"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
@@ -142,7 +135,10 @@ type PageResult struct {
 	Width      int     `json:"width,omitempty"`
 	Height     int     `json:"height,omitempty"`
 	Engine     string  `json:"engine,omitempty"`
-	Err        error   `json:"-"`
+	// Fallback says why the primary engine's answer was not used, when
+	// an Auto engine's fallback read the page.
+	Fallback string `json:"fallback,omitempty"`
+	Err      error  `json:"-"`
 }
 
 // Result is the text of a whole file.
@@ -172,10 +168,15 @@ type pageJSON struct {
 
 // WritePages writes each page as dir/ocr/page_N.txt (the text) and
 // dir/ocr/page_N.json ({page,text,source,confidence,width,height,engine,
-// error}), each atomically. dir is the submission or job directory.
-func (r *Result) WritePages(dir string) error {
+// fallback,error}), each atomically. dir is the submission or job
+// directory.
+func (r *Result) WritePages(dir string) error { return r.WritePagesIn(filepath.Join(dir, "ocr")) }
+
+// WritePagesIn is WritePages into dir itself: dir/page_N.{txt,json}, for a
+// job that OCRs several files (one folder each).
+func (r *Result) WritePagesIn(dir string) error {
 	for _, p := range r.Pages {
-		base := filepath.Join(dir, "ocr", "page_"+strconv.Itoa(p.N))
+		base := filepath.Join(dir, "page_"+strconv.Itoa(p.N))
 		if err := atomicfile.WriteFile(base+".txt", []byte(p.Text), 0o644); err != nil {
 			return err
 		}
@@ -269,22 +270,7 @@ func sniff(b []byte) string {
 
 // checkImage decodes the image header and refuses images over MaxPixels.
 func (x *Extractor) checkImage(r io.Reader, kind, name string) (w, h int, err error) {
-	var cfg image.Config
-	br := bufio.NewReader(r)
-	switch kind {
-	case "png":
-		cfg, err = png.DecodeConfig(br)
-	case "jpeg":
-		cfg, err = jpeg.DecodeConfig(br)
-	case "webp":
-		cfg, err = webp.DecodeConfig(br)
-	case "tiff":
-		cfg, err = tiff.DecodeConfig(br)
-	case "bmp":
-		cfg, err = bmp.DecodeConfig(br)
-	default:
-		err = fmt.Errorf("unknown image kind %q", kind)
-	}
+	cfg, err := decodeConfig(r, kind)
 	if err != nil {
 		return 0, 0, fault.Wrap(fault.Invalid, err, map[string]any{
 			"error":   "invalid_image",
@@ -316,8 +302,12 @@ func (x *Extractor) engine(ctx context.Context, path string) (PageResult, error)
 	if err != nil {
 		return PageResult{}, err
 	}
+	engine := p.Engine
+	if engine == "" {
+		engine = x.opts.Engine.Name()
+	}
 	return PageResult{N: 1, Text: p.Text, Source: SourceOCR, Confidence: p.Confidence,
-		Width: p.Width, Height: p.Height, Engine: x.opts.Engine.Name()}, nil
+		Width: p.Width, Height: p.Height, Engine: engine, Fallback: p.Fallback}, nil
 }
 
 func (x *Extractor) acquire(ctx context.Context) (func(), error) {

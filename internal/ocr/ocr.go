@@ -2,7 +2,11 @@
 // one engine interface.
 //
 // An Engine turns one image into a Page of text. Tesseract is the engine
-// that runs the tesseract binary as a subprocess. An Extractor takes a file:
+// that runs the tesseract binary as a subprocess; LLM sends the image to a
+// vision model over an OpenAI-compatible API (the predecessor's
+// DeepSeek-OCR); Auto tries one engine and falls back to another.
+// EngineFor picks one by name (OCR_ENGINE) and LLMSettingsFromEnv reads
+// the OCR model's configuration. An Extractor takes a file:
 // for a PDF it reads each page's text layer with pdftotext (poppler-utils)
 // and renders only the pages without one (pdftoppm) for the engine; an
 // image goes to the engine directly. Every engine call passes the caller's
@@ -10,8 +14,9 @@
 // timeout, bounded output, and is killed with its process group when its
 // context ends.
 //
-// A missing binary or missing language data is an error that wraps
-// ErrUnavailable and is a fault.Unavailable whose detail is
+// A missing binary, missing language data or an LLM engine without a
+// provider is an error that wraps ErrUnavailable and is a
+// fault.Unavailable whose detail is
 // {"error":"ocr_unavailable","message":…,"hints":[…]}.
 //
 // The package has no package-level mutable state.
@@ -28,7 +33,7 @@ import (
 
 // Engine extracts the text of one image.
 type Engine interface {
-	// Name identifies the engine ("tesseract").
+	// Name identifies the engine ("tesseract", "llm", "auto").
 	Name() string
 	// Image reads the image file at path.
 	Image(ctx context.Context, path string) (Page, error)
@@ -42,6 +47,13 @@ type Page struct {
 	// Width and Height are the image's size in pixels, when known.
 	Width  int `json:"width"`
 	Height int `json:"height"`
+	// Engine names the engine that read the image when it is not the one
+	// called (Auto's answer is its primary's or its fallback's); empty
+	// means the engine called.
+	Engine string `json:"engine,omitempty"`
+	// Fallback says why Auto's primary engine's answer was not used
+	// ("llm: …"), when the page comes from its fallback.
+	Fallback string `json:"fallback,omitempty"`
 }
 
 // ErrUnavailable is wrapped by every error that says OCR cannot run here:

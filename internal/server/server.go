@@ -23,6 +23,7 @@ import (
 	"github.com/lectern/lectern/internal/examupload"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/ratelimit"
 	"github.com/lectern/lectern/internal/tenancy"
 	"github.com/lectern/lectern/internal/tenantapp"
@@ -43,6 +44,9 @@ type Config struct {
 	UploadMaxFiles int
 	// LLM lists the LLM providers (none: chat answers 503).
 	LLM llm.Config
+	// OCR selects the OCR engine and its vision model (OCR_ENGINE,
+	// OCR_LLM_*, OCR_TIMEOUT_SEC).
+	OCR ocr.LLMSettings
 	// Chat tunes the chat lanes; DefaultTeacherID names the teacher of
 	// requests that name none.
 	Chat             tenantapp.ChatSettings
@@ -130,9 +134,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: store, shared: tenantapp.Shared{
 		Global: limits.NewGlobalSet(cfg.Global),
 		LLM:    llm.NewGateway(cfg.LLM, llm.Options{Logger: log}),
+		OCR:    cfg.OCR,
+		OCRLLM: llm.NewGateway(cfg.OCR.Config(), llm.Options{Logger: log}),
 		// A parse may hold tens of MB: two at once, whatever the tenants.
 		SheetParses: limits.NewSem(cmp.Or(max(cfg.SheetParseMax, 0), 2)),
 	}}
+	if cfg.OCR.UsesLLM() && !cfg.OCR.Configured() {
+		log.Warn("OCR_ENGINE=" + cfg.OCR.Engine + " but no OCR model endpoint (OCR_LLM_BASE_URL, DS_OCR_BASE_URL, SILICONFLOW_API_KEY or LLM_BASE_URL): llm answers ocr_unavailable, auto uses tesseract")
+	} else if cfg.OCR.UsesLLM() {
+		log.Info("OCR engine", "engine", cfg.OCR.Engine, "model", cfg.OCR.Provider.Model, "endpoint_from", cfg.OCR.Source)
+	}
 	if !s.shared.LLM.Configured() {
 		log.Warn("no LLM provider configured: chat answers 503 until LLM_BASE_URL (or LLM_PROVIDERS_FILE) is set")
 	}

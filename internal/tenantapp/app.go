@@ -74,6 +74,10 @@ type Shared struct {
 	// SheetParses bounds the score-sheet parses running at once over all
 	// tenants (SHEET_PARSE_MAX_CONCURRENCY); nil means no bound.
 	SheetParses *limits.Sem
+	// OCR is the OCR engine choice; OCRLLM reaches its vision model (may
+	// have no provider).
+	OCR    ocr.LLMSettings
+	OCRLLM *llm.Gateway
 }
 
 // Worker kinds and the folders under UPLOADS_DIR that hold their job
@@ -191,7 +195,17 @@ func New(s Settings, shared Shared) (*App, error) {
 
 	// OCR: one extractor for every upload of the tenant, each page within
 	// the tenant's OCR slot, then the process's.
-	a.ocr = ocr.New(ocr.Options{Acquire: func(ctx context.Context) (func(), error) {
+	// The engine is tesseract, the vision model (its calls also within the
+	// tenant's and the process's LLM limits), or the model falling back to
+	// tesseract (OCR_ENGINE).
+	ocrLLM := &llm.Client{Gateway: shared.OCRLLM, Tenant: a.limits, Global: global, Meter: a.meter}
+	engine, err := ocr.EngineFor(shared.OCR.Engine,
+		&ocr.LLM{Client: ocrLLM, Timeout: shared.OCR.Timeout},
+		&ocr.Tesseract{Timeout: shared.OCR.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	a.ocr = ocr.New(ocr.Options{Engine: engine, Timeout: shared.OCR.Timeout, Acquire: func(ctx context.Context) (func(), error) {
 		return limits.AcquireOCR(ctx, a.limits, a.global)
 	}})
 
@@ -199,7 +213,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
 		Limits: s.Uploads, OnConfirmed: a.examConfirmed, MaxQueued: s.JobQueueMax, ParseSlots: shared.SheetParses,
-		Text:   a.ocr,
+		Text: a.ocr, LLM: llmClient,
 		Logger: log})
 
 	// Chat: history, the agent (built on the first turn, so an idle tenant
