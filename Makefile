@@ -13,17 +13,20 @@ build:
 
 # deps installs the system packages the test suite uses: Go (checked only),
 # and for internal/ocr tesseract with the chi_sim and eng data, poppler-utils
-# (pdftotext, pdftoppm, pdfinfo) and a CJK font (fonts-noto-cjk). It runs
+# (pdftotext, pdftoppm, pdfinfo), a CJK font for the test images
+# (fonts-noto-cjk) and a CJK TrueType font assignment PDFs are rendered
+# with (fonts-droid-fallback: fpdf embeds TrueType outlines only). It runs
 # apt-get (through sudo unless root) only when one of them is missing, so it
 # is a no-op when they are present.
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go is required: https://go.dev/dl/"; exit 1; }
-	@pkgs="tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng poppler-utils fonts-noto-cjk"; \
+	@pkgs="tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng poppler-utils fonts-noto-cjk fonts-droid-fallback"; \
 	ok=1; \
 	for b in tesseract pdftotext pdftoppm pdfinfo; do command -v $$b >/dev/null 2>&1 || ok=0; done; \
 	if [ $$ok = 1 ]; then tesseract --list-langs 2>&1 | grep -qx chi_sim || ok=0; fi; \
 	if [ $$ok = 1 ]; then tesseract --list-langs 2>&1 | grep -qx eng || ok=0; fi; \
 	if [ $$ok = 1 ]; then find /usr/share/fonts /usr/local/share/fonts -iname '*cjk*' 2>/dev/null | grep -q . || ok=0; fi; \
+	if [ $$ok = 1 ]; then [ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || ok=0; fi; \
 	if [ $$ok = 0 ]; then \
 		command -v apt-get >/dev/null 2>&1 || { echo "deps: apt-get not found; install by hand: $$pkgs (tesseract with chi_sim and eng data, poppler-utils, a CJK font)"; exit 1; }; \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \

@@ -89,6 +89,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	} else {
 		c.Server.OCR = oc
 	}
+	c.Server.PDFFont = env.str("ASSIGNMENT_PDF_FONT", "")
 	if v := env.str("LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
 		env.fail("LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", v))
 	}

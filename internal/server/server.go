@@ -24,6 +24,7 @@ import (
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
+	"github.com/lectern/lectern/internal/practice"
 	"github.com/lectern/lectern/internal/ratelimit"
 	"github.com/lectern/lectern/internal/tenancy"
 	"github.com/lectern/lectern/internal/tenantapp"
@@ -47,6 +48,9 @@ type Config struct {
 	// OCR selects the OCR engine and its vision model (OCR_ENGINE,
 	// OCR_LLM_*, OCR_TIMEOUT_SEC).
 	OCR ocr.LLMSettings
+	// PDFFont is the CJK TrueType font of assignment PDFs
+	// (ASSIGNMENT_PDF_FONT); "" finds one under /usr/share/fonts.
+	PDFFont string
 	// Chat tunes the chat lanes; DefaultTeacherID names the teacher of
 	// requests that name none.
 	Chat             tenantapp.ChatSettings
@@ -131,11 +135,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The CJK font of assignment PDFs, found once (ASSIGNMENT_PDF_FONT, else
+	// a TrueType CJK font under /usr/share/fonts).
+	font := cfg.PDFFont
+	if font == "" {
+		if f, err := practice.FindCJKFont(); err != nil {
+			log.Warn("no CJK TrueType font found: POST /assignment/render answers 503 font_unavailable", "err", err)
+		} else {
+			font = f
+		}
+	}
 	s := &Server{cfg: cfg, log: log, store: store, shared: tenantapp.Shared{
 		Global: limits.NewGlobalSet(cfg.Global),
 		LLM:    llm.NewGateway(cfg.LLM, llm.Options{Logger: log}),
 		OCR:    cfg.OCR,
 		OCRLLM: llm.NewGateway(cfg.OCR.Config(), llm.Options{Logger: log}),
+		Font:   font,
 		// A parse may hold tens of MB: two at once, whatever the tenants.
 		SheetParses: limits.NewSem(cmp.Or(max(cfg.SheetParseMax, 0), 2)),
 	}}

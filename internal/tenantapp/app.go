@@ -27,6 +27,7 @@ import (
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/policy"
+	"github.com/lectern/lectern/internal/practice"
 	"github.com/lectern/lectern/internal/students"
 	"github.com/lectern/lectern/internal/tools"
 )
@@ -78,6 +79,9 @@ type Shared struct {
 	// have no provider).
 	OCR    ocr.LLMSettings
 	OCRLLM *llm.Gateway
+	// Font is the CJK TrueType font assignment PDFs are rendered with
+	// (practice.FindCJKFont at startup); "" → render answers 503.
+	Font string
 }
 
 // Worker kinds and the folders under UPLOADS_DIR that hold their job
@@ -105,6 +109,7 @@ type App struct {
 	exams       *exams.Service
 	examAPI     *exams.API
 	assignments *assignments.API
+	practice    *practice.Service
 	uploads     *examupload.Pipeline
 	ocr         *ocr.Extractor
 	auth        caller.Authenticator
@@ -191,7 +196,12 @@ func New(s Settings, shared Shared) (*App, error) {
 		DataDir: s.DataDir, UploadsDir: s.UploadsDir, MaxUploadBytes: s.Uploads.MaxBytes, MaxUploadFiles: s.Uploads.MaxFiles, Logger: log})
 
 	// Assignments: reading them and their requirements.
-	a.assignments = assignments.NewAPI(assignments.NewService(s.DataDir), log)
+	asg := assignments.NewService(s.DataDir)
+	a.assignments = assignments.NewAPI(asg, log)
+	// Generation from the question bank, the PDF render, and the
+	// auto-generation of /assignment/today.
+	a.practice = practice.New(practice.Config{DataDir: s.DataDir, Assignments: asg, LLM: llmClient,
+		Font: shared.Font, Logger: log})
 
 	// OCR: one extractor for every upload of the tenant, each page within
 	// the tenant's OCR slot, then the process's.
@@ -337,6 +347,9 @@ func (a *App) Stop(ctx context.Context) error {
 		if err := w.runner.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s worker: %w", w.kind, err))
 		}
+	}
+	if err := a.practice.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop assignment generations: %w", err))
 	}
 	if a.accounts != nil {
 		if err := a.accounts.Close(); err != nil {

@@ -39,7 +39,12 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("GET /assignment/{assignment_id}/requirements", policy.Teacher, as.Requirements)
 	mux.HandleFunc("GET /assignment/{assignment_id}/download", policy.Student, as.Download)
 	mux.HandleFunc("POST /assignment/requirements", policy.Teacher, as.SaveRequirements)
-	mux.HandleFunc("GET /assignment/today", policy.Student, as.Today)
+	mux.HandleFunc("GET /assignment/today", policy.Student, as.TodayWith(a.practice))
+	pr := a.practice
+	mux.HandleFunc("POST /assignment/generate", policy.Teacher, pr.GenerateHandler)
+	mux.HandleFunc("GET /assignment/{assignment_id}/generate/status", policy.Teacher, pr.GenerateStatusHandler)
+	mux.HandleFunc("POST /assignment/render", policy.Teacher, pr.RenderHandler)
+	mux.HandleFunc("GET /assignment/{assignment_id}/pdf", policy.Student, pr.PDFHandler)
 	mux.HandleFunc("GET /teacher/assignment/progress", policy.Teacher, as.Progress)
 	mux.HandleFunc("GET /teacher/assignments/progress", policy.Teacher, as.ProgressByDate)
 	mux.HandleFunc("GET /lessons", policy.Signed, as.Lessons)
