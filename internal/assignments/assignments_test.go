@@ -592,3 +592,17 @@ func TestPyQuote(t *testing.T) {
 		}
 	}
 }
+
+// The core-variants folder sits among the assignments but is not listed.
+func TestCoreVariantsFolderIsNotAnAssignment(t *testing.T) {
+	data := t.TempDir()
+	for _, id := range []string{"A1", CoreVariantsFolder} {
+		if err := os.MkdirAll(filepath.Join(data, "assignments", id), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := NewService(data).List()
+	if err != nil || len(list) != 1 || list[0].AssignmentID != "A1" {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+}

@@ -204,6 +204,17 @@ func (s *Service) existing(id string) (aid, dir string, err error) {
 	return aid, dir, nil
 }
 
+// CoreVariantsFolder holds the variants generated from core examples
+// (DATA_DIR/assignments/generated_from_core/): it sits among the
+// assignments, as in the predecessor's layout, but is not one.
+const CoreVariantsFolder = "generated_from_core"
+
+// isAssignmentFolder says whether a folder of DATA_DIR/assignments can be
+// an assignment: a valid id that is not the core-variants folder.
+func isAssignmentFolder(name string) bool {
+	return exams.ValidID(name) && name != CoreVariantsFolder
+}
+
 func within(root, p string) bool {
 	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
 }
@@ -233,7 +244,7 @@ func (s *Service) List() ([]Summary, error) {
 	out := []Summary{}
 	for _, e := range entries {
 		name := e.Name()
-		if !exams.ValidID(name) {
+		if !isAssignmentFolder(name) {
 			continue
 		}
 		dir := filepath.Join(s.root(), name)

@@ -13,7 +13,6 @@ import (
 	"unicode"
 
 	"github.com/lectern/lectern/internal/caller"
-	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
 )
@@ -109,7 +108,7 @@ func (s *Service) todayPick(sid, class, day string) string {
 	entries, _ := os.ReadDir(s.root()) // a missing folder: no assignment
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || !exams.ValidID(name) {
+		if !e.IsDir() || !isAssignmentFolder(name) {
 			continue
 		}
 		meta := s.jsonObject(filepath.Join(s.root(), name, "meta.json"))

@@ -35,7 +35,7 @@ const (
 
 // coreDir is the assignments/ subfolder of core-example variants; it is
 // no assignment id.
-const coreDir = "generated_from_core"
+const coreDir = assignments.CoreVariantsFolder
 
 // Modes of a generation.
 const (
