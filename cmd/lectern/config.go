@@ -56,6 +56,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 				LaneMaxQueue: env.positive("CHAT_LANE_MAX_QUEUE", 6),
 				Debounce:     env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),
 			},
+			Grading: tenantapp.GradingSettings{
+				ReviewThreshold: env.fraction("GRADE_COUNT_CONF_THRESHOLD", 0.6),
+				RequireReview:   env.flag("PROFILE_UPDATE_REQUIRE_REVIEW", false),
+			},
 		},
 	}
 	if a, err := loadAuth(getenv, c.Server.DataDir); err != nil {
@@ -171,6 +175,35 @@ func (e *envReader) debounce(name string, def int) time.Duration {
 		return -1
 	}
 	return time.Duration(n) * time.Millisecond
+}
+
+// fraction reads a number in (0, 1].
+func (e *envReader) fraction(name string, def float64) float64 {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f > 0 && f <= 1) {
+		e.fail(name, fmt.Sprintf("must be a number in (0, 1], got %q", v))
+		return def
+	}
+	return f
+}
+
+// flag reads 1/true/yes/on (true) or 0/false/no/off (false).
+func (e *envReader) flag(name string, def bool) bool {
+	switch v := strings.ToLower(strings.TrimSpace(e.getenv(name))); v {
+	case "":
+		return def
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	default:
+		e.fail(name, fmt.Sprintf("must be 1/true/yes/on or 0/false/no/off, got %q", v))
+		return def
+	}
 }
 
 func (e *envReader) positive(name string, def int) int {

@@ -57,6 +57,8 @@ type Config struct {
 	DefaultTeacherID string
 	// ProfileQueueMax bounds each tenant's pending profile updates.
 	ProfileQueueMax int
+	// Grading tunes the grading of submissions.
+	Grading tenantapp.GradingSettings
 	// JobQueueMax bounds each tenant's queued jobs of every other kind.
 	JobQueueMax int
 	// SheetParseMax bounds the score-sheet parses running at once over
@@ -173,6 +175,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Logger:           log,
 		DefaultTeacherID: cfg.DefaultTeacherID,
 		ProfileQueueMax:  cfg.ProfileQueueMax,
+		Grading:          cfg.Grading,
 		JobQueueMax:      cfg.JobQueueMax,
 		Auth:             cfg.Auth,
 	}, s.shared)
@@ -240,6 +243,7 @@ func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
 		Logger:           s.log,
 		DefaultTeacherID: s.cfg.DefaultTeacherID,
 		ProfileQueueMax:  s.cfg.ProfileQueueMax,
+		Grading:          s.cfg.Grading,
 		JobQueueMax:      s.cfg.JobQueueMax,
 		Auth:             s.cfg.Auth,
 	}, s.shared)

@@ -153,3 +153,63 @@ func BenchmarkProfileUpdates(b *testing.B) {
 		})
 	}
 }
+
+// A graded submission: mastery and practice history recorded (once per
+// submission), knowledge-point lists replaced only by non-empty ones,
+// next_focus never "(none)", nothing at all while review is pending.
+func TestApplyGrading(t *testing.T) {
+	prof := Profile{"recent_weak_kp": []any{"受力分析", "功和能"}, "recent_strong_kp": []any{"运动学"}, "next_focus": "受力分析",
+		"mastery_by_kp": map[string]any{"电学": map[string]any{"accuracy": 0.4}}}
+	g := &GradingResult{AssignmentID: "HW1", SubmissionID: "submission_20260302_093000", SubmittedAt: "2026-03-02T09:30:00",
+		Matched: 3, Graded: 4, Ungraded: 1, ScoreEarned: 5, MaxScore: 7,
+		Mastery:  map[string]KPMastery{"功和能": {Accuracy: 2.0 / 3, Counted: 3, Correct: 2}, "力学": {Accuracy: 1, Counted: 1, Correct: 1}},
+		MediumKP: []string{"功和能"}, NextFocus: "功和能"}
+	for range 2 { // applied twice (a resumed job): one history entry
+		if !apply(prof, Update{Kind: KindGrading, StudentID: "S1", Grading: g}, nil, "t1") {
+			t.Fatal("grading changed nothing")
+		}
+	}
+	if fmt.Sprint(prof["recent_weak_kp"]) != "[受力分析]" || fmt.Sprint(prof["recent_medium_kp"]) != "[功和能]" ||
+		fmt.Sprint(prof["recent_strong_kp"]) != "[运动学]" || prof["next_focus"] != "功和能" || prof["summary"] != "HW1: matched 3/4, next focus 功和能" {
+		t.Fatalf("lists: %v", prof)
+	}
+	m := prof["mastery_by_kp"].(map[string]any)
+	if m["功和能"].(map[string]any)["accuracy"] != 0.667 || m["功和能"].(map[string]any)["evidence"] != "HW1" || m["电学"] == nil || m["力学"] == nil {
+		t.Fatalf("mastery: %v", m)
+	}
+	if h := list(prof["practice_history"]); len(h) != 1 || h[0].(map[string]any)["timestamp"] != "2026-03-02T09:30:00" {
+		t.Fatalf("practice_history: %v", h)
+	}
+	// No knowledge point with two counted items: the lists and the focus stay.
+	apply(prof, Update{Kind: KindGrading, StudentID: "S1", Grading: &GradingResult{AssignmentID: "HW2", SubmissionID: "s2", Matched: 1, Graded: 1}}, nil, "t2")
+	if fmt.Sprint(prof["recent_weak_kp"]) != "[受力分析]" || prof["next_focus"] != "功和能" || prof["summary"] != "HW2: matched 1/1" || len(list(prof["practice_history"])) != 2 {
+		t.Fatalf("empty grading: %v", prof)
+	}
+	// An exam keeps the points it does not cover.
+	apply(prof, Update{Kind: KindExam, StudentID: "S1", Exam: &ExamResult{ExamID: "E1", Knowledge: map[string]KPScore{"电学": {Score: 1, Max: 2, Questions: 1}}}}, nil, "t3")
+	if m := prof["mastery_by_kp"].(map[string]any); m["功和能"] == nil || m["电学"].(map[string]any)["accuracy"] != 0.5 {
+		t.Fatalf("exam after grading: %v", m)
+	}
+	held := Profile{}
+	if apply(held, Update{Kind: KindGrading, StudentID: "S1", Grading: &GradingResult{AssignmentID: "HW1", ReviewPending: true, NextFocus: "x"}}, nil, "t") || len(held) != 0 {
+		t.Fatalf("held for review: %v", held)
+	}
+}
+
+// The worker writes nothing, and creates no profile, for an update that
+// changes nothing.
+func TestWorkerSkipsHeldGrading(t *testing.T) {
+	w, store := newWorker(t, t.TempDir(), true)
+	id, err := w.Enqueue(Update{Kind: KindGrading, StudentID: "S9", Grading: &GradingResult{AssignmentID: "HW1", ReviewPending: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Wait(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if store.Exists("S9") || w.Pending() != 0 {
+		t.Fatalf("profile created for a held grading (pending %d)", w.Pending())
+	}
+}

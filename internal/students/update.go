@@ -3,6 +3,7 @@ package students
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -15,6 +16,9 @@ const (
 	KindChat   = "chat"   // a student's chat reply
 	KindImport = "import" // POST /student/import
 	KindExam   = "exam"   // a confirmed exam
+	// KindGrading is a graded submission (POST /student/submit): mastery,
+	// practice history, knowledge-point lists and next focus.
+	KindGrading = "grading"
 )
 
 // Update is one change to a profile, as stored in its job record.
@@ -44,6 +48,41 @@ type Update struct {
 
 	// exam
 	Exam *ExamResult `json:"exam,omitempty"`
+
+	// grading
+	Grading *GradingResult `json:"grading,omitempty"`
+}
+
+// GradingResult is what a graded submission tells the profile. The
+// grading side classifies the knowledge points (only those with at least
+// two counted items) and picks the next focus; apply only records them.
+type GradingResult struct {
+	AssignmentID string `json:"assignment_id"`
+	// SubmissionID is the submission folder (submission_<ts>[_n]): a
+	// result applied twice replaces its practice_history entry.
+	SubmissionID string  `json:"submission_id"`
+	SubmittedAt  string  `json:"submitted_at,omitempty"`
+	Matched      int     `json:"matched"`
+	Graded       int     `json:"graded"`
+	Ungraded     int     `json:"ungraded"`
+	ScoreEarned  float64 `json:"score_earned"`
+	MaxScore     float64 `json:"max_score"`
+	// Mastery is the accuracy of each knowledge point with counted items.
+	Mastery   map[string]KPMastery `json:"mastery,omitempty"`
+	WeakKP    []string             `json:"weak_kp,omitempty"`
+	MediumKP  []string             `json:"medium_kp,omitempty"`
+	StrongKP  []string             `json:"strong_kp,omitempty"`
+	NextFocus string               `json:"next_focus,omitempty"`
+	// ReviewPending (PROFILE_UPDATE_REQUIRE_REVIEW with items to review)
+	// leaves the profile untouched.
+	ReviewPending bool `json:"review_pending,omitempty"`
+}
+
+// KPMastery is one knowledge point's counted items in one submission.
+type KPMastery struct {
+	Accuracy float64 `json:"accuracy"`
+	Counted  int     `json:"counted"`
+	Correct  int     `json:"correct"`
 }
 
 // ExamResult is one student's result in a confirmed exam.
@@ -92,8 +131,13 @@ func ChatNote(assignmentID, user, reply string) string {
 	return cut(fmt.Sprintf("assignment_id=%s | U:%s | A:%s", assignmentID, strings.TrimSpace(user), strings.TrimSpace(reply)), noteMaxRunes)
 }
 
-// apply changes prof by u (and, for a chat, by the LLM's judgement j).
-func apply(prof Profile, u Update, j *Judgement, ts string) {
+// apply changes prof by u (and, for a chat, by the LLM's judgement j). It
+// reports false, leaving prof as it was, for an update that changes
+// nothing (a grading result held for review).
+func apply(prof Profile, u Update, j *Judgement, ts string) bool {
+	if u.Kind == KindGrading && (u.Grading == nil || u.Grading.ReviewPending) {
+		return false
+	}
 	if str(prof["student_id"]) == "" {
 		prof["student_id"] = u.StudentID
 	}
@@ -128,7 +172,69 @@ func apply(prof Profile, u Update, j *Judgement, ts string) {
 		if u.Exam != nil {
 			applyExam(prof, u.Exam, ts)
 		}
+	case KindGrading:
+		applyGrading(prof, u.Grading, ts)
 	}
+	return true
+}
+
+// applyGrading is grade_submission.py's profile write, without its two
+// faults: a knowledge-point list is replaced only by a non-empty one (the
+// points now classified otherwise leave the lists that stay), and
+// next_focus is set only when there is a weak or medium point (never
+// "(none)"). mastery_by_kp gets the accuracy of each point with counted
+// items (evidence: the assignment id); practice_history one entry per
+// submission (keeps 20).
+func applyGrading(prof Profile, g *GradingResult, ts string) {
+	if len(g.Mastery) > 0 {
+		m := map[string]any{}
+		if old, ok := prof["mastery_by_kp"].(map[string]any); ok {
+			maps.Copy(m, old)
+		}
+		for kp, v := range g.Mastery {
+			m[kp] = map[string]any{"accuracy": math.Round(v.Accuracy*1000) / 1000, "evidence": g.AssignmentID, "updated_at": ts}
+		}
+		prof["mastery_by_kp"] = m
+	}
+	when := orDefault(g.SubmittedAt, ts)
+	entry := map[string]any{"assignment_id": g.AssignmentID, "timestamp": when, "matched": g.Matched, "graded": g.Graded,
+		"ungraded": g.Ungraded, "score_earned": g.ScoreEarned, "max_score": g.MaxScore, "submission_id": g.SubmissionID}
+	var kept []any
+	for _, e := range list(prof["practice_history"]) {
+		if m, ok := e.(map[string]any); ok && g.SubmissionID != "" && str(m["submission_id"]) == g.SubmissionID {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	prof["practice_history"] = appendKeep(kept, keepPractice, entry)
+
+	classified := map[string]bool{}
+	for _, l := range [][]string{g.WeakKP, g.MediumKP, g.StrongKP} {
+		for _, kp := range l {
+			classified[kp] = true
+		}
+	}
+	for key, l := range map[string][]string{"recent_weak_kp": g.WeakKP, "recent_medium_kp": g.MediumKP, "recent_strong_kp": g.StrongKP} {
+		if len(l) > 0 {
+			prof[key] = l
+			continue
+		}
+		if old, ok := prof[key]; ok && len(classified) > 0 {
+			rest := []string{}
+			for _, kp := range strs(old) {
+				if !classified[kp] {
+					rest = append(rest, kp)
+				}
+			}
+			prof[key] = rest
+		}
+	}
+	summary := fmt.Sprintf("%s: matched %d/%d", g.AssignmentID, g.Matched, g.Graded)
+	if g.NextFocus != "" {
+		prof["next_focus"] = g.NextFocus
+		summary += ", next focus " + g.NextFocus
+	}
+	prof["summary"] = summary
 }
 
 // applyKP is update_profile.py: non-empty lists replace recent_*_kp;
@@ -195,7 +301,14 @@ func applyExam(prof Profile, r *ExamResult, ts string) {
 	results := appendKeep(kept, keepExams, entry)
 	prof["exam_results"] = results
 	if len(r.Knowledge) > 0 {
-		prof["mastery_by_kp"] = mastery(results, ts)
+		// Merged: the points the exams cover are recomputed, the others
+		// (from graded submissions) kept.
+		m := map[string]any{}
+		if old, ok := prof["mastery_by_kp"].(map[string]any); ok {
+			maps.Copy(m, old)
+		}
+		maps.Copy(m, mastery(results, ts))
+		prof["mastery_by_kp"] = m
 	}
 }
 

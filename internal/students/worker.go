@@ -206,6 +206,7 @@ func (w *Worker) process(ctx context.Context, id string) error {
 		return err
 	}
 	ts := now()
+	changed := false
 	for _, u := range updates {
 		var j *Judgement
 		if u.Kind == KindChat && w.cfg.Judge != nil {
@@ -220,10 +221,14 @@ func (w *Worker) process(ctx context.Context, id string) error {
 				j = nil
 			}
 		}
-		apply(prof, u, j, ts)
+		if apply(prof, u, j, ts) {
+			changed = true
+		}
 	}
-	if err := w.cfg.Profiles.put(student, prof); err != nil {
-		return err
+	if changed { // nothing to write for updates that change nothing (no file created either)
+		if err := w.cfg.Profiles.put(student, prof); err != nil {
+			return err
+		}
 	}
 	w.done(student, applied)
 	return nil

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -17,10 +16,12 @@ import (
 	"github.com/lectern/lectern/internal/accounts"
 	"github.com/lectern/lectern/internal/agent"
 	"github.com/lectern/lectern/internal/assignments"
+	"github.com/lectern/lectern/internal/assignupload"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/chat"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/examupload"
+	"github.com/lectern/lectern/internal/grading"
 	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
@@ -57,6 +58,8 @@ type Settings struct {
 	// JobQueueMax bounds the queued jobs of each other kind (chat, exam
 	// upload, assignment upload); < 1 means 100.
 	JobQueueMax int
+	// Grading tunes the grading of submissions.
+	Grading GradingSettings
 	// Auth turns credentials on (the zero value is open mode).
 	Auth   AuthSettings
 	Logger *slog.Logger
@@ -66,6 +69,16 @@ type Settings struct {
 type ChatSettings struct {
 	LaneMaxQueue int           // CHAT_LANE_MAX_QUEUE, 6
 	Debounce     time.Duration // CHAT_LANE_DEBOUNCE_MS, 500 ms; negative disables
+}
+
+// GradingSettings tune the grading of submissions.
+type GradingSettings struct {
+	// ReviewThreshold is the confidence a graded item needs to count
+	// (GRADE_COUNT_CONF_THRESHOLD, 0.6; 0 means the default).
+	ReviewThreshold float64
+	// RequireReview holds a result with items to review out of the profile
+	// (PROFILE_UPDATE_REQUIRE_REVIEW).
+	RequireReview bool
 }
 
 // Shared is what every tenant of the process shares.
@@ -84,21 +97,16 @@ type Shared struct {
 	Font string
 }
 
-// Worker kinds and the folders under UPLOADS_DIR that hold their job
-// records (the predecessor's layout, plus one for profile updates).
+// Worker kinds. Each domain keeps its job records in its own folder of
+// UPLOADS_DIR: chat_jobs, assignment_jobs, exam_jobs (the predecessor's),
+// submission_jobs and profile_jobs.
 const (
 	KindChat             = "chat"
 	KindAssignmentUpload = "assignment_upload"
 	KindExamUpload       = "exam_upload"
 	KindProfileUpdate    = "profile_update"
+	KindSubmission       = "submission"
 )
-
-var jobDirs = map[string]string{
-	KindChat:             "chat_jobs",
-	KindAssignmentUpload: "assignment_jobs",
-	KindExamUpload:       "exam_jobs",
-	KindProfileUpdate:    "profile_jobs",
-}
 
 // App is one tenant's running application.
 type App struct {
@@ -110,6 +118,8 @@ type App struct {
 	examAPI     *exams.API
 	assignments *assignments.API
 	practice    *practice.Service
+	assignUp    *assignupload.Pipeline
+	grading     *grading.Service
 	uploads     *examupload.Pipeline
 	ocr         *ocr.Extractor
 	auth        caller.Authenticator
@@ -131,15 +141,11 @@ type App struct {
 	stopped bool
 }
 
-// worker is one kind of background job with its runner. A kind whose
-// processing is not built yet is inactive: its runner takes no job.
+// worker is one kind of background job with its runner.
 type worker struct {
 	kind   string
-	active bool
 	runner *jobs.Runner
 }
-
-var errNoProcessor = errors.New("this job kind is not processed yet")
 
 // New builds a tenant's App: it creates its directories and wires its
 // state. Nothing runs until Start.
@@ -219,6 +225,21 @@ func New(s Settings, shared Shared) (*App, error) {
 		return limits.AcquireOCR(ctx, a.limits, a.global)
 	}})
 
+	// Assignment uploads (and the OCR of question images) on the tenant's
+	// assignment_upload jobs.
+	a.assignUp = assignupload.New(assignupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Assignments: asg,
+		Text: a.ocr, LLM: llmClient, MaxQueued: s.JobQueueMax, Logger: log})
+
+	// Submissions: graded in the tenant's submission jobs; each result
+	// reaches the profile through the tenant's one profile writer.
+	a.grading = grading.New(grading.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Assignments: asg,
+		Text: a.ocr, LLM: llmClient, MaxQueued: s.JobQueueMax, Logger: log,
+		ReviewThreshold: s.Grading.ReviewThreshold, RequireReview: s.Grading.RequireReview,
+		OnGraded: func(r *grading.Report) error {
+			_, err := a.profileW.Enqueue(grading.ProfileUpdate(r))
+			return err
+		}})
+
 	// Exams: reading and the upload pipeline.
 	a.examAPI = exams.NewAPI(a.exams, s.Prefix, log)
 	a.uploads = examupload.New(examupload.Config{DataDir: s.DataDir, UploadsDir: s.UploadsDir, Exams: a.exams,
@@ -254,31 +275,19 @@ func New(s Settings, shared Shared) (*App, error) {
 		Logger:         log,
 	})
 
-	a.workers = a.workerKinds(map[string]*jobs.Runner{
+	a.workers = workerKinds(map[string]*jobs.Runner{
 		KindChat: a.chat.Runner(), KindExamUpload: a.uploads.Runner(), KindProfileUpdate: a.profileW.Runner(),
+		KindSubmission: a.grading.Runner(), KindAssignmentUpload: a.assignUp.Runner(),
 	})
 	return a, nil
 }
 
-// workerKinds lists the four worker kinds in stop order. Each domain
-// brings the runner of its kind; a kind whose domain has not landed yet
-// (assignment uploads) gets an idle runner that takes no job, so job
-// records already on disk stay exactly as they are.
-func (a *App) workerKinds(runners map[string]*jobs.Runner) []*worker {
+// workerKinds lists the worker kinds in stop order (profile updates last:
+// the others feed them), each with its domain's runner.
+func workerKinds(runners map[string]*jobs.Runner) []*worker {
 	var out []*worker
-	for _, kind := range []string{KindChat, KindAssignmentUpload, KindExamUpload, KindProfileUpdate} {
-		w := &worker{kind: kind, runner: runners[kind], active: runners[kind] != nil}
-		if !w.active {
-			w.runner = jobs.NewRunner(jobs.Options{
-				Kind:      kind,
-				Store:     jobs.NewStore(filepath.Join(a.settings.UploadsDir, jobDirs[kind])),
-				Resume:    []string{},
-				Process:   func(context.Context, string) error { return errNoProcessor },
-				MaxQueued: a.settings.JobQueueMax,
-				Logger:    a.log,
-			})
-		}
-		out = append(out, w)
+	for _, kind := range []string{KindChat, KindAssignmentUpload, KindExamUpload, KindSubmission, KindProfileUpdate} {
+		out = append(out, &worker{kind: kind, runner: runners[kind]})
 	}
 	return out
 }
@@ -362,11 +371,9 @@ func (a *App) Stop(ctx context.Context) error {
 
 // WorkerStatus describes one worker kind.
 type WorkerStatus struct {
-	Kind string `json:"kind"`
-	// Active is false for a kind whose processing is not built yet.
-	Active  bool `json:"active"`
-	Workers int  `json:"workers"`
-	Queued  int  `json:"queued"`
+	Kind    string `json:"kind"`
+	Workers int    `json:"workers"`
+	Queued  int    `json:"queued"`
 	// MaxQueued bounds Queued (429 beyond); 0 means no bound.
 	MaxQueued int   `json:"max_queued"`
 	Busy      int   `json:"busy"`
@@ -403,7 +410,7 @@ func (a *App) Status() Status {
 	st.EffectiveLimits = limits.Effective(st.Limits, st.GlobalLimits)
 	for _, w := range a.workers {
 		s := w.runner.Stats()
-		st.Workers = append(st.Workers, WorkerStatus{Kind: w.kind, Active: w.active,
+		st.Workers = append(st.Workers, WorkerStatus{Kind: w.kind,
 			Workers: s.Workers, Queued: s.Queued, MaxQueued: s.MaxQueued, Busy: s.Busy, Done: s.Processed, Failed: s.Failed})
 	}
 	return st

@@ -42,10 +42,10 @@ func TestAppLifecycle(t *testing.T) {
 		t.Fatalf("health %d %s", w.Code, w.Body)
 	}
 	st := a.Status()
-	if len(st.Workers) != 4 || st.Workers[0].Kind != KindChat || st.Workers[0].Workers != 3 || st.Limits != limits.TenantDefaults() {
+	if len(st.Workers) != 5 || st.Workers[0].Kind != KindChat || st.Workers[0].Workers != 3 || st.Limits != limits.TenantDefaults() {
 		t.Fatalf("status %+v", st)
 	}
-	for _, k := range []string{"chat_jobs", "assignment_jobs", "exam_jobs", "profile_jobs"} {
+	for _, k := range []string{"chat_jobs", "assignment_jobs", "exam_jobs", "submission_jobs", "profile_jobs"} {
 		_ = os.MkdirAll(filepath.Join(a.Settings().UploadsDir, k), 0o755)
 	}
 	if err := a.Stop(ctx); err != nil {
@@ -55,28 +55,6 @@ func TestAppLifecycle(t *testing.T) {
 		t.Fatalf("second Stop: %v", err)
 	}
 	goleak.VerifyNone(t)
-}
-
-// Job records of kinds not processed yet stay exactly as they were.
-func TestInactiveKindsLeaveJobsAlone(t *testing.T) {
-	a := newApp(t)
-	job := filepath.Join(a.Settings().UploadsDir, "assignment_jobs", "job_0123456789ab", "job.json")
-	os.MkdirAll(filepath.Dir(job), 0o755)
-	const rec = `{"job_id":"job_0123456789ab","status":"queued"}`
-	if err := os.WriteFile(job, []byte(rec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := os.ReadFile(job)
-	if string(got) != rec {
-		t.Fatalf("job record changed: %s", got)
-	}
 }
 
 func TestNewRejectsBadSettings(t *testing.T) {

@@ -49,6 +49,14 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("GET /teacher/assignments/progress", policy.Teacher, as.ProgressByDate)
 	mux.HandleFunc("GET /lessons", policy.Signed, as.Lessons)
 
+	au := a.assignUp
+	mux.HandleFunc("POST /assignment/upload/start", policy.Teacher, au.Start)
+	mux.HandleFunc("GET /assignment/upload/status", policy.Teacher, au.Status)
+	mux.HandleFunc("GET /assignment/upload/draft", policy.Teacher, au.Draft)
+	mux.HandleFunc("POST /assignment/upload/draft/save", policy.Teacher, au.DraftSave)
+	mux.HandleFunc("POST /assignment/upload/confirm", policy.Teacher, au.Confirm)
+	mux.HandleFunc("POST /assignment/questions/ocr", policy.Teacher, au.QuestionsOCR)
+
 	mux.HandleFunc("POST /chat", policy.Signed, a.chat.HandleChat)
 	mux.HandleFunc("POST /chat/start", policy.Signed, a.chat.HandleStart)
 	mux.HandleFunc("GET /chat/status", policy.Signed, a.chat.HandleStatus)
@@ -69,6 +77,10 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("POST /student/import", policy.Teacher, st.Import)
 	mux.HandleFunc("POST /student/verify", policy.Signed, st.Verify)
 	mux.HandleFunc("POST /upload", policy.Signed, st.Upload)
+
+	sub := a.grading
+	mux.HandleFunc("POST /student/submit", policy.Student, sub.Submit)
+	mux.HandleFunc("GET /student/submit/status", policy.Student, sub.Status)
 
 	// /auth/*: logins, passwords, the tenant admin's teacher management
 	// (only with auth on: in open mode there are no accounts).
