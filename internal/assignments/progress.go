@@ -488,7 +488,11 @@ func better(a, b *Attempt) bool {
 // submittedAt is the submission_YYYYmmdd_HHMMSS folder's time, else the
 // report's modification time.
 func submittedAt(folder string, mtime time.Time) string {
-	if t, err := time.Parse("20060102_150405", strings.TrimPrefix(folder, "submission_")); err == nil {
+	stamp := strings.TrimPrefix(folder, "submission_")
+	if len(stamp) > len("20060102_150405") {
+		stamp = stamp[:len("20060102_150405")] // a second submission in the same second: _2, _3…
+	}
+	if t, err := time.ParseInLocation("20060102_150405", stamp, time.Local); err == nil {
 		return t.Format(TimeLayout)
 	}
 	return mtime.Format(TimeLayout)

@@ -312,3 +312,16 @@ func TestProgressHTTP(t *testing.T) {
 		t.Error("the GETs changed files")
 	}
 }
+
+func TestSubmittedAt(t *testing.T) {
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)
+	for folder, want := range map[string]string{
+		"submission_20261201_101010":   "2026-12-01T10:10:10",
+		"submission_20261201_101010_2": "2026-12-01T10:10:10",
+		"submission_x":                 "2026-01-02T03:04:05",
+	} {
+		if got := submittedAt(folder, mtime); got != want {
+			t.Errorf("submittedAt(%q) = %q, want %q", folder, got, want)
+		}
+	}
+}

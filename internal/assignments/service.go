@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 )
@@ -48,7 +49,6 @@ var (
 	errSourceNotFound = fault.New(fault.NotFound, "assignment source not found")
 	errInvalidFile    = fault.New(fault.Invalid, "invalid file")
 	errFileNotFound   = fault.New(fault.NotFound, "file not found")
-	errOutsideData    = errors.New("path resolves outside the data directory")
 	dateInText        = regexp.MustCompile(`\d{4}-\d{2}-\d{2}`)
 	utf8BOM           = []byte{0xEF, 0xBB, 0xBF}
 )
@@ -175,7 +175,7 @@ func (s *Service) resolve(id string) (aid, dir string, exists bool, err error) {
 	if err != nil {
 		return "", "", false, fault.Wrap(fault.Internal, err, "read assignment failed")
 	}
-	if !within(root, real) || real == root {
+	if !datapath.Within(root, real) || real == root {
 		return "", "", false, fault.New(fault.Invalid, "invalid assignment_id")
 	}
 	fi, err := os.Stat(real)
@@ -213,10 +213,6 @@ const CoreVariantsFolder = "generated_from_core"
 // an assignment: a valid id that is not the core-variants folder.
 func isAssignmentFolder(name string) bool {
 	return exams.ValidID(name) && name != CoreVariantsFolder
-}
-
-func within(root, p string) bool {
-	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
 }
 
 // Summary is one assignment of the listing.
@@ -469,35 +465,7 @@ func (s *Service) stemText(ref string) string {
 // Relative paths are taken from DATA_DIR; the predecessor's
 // APP_ROOT-relative form ("data/assignments/...") is accepted too.
 // Anything that resolves (after symlinks) outside DATA_DIR is refused.
-func (s *Service) resolveInData(p string) (string, error) {
-	if p == "" || strings.ContainsRune(p, 0) {
-		return "", fs.ErrNotExist
-	}
-	candidates := []string{p}
-	if !filepath.IsAbs(p) {
-		candidates = []string{filepath.Join(s.dataDir, p)}
-		if rest, ok := strings.CutPrefix(filepath.ToSlash(p), "data/"); ok {
-			candidates = append(candidates, filepath.Join(s.dataDir, rest))
-		}
-	}
-	root, err := filepath.EvalSymlinks(s.dataDir)
-	if err != nil {
-		return "", err
-	}
-	firstErr := error(fs.ErrNotExist)
-	for _, c := range candidates {
-		real, err := filepath.EvalSymlinks(filepath.Clean(c))
-		if err != nil {
-			firstErr = err
-			continue
-		}
-		if !within(root, real) {
-			return "", errOutsideData
-		}
-		return real, nil
-	}
-	return "", firstErr
-}
+func (s *Service) resolveInData(p string) (string, error) { return datapath.Resolve(s.dataDir, p) }
 
 // RequirementsView is GET /assignment/{id}/requirements.
 type RequirementsView struct {
@@ -542,7 +510,7 @@ func (s *Service) SourceFile(id, file string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, errSourceNotFound
 	}
 	realDir, err := filepath.EvalSymlinks(dir)
-	if err != nil || !within(realDir, src) {
+	if err != nil || !datapath.Within(realDir, src) {
 		return nil, nil, errSourceNotFound
 	}
 	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {

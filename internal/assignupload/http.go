@@ -43,7 +43,7 @@ func (p *Pipeline) receive(w http.ResponseWriter, r *http.Request, fields map[st
 		httpjson.Fail(w, p.log, fault.Wrap(fault.Internal, err, "create upload job failed"))
 		return "", nil, false
 	}
-	form, raw, err := upload.Receive(w, r, dir, p.limits, uploadFields(fields))
+	form, raw, err := upload.ReceiveChecked(w, r, dir, p.limits, uploadFields(fields), p.precheck)
 	files := byFolder(raw, fields)
 	if err == nil {
 		err = create(id, form, files)
@@ -93,6 +93,27 @@ func (p *Pipeline) QuestionsOCR(w http.ResponseWriter, r *http.Request) {
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "job_id": id, "assignment_id": aid,
 		"status": StatusQueued, "files": names(files[folderSource])})
+}
+
+// precheck refuses, before any file is stored, a form whose fields sent
+// ahead of the files are already wrong: the assignment id, the text
+// bounds, the dates. Fields that may still follow (scope and its ids) are
+// checked with the whole form.
+func (p *Pipeline) precheck(form map[string]string) error {
+	if _, ok := form["assignment_id"]; ok {
+		if _, err := p.assignmentID(form); err != nil {
+			return err
+		}
+	}
+	if err := checkLengths(form, map[string]int{"class_name": maxClassRunes, "language": 16, "ocr_mode": 32, "scope": 16,
+		"kp_id": maxKPRunes, "difficulty": maxShortRunes, "tags": 500}); err != nil {
+		return err
+	}
+	if _, err := parseDate(form["date"], p.now()); err != nil {
+		return err
+	}
+	_, err := normalizeDueAt(form["due_at"])
+	return err
 }
 
 // Bounds of the form's text fields.

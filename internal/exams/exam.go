@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/datapath"
 )
 
 // Errors of the read side.
@@ -21,7 +23,6 @@ var (
 	ErrNotFound     = errors.New("exam not found")
 	ErrNoResponses  = errors.New("responses missing")
 	ErrInvalidID    = errors.New("invalid exam_id")
-	errOutsideData  = errors.New("path is outside the tenant's data directory")
 	utf8BOM         = []byte{0xEF, 0xBB, 0xBF}
 	responseColumns = []string{"exam_id", "student_id", "student_name", "class_name", "question_id", "question_no",
 		"sub_no", "raw_label", "raw_value", "raw_answer", "score", "is_correct"}
@@ -102,37 +103,7 @@ func readManifest(path string) (*Manifest, error) {
 // dataDir. Relative paths are taken from dataDir; the predecessor's
 // APP_ROOT-relative form ("data/exams/...") is accepted too. Anything that
 // resolves outside dataDir is refused.
-func resolveIn(dataDir, p string) (string, error) {
-	if p == "" || strings.ContainsRune(p, 0) {
-		return "", os.ErrNotExist
-	}
-	candidates := []string{p}
-	if !filepath.IsAbs(p) {
-		candidates = []string{filepath.Join(dataDir, p)}
-		if rest, ok := strings.CutPrefix(filepath.ToSlash(p), "data/"); ok {
-			candidates = append(candidates, filepath.Join(dataDir, rest))
-		}
-	}
-	root, err := filepath.EvalSymlinks(dataDir)
-	if err != nil {
-		return "", err
-	}
-	var firstErr error
-	for _, c := range candidates {
-		real, err := filepath.EvalSymlinks(filepath.Clean(c))
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
-			return "", errOutsideData
-		}
-		return real, nil
-	}
-	return "", firstErr
-}
+func resolveIn(dataDir, p string) (string, error) { return datapath.Resolve(dataDir, p) }
 
 // readCSV reads a header-keyed CSV, tolerating a UTF-8 BOM (which broke the
 // predecessor's header lookup).

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lectern/lectern/internal/datapath"
 )
 
 const responsesCSV = "\ufeffexam_id,student_id,student_name,class_name,question_id,question_no,sub_no,raw_label,raw_value,raw_answer,score,is_correct\n" +
@@ -89,7 +91,7 @@ func TestManifestPathsStayInsideDataDir(t *testing.T) {
 	if err := os.Symlink(outside, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := resolveIn(data, "exams/E1/derived/link.csv"); !errors.Is(err, errOutsideData) {
+	if _, err := resolveIn(data, "exams/E1/derived/link.csv"); !errors.Is(err, datapath.ErrOutside) {
 		t.Fatalf("symlink out: %v", err)
 	}
 }

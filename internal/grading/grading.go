@@ -37,6 +37,7 @@ import (
 
 	"github.com/lectern/lectern/internal/assignments"
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/llm"
@@ -521,8 +522,8 @@ func (s *Service) inData(rel string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !within(root, real) {
-		return "", fmt.Errorf("%s: %w", rel, errOutside)
+	if !datapath.Within(root, real) {
+		return "", fmt.Errorf("%s: %w", rel, datapath.ErrOutside)
 	}
 	return real, nil
 }

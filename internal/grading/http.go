@@ -1,12 +1,9 @@
 package grading
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -317,104 +314,28 @@ func truthy(v string) bool {
 	return false
 }
 
-// maxFormValue bounds one form value.
-const maxFormValue = 64 << 10
+// submitFields: the files of a submission ("files", or "files[]" as the
+// predecessor's client names them), each an image, a PDF, text or .docx.
+var submitFields = map[string]upload.Field{
+	"files":   {Accept: documentKind},
+	"files[]": {Accept: documentKind},
+}
 
-// receive streams the submission into dir (the job's files/): form values
-// are kept; each file part of "files" (or "files[]") is stored under a
-// clean, unique name and must be an image, a PDF, text or .docx. check
-// sees the form values sent before the first file and may refuse the
+func documentKind(name string, head []byte) (string, error) {
+	return upload.DocumentKind(name, head, true)
+}
+
+// receive streams the submission into dir (the job's files/). check sees
+// the form values sent before the first file and may refuse the
 // submission before anything is stored. Errors are *fault.Error (413 for
 // the bounds) or the server's; the caller removes the job folder on any
 // error.
 func (s *Service) receive(w http.ResponseWriter, r *http.Request, dir string, check func(map[string]string) error) (map[string]string, []upload.File, error) {
-	lim := s.limits
-	r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBytes)
-	mr, err := r.MultipartReader()
+	form, files, err := upload.ReceiveChecked(w, r, dir, s.limits, submitFields, check)
 	if err != nil {
-		return nil, nil, fault.Wrap(fault.Invalid, err, "expected a multipart/form-data upload: "+err.Error())
+		return nil, nil, err
 	}
-	form := map[string]string{}
-	var files []upload.File
-	checked := false
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return form, files, nil
-		}
-		if err != nil {
-			return nil, nil, upload.BodyError(err, lim)
-		}
-		name := part.FormName()
-		if part.FileName() == "" {
-			v, err := io.ReadAll(io.LimitReader(part, maxFormValue+1))
-			if err != nil {
-				return nil, nil, upload.BodyError(err, lim)
-			}
-			if len(v) > maxFormValue {
-				return nil, nil, fault.Newf(fault.TooLarge, "form field %s is too long", name)
-			}
-			form[name] = string(v)
-			continue
-		}
-		if name != "files" && name != "files[]" {
-			return nil, nil, fault.Newf(fault.Invalid, "unexpected file field %q (use files)", name)
-		}
-		if !checked {
-			checked = true
-			if err := check(form); err != nil {
-				return nil, nil, err
-			}
-		}
-		if len(files) >= lim.MaxFiles {
-			return nil, nil, fault.Newf(fault.TooLarge, "too many files: at most %d per submission", lim.MaxFiles)
-		}
-		f, err := storeFile(part, dir, lim)
-		if err != nil {
-			return nil, nil, err
-		}
-		files = append(files, f)
-	}
-}
-
-// storeFile writes one file part under a clean, unique name in dir.
-func storeFile(part *multipart.Part, dir string, lim upload.Limits) (upload.File, error) {
-	name, err := upload.CleanFileName(part.FileName())
-	if err != nil {
-		return upload.File{}, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return upload.File{}, err
-	}
-	name = upload.UniqueName(dir, name)
-	out, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return upload.File{}, err
-	}
-	head := make([]byte, 8192)
-	n, rerr := io.ReadFull(part, head)
-	head = head[:n]
-	if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-		out.Close()
-		return upload.File{}, upload.BodyError(rerr, lim)
-	}
-	size, err := io.Copy(out, io.LimitReader(io.MultiReader(bytes.NewReader(head), part), lim.MaxFileBytes+1))
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	switch {
-	case err != nil:
-		return upload.File{}, upload.BodyError(err, lim)
-	case size > lim.MaxFileBytes:
-		return upload.File{}, fault.Newf(fault.TooLarge, "file %s is larger than %d MiB", name, lim.MaxFileBytes>>20)
-	case size == 0:
-		return upload.File{}, fault.Newf(fault.Invalid, "file %s is empty", name)
-	}
-	kind, err := upload.DocumentKind(name, head, true)
-	if err != nil {
-		return upload.File{}, err
-	}
-	return upload.File{Name: name, Kind: kind, Size: size}, nil
+	return form, append(files["files"], files["files[]"]...), nil
 }
 
 func fileNames(files []upload.File) []string {

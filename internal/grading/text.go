@@ -2,8 +2,6 @@ package grading
 
 import (
 	"cmp"
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/exams"
 )
 
@@ -254,42 +253,7 @@ func hasQuestions(dir string) bool {
 // taken from dataDir (the predecessor's "data/…" form too), absolute ones
 // must lie inside it; anything resolving outside it after symlinks is
 // refused.
-func resolveRef(dataDir, ref string) (string, error) {
-	ref = strings.TrimSpace(ref)
-	if ref == "" || strings.ContainsRune(ref, 0) {
-		return "", fs.ErrNotExist
-	}
-	candidates := []string{ref}
-	if !filepath.IsAbs(ref) {
-		candidates = []string{filepath.Join(dataDir, ref)}
-		if rest, ok := strings.CutPrefix(filepath.ToSlash(ref), "data/"); ok {
-			candidates = append(candidates, filepath.Join(dataDir, rest))
-		}
-	}
-	root, err := filepath.EvalSymlinks(dataDir)
-	if err != nil {
-		return "", err
-	}
-	firstErr := error(fs.ErrNotExist)
-	for _, c := range candidates {
-		real, err := filepath.EvalSymlinks(filepath.Clean(c))
-		if err != nil {
-			firstErr = err
-			continue
-		}
-		if !within(root, real) {
-			return "", errOutside
-		}
-		return real, nil
-	}
-	return "", firstErr
-}
-
-var errOutside = errors.New("reference resolves outside the data directory")
-
-func within(root, p string) bool {
-	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
-}
+func resolveRef(dataDir, ref string) (string, error) { return datapath.Resolve(dataDir, ref) }
 
 // numbers are the numbers in s.
 var numberRe = regexp.MustCompile(`-?\d+(?:\.\d+)?`)

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/assignments"
+	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/exams"
 )
 
@@ -247,58 +248,12 @@ func readSmallJSON(path string) map[string]any {
 	return m
 }
 
-var errOutside = errors.New("path resolves outside the data directory")
-
 // resolveRef checks a stem_ref or answer_ref of a bank or explicit row and
 // returns it relative to DATA_DIR (slash-separated). Relative refs are
 // taken from DATA_DIR (the predecessor's "data/…" form too); absolute ones
 // must lie inside it. An existing file is judged after symlinks; anything
-// that resolves outside DATA_DIR is errOutside.
-func (s *Service) resolveRef(ref string) (string, error) {
-	ref = strings.TrimSpace(ref)
-	if ref == "" {
-		return "", nil
-	}
-	if strings.ContainsFunc(ref, func(r rune) bool { return r < ' ' }) || !utf8.ValidString(ref) {
-		return "", errOutside
-	}
-	root, err := filepath.EvalSymlinks(s.dataDir)
-	if err != nil {
-		return "", err
-	}
-	candidates := []string{ref}
-	if !filepath.IsAbs(ref) {
-		candidates = []string{filepath.Join(s.dataDir, ref)}
-		if rest, ok := strings.CutPrefix(filepath.ToSlash(ref), "data/"); ok {
-			candidates = append(candidates, filepath.Join(s.dataDir, rest))
-		}
-	}
-	for _, c := range candidates {
-		real, err := filepath.EvalSymlinks(filepath.Clean(c))
-		if err != nil {
-			continue
-		}
-		if !within(root, real) || real == root {
-			return "", errOutside
-		}
-		rel, err := filepath.Rel(root, real)
-		if err != nil {
-			return "", errOutside
-		}
-		return filepath.ToSlash(rel), nil
-	}
-	// Not there (yet): judged by its lexical form.
-	p := filepath.Clean(candidates[0])
-	for _, base := range []string{filepath.Clean(s.dataDir), root} {
-		if within(base, p) && p != base {
-			rel, err := filepath.Rel(base, p)
-			if err == nil {
-				return filepath.ToSlash(rel), nil
-			}
-		}
-	}
-	return "", errOutside
-}
+// that resolves outside DATA_DIR is datapath.ErrOutside.
+func (s *Service) resolveRef(ref string) (string, error) { return datapath.Rel(s.dataDir, ref) }
 
 // readRef is the text of the file a ref names, inside DATA_DIR, cut to
 // maxRunes (+ "…"); ok is false for a missing, unreadable or refused file.
@@ -333,8 +288,4 @@ func truncateRunes(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n]) + "…"
-}
-
-func within(root, p string) bool {
-	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
 }

@@ -87,6 +87,15 @@ const maxFormValue = 64 << 10
 // slowness, 400 otherwise); any other error is the server's. The caller
 // removes dir when Receive fails.
 func Receive(w http.ResponseWriter, r *http.Request, dir string, lim Limits, fields map[string]Field) (map[string]string, map[string][]File, error) {
+	return ReceiveChecked(w, r, dir, lim, fields, nil)
+}
+
+// ReceiveChecked is Receive with a check of the form: when the first file
+// part arrives, check sees the form values sent before it and may refuse
+// the upload before any file is stored (clients send the fields first, as
+// browsers do in form order). The caller still checks the whole form
+// after, for fields sent after the files.
+func ReceiveChecked(w http.ResponseWriter, r *http.Request, dir string, lim Limits, fields map[string]Field, check func(form map[string]string) error) (map[string]string, map[string][]File, error) {
 	lim = lim.WithDefaults()
 	r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBytes)
 	mr, err := r.MultipartReader()
@@ -119,6 +128,12 @@ func Receive(w http.ResponseWriter, r *http.Request, dir string, lim Limits, fie
 		field, ok := fields[name]
 		if !ok {
 			return nil, nil, fault.Newf(fault.Invalid, "unexpected file field %q (use %s)", name, fieldNames(fields))
+		}
+		if check != nil {
+			if err := check(form); err != nil {
+				return nil, nil, err
+			}
+			check = nil
 		}
 		if count++; count > lim.MaxFiles {
 			return nil, nil, fault.Newf(fault.TooLarge, "too many files: at most %d per upload", lim.MaxFiles)
