@@ -19,6 +19,7 @@ import (
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
+	"golang.org/x/sync/errgroup"
 )
 
 // Sources of a page's text.
@@ -55,6 +56,9 @@ type Options struct {
 	MaxOutput int64
 	// DPI is the resolution PDF pages are rendered at for OCR; default 200.
 	DPI int
+	// PageWorkers is how many scanned pages of one PDF are OCR'd at once
+	// (each within Acquire); default 2.
+	PageWorkers int
 	// MinTextRunes is how many non-space runes a page's text layer needs
 	// to be used without OCR; default 10.
 	MinTextRunes int
@@ -98,6 +102,9 @@ func New(opts Options) *Extractor {
 	}
 	if opts.MinTextRunes <= 0 {
 		opts.MinTextRunes = DefaultMinTextRunes
+	}
+	if opts.PageWorkers <= 0 {
+		opts.PageWorkers = DefaultPageWorkers
 	}
 	if opts.Engine == nil {
 		opts.Engine = &Tesseract{Bin: opts.Bins.Tesseract, Langs: opts.Langs, Timeout: opts.Timeout, MaxOutput: opts.MaxOutput}
@@ -415,40 +422,54 @@ func (x *Extractor) pdf(ctx context.Context, path string) ([]PageResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	var tmp string
-	defer func() {
-		if tmp != "" {
-			os.RemoveAll(tmp)
-		}
-	}()
 	out := make([]PageResult, count)
+	var scanned []int // pages without a usable text layer
 	for i := range out {
-		n := i + 1
-		text := layer[i]
-		if countRunes(text) >= x.opts.MinTextRunes {
-			out[i] = PageResult{N: n, Text: text, Source: SourceTextLayer}
-			continue
+		if text := layer[i]; countRunes(text) >= x.opts.MinTextRunes {
+			out[i] = PageResult{N: i + 1, Text: text, Source: SourceTextLayer}
+		} else {
+			scanned = append(scanned, i)
 		}
-		if tmp == "" {
-			if tmp, err = os.MkdirTemp(x.opts.TempDir, "lectern-ocr-*"); err != nil {
-				return nil, err
+	}
+	if len(scanned) == 0 {
+		return out, nil
+	}
+	tmp, err := os.MkdirTemp(x.opts.TempDir, "lectern-ocr-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	// The scanned pages of one document are OCR'd PageWorkers at a time,
+	// each still inside the caller's OCR slots (Acquire): a long scan
+	// finishes sooner without taking every slot of its tenant.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(x.opts.PageWorkers)
+	for _, i := range scanned {
+		g.Go(func() error {
+			n, text := i+1, layer[i]
+			p, err := x.renderOCR(gctx, path, n, sizes[n], tmp)
+			switch {
+			case err == nil:
+				p.N = n
+				if strings.TrimSpace(p.Text) == "" && strings.TrimSpace(text) != "" {
+					p.Text, p.Source = text, SourceTextLayer // the short layer beats nothing
+				}
+				out[i] = p
+			case gctx.Err() != nil:
+				return gctx.Err()
+			case errors.Is(err, ErrUnavailable):
+				return err
+			default:
+				out[i] = PageResult{N: n, Text: text, Source: SourceTextLayer, Err: err}
 			}
-		}
-		p, err := x.renderOCR(ctx, path, n, sizes[n], tmp)
-		switch {
-		case err == nil:
-			p.N = n
-			if strings.TrimSpace(p.Text) == "" && strings.TrimSpace(text) != "" {
-				p.Text, p.Source = text, SourceTextLayer // the short layer beats nothing
-			}
-			out[i] = p
-		case ctx.Err() != nil:
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
-		case errors.Is(err, ErrUnavailable):
-			return nil, err
-		default:
-			out[i] = PageResult{N: n, Text: text, Source: SourceTextLayer, Err: err}
 		}
+		return nil, err
 	}
 	return out, nil
 }

@@ -74,6 +74,7 @@ const (
 	DefaultMaxPixels    = 40_000_000
 	DefaultDPI          = 200
 	DefaultMinTextRunes = 10
+	DefaultPageWorkers  = 2
 )
 
 // Bins names the binaries: a name looked up in PATH or a path. Empty fields
