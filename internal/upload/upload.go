@@ -38,16 +38,19 @@ type Limits struct {
 	MaxFileBytes int64
 }
 
-// Defaults are the limits used when a tenant sets none.
-var Defaults = Limits{MaxBytes: 64 << 20, MaxFiles: 32}
+// The limits used when a tenant sets none.
+const (
+	DefaultMaxBytes = 64 << 20
+	DefaultMaxFiles = 32
+)
 
-// WithDefaults fills zero fields with Defaults.
+// WithDefaults fills zero fields with the defaults.
 func (l Limits) WithDefaults() Limits {
 	if l.MaxBytes <= 0 {
-		l.MaxBytes = Defaults.MaxBytes
+		l.MaxBytes = DefaultMaxBytes
 	}
 	if l.MaxFiles <= 0 {
-		l.MaxFiles = Defaults.MaxFiles
+		l.MaxFiles = DefaultMaxFiles
 	}
 	return l
 }
