@@ -8,6 +8,10 @@
 // enter the conversation as data: the tool message holds the JSON result,
 // the role prompts say such results are untrusted, and the JSON-tool
 // fallback wraps them between BEGIN/END TOOL DATA markers.
+//
+// A turn may run with a skill (Input.Skill): its prompt follows the role
+// prompt, its allow/deny lists narrow the tools the model is offered and
+// may call, and its budgets can only tighten the Agent's.
 package agent
 
 import (
@@ -24,6 +28,7 @@ import (
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/skills"
 	"github.com/lectern/lectern/internal/tools"
 )
 
@@ -93,6 +98,11 @@ type Input struct {
 	// AgentID, if it matches [A-Za-z0-9_-]{1,64} and is not "default" or
 	// "auto", is appended to the kinds as ".<id>".
 	AgentID string
+	// Skill is the turn's effective skill (skills.Set.Resolve); nil for
+	// none. Its prompt is sent as a system message after the role prompt,
+	// a tool it does not allow is neither offered nor run, and its budgets
+	// replace the Agent's only where they are smaller.
+	Skill *skills.Skill
 }
 
 // Result is the outcome of a turn.
@@ -136,6 +146,15 @@ func (a *Agent) Run(ctx context.Context, in Input) (Result, error) {
 	role := in.Caller.Role
 	maxRounds := positive(a.MaxRounds, DefaultMaxRounds)
 	maxCalls := positive(a.MaxCalls, DefaultMaxCalls)
+	// A skill's budgets can only tighten the global ones (the predecessor's
+	// were uncapped: weak spot 11).
+	rounds, calls := in.Skill.Budgets()
+	if rounds > 0 {
+		maxRounds = min(maxRounds, rounds)
+	}
+	if calls > 0 {
+		maxCalls = min(maxCalls, calls)
+	}
 	maxMessages := a.MaxMessages
 	if maxMessages <= 0 {
 		maxMessages = DefaultMaxMessagesOther
@@ -154,19 +173,33 @@ func (a *Agent) Run(ctx context.Context, in Input) (Result, error) {
 	}
 
 	convo := []llm.Message{{Role: "system", Content: a.Prompts.For(role)}}
+	if s := in.Skill.Prompt(); s != "" {
+		convo = append(convo, llm.Message{Role: "system", Content: s})
+	}
 	if s := strings.TrimSpace(in.ExtraSystem); s != "" {
 		convo = append(convo, llm.Message{Role: "system", Content: s})
 	}
 	convo = append(convo, trimMessages(in.Messages, maxMessages, positive(a.MaxMessageChars, DefaultMaxMessageChars))...)
 
-	// The tools role may call; the native tools array only when there are any.
-	allowed := map[string]bool{}
+	// The tools role may call, narrowed by the skill (roleAllowed without
+	// it, to tell a skill's refusal from the role's); the native tools
+	// array only when there are any.
+	allowed, roleAllowed := map[string]bool{}, map[string]bool{}
 	var wireTools []llm.Tool
 	if a.Tools != nil {
 		for _, t := range a.Tools.Allowed(role) {
-			allowed[t.Name] = true
+			roleAllowed[t.Name] = true
+			allowed[t.Name] = in.Skill.AllowsTool(t.Name)
 		}
-		wireTools = a.Tools.OpenAI(role)
+		for _, wt := range a.Tools.OpenAI(role) {
+			if t, ok := a.Tools.Lookup(wt.Function.Name); ok && allowed[t.Name] {
+				wireTools = append(wireTools, wt)
+			}
+		}
+	}
+	skillID := ""
+	if in.Skill != nil {
+		skillID = in.Skill.ID
 	}
 	lookup := func(name string) (tools.Tool, bool) {
 		if a.Tools == nil {
@@ -230,6 +263,11 @@ func (a *Agent) Run(ctx context.Context, in Input) (Result, error) {
 				switch {
 				case !known:
 					content = a.encodeResult(map[string]any{"error": "unknown tool: " + name})
+				case roleAllowed[t.Name] && !allowed[t.Name]:
+					// HEAD's answer for a tool outside the skill's lists.
+					content = a.encodeResult(map[string]any{"error": "tool_not_allowed", "tool": t.Name,
+						"role": string(role), "skill_id": skillID})
+					log.Warn("agent tool outside the skill", "tool", t.Name, "role", role, "skill_id", skillID)
 				case !allowed[t.Name]:
 					content = a.encodeResult(map[string]any{"error": "permission denied", "tool": t.Name})
 					log.Warn("agent tool refused", "tool", t.Name, "role", role)

@@ -4,7 +4,13 @@
 //
 // A tool acts for the caller of the conversation: its identity comes from
 // the caller.Principal handed to Dispatch, never from the model's arguments,
-// so no tool takes a teacher_id or student_id parameter.
+// so no tool takes a teacher_id parameter; a student's tools act on the
+// conversation's student, and a student_id naming another is refused.
+//
+// The tools, by constructor: ExamTools, ChartTools (links to the exam's
+// own SVG charts instead of running chart code), AssignmentTools,
+// LessonTools, StudentTools, CoreExampleTools. The predecessor's chart.exec
+// and chart.agent.run ran model-written code and are not here.
 package tools
 
 import (
@@ -13,11 +19,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/policy"
 )
@@ -56,6 +64,15 @@ type Registry struct {
 	byName map[string]Tool
 	byWire map[string]string // wire name → dotted name
 	sorted []Tool            // by name
+	log    *slog.Logger      // internal failures' causes; nil: not logged
+}
+
+// WithLogger returns the registry logging, through log, the cause of each
+// internal failure of a tool (which Dispatch never shows the caller).
+func (r *Registry) WithLogger(log *slog.Logger) *Registry {
+	c := *r
+	c.log = log
+	return &c
 }
 
 var wireRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -200,6 +217,8 @@ func (r *Registry) MCP() []map[string]any {
 //	{"error":"invalid_arguments","tool":name,"issues":[...]}
 //	{"error":<message>,"tool":name[,"detail":{...}]}
 //
+// (the message of an internal failure is never its cause: see errorMessage)
+//
 // Arguments that are not JSON are taken as {} (validation then reports
 // what is missing, after an "arguments: not valid JSON" issue).
 func (r *Registry) Dispatch(ctx context.Context, c caller.Principal, name string, rawArgs json.RawMessage) any {
@@ -227,16 +246,59 @@ func (r *Registry) Dispatch(ctx context.Context, c caller.Principal, name string
 	}
 	res, err := run(ctx, t, c, args.(map[string]any))
 	if err != nil {
-		out := map[string]any{"error": err.Error(), "tool": t.Name}
-		var d interface{ ErrorDetail() any }
-		if errors.As(err, &d) {
-			if detail := d.ErrorDetail(); detail != nil {
-				out["detail"] = detail
-			}
+		if r.log != nil && fault.CodeOf(err) == fault.Internal && ctx.Err() == nil {
+			r.log.Error("tool failed", "tool", t.Name, "role", c.Role, "err", err)
+		}
+		out := map[string]any{"error": errorMessage(t, err), "tool": t.Name}
+		if detail := errorDetail(err); detail != nil {
+			out["detail"] = detail
 		}
 		return out
 	}
 	return res
+}
+
+// errorMessage is the "error" text of a failed tool: the error's own text,
+// except for an internal fault (fault.Internal with a string detail), whose
+// cause (a server path, a system error) the model and the MCP client must
+// not see: its detail alone, or "tool <name> failed: internal error".
+func errorMessage(t Tool, err error) string {
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Code == fault.Internal {
+		if msg, _ := fe.Detail.(string); msg != "" {
+			return msg
+		}
+		return fmt.Sprintf("tool %s failed: internal error", t.Name)
+	}
+	msg := err.Error()
+	// A fault with an object detail reads as its bare code ("invalid"):
+	// the detail's own "error" names the failure better.
+	if fe != nil && msg == string(fe.Code) {
+		if m, ok := fe.Detail.(map[string]any); ok {
+			if code, _ := m["error"].(string); code != "" {
+				return code
+			}
+		}
+	}
+	return msg
+}
+
+// errorDetail is the structured detail of a failed tool, nil for none: an
+// ErrorDetail() method's (the exams views), else the object detail of a
+// client-facing fault (the domain services' {"error":…} details), which
+// its text alone would lose.
+func errorDetail(err error) any {
+	var d interface{ ErrorDetail() any }
+	if errors.As(err, &d) {
+		return d.ErrorDetail()
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Code != fault.Internal && fe.Detail != nil {
+		if _, isText := fe.Detail.(string); !isText {
+			return fe.Detail
+		}
+	}
+	return nil
 }
 
 // run calls t.Run, turning a panic into an error.
