@@ -14,6 +14,7 @@ import (
 	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/modelconfig"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/ratelimit"
 	"github.com/lectern/lectern/internal/server"
@@ -94,6 +95,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.Server.OCR = oc
 	}
 	c.Server.PDFFont = env.str("ASSIGNMENT_PDF_FONT", "")
+	c.Server.MCPAPIKey = getenv("MCP_API_KEY")
+	c.Server.MemoryAutoApply = env.flag("TEACHER_MEMORY_AUTO_APPLY_ENABLED", false)
+	if key, err := modelconfig.LoadMasterKey(getenv); err != nil {
+		env.errs = append(env.errs, err)
+	} else {
+		c.Server.Models.MasterKey = key
+	}
+	c.Server.Models.LegacyMasterKey = getenv(modelconfig.EnvLegacyMasterKey)
+	c.Server.Models.AllowPrivate = modelconfig.AllowPrivateFromEnv(getenv)
+	switch strings.ToLower(env.str("APP_ENV", env.str("ENV", ""))) {
+	case "prod", "production":
+		c.Server.Models.RequireHTTPS = true
+	}
 	if v := env.str("LOG_LEVEL", "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
 		env.fail("LOG_LEVEL", fmt.Sprintf("must be debug, info, warn or error, got %q", v))
 	}

@@ -249,11 +249,75 @@ func (s *Service) Render(ctx context.Context, id string) (*RenderResult, error) 
 		URL: "/assignment/" + pathEscape(aid) + "/pdf"}, nil
 }
 
-// draw lays the assignment out and returns the PDF. Latin text is set in
-// the Go fonts (golang.org/x/image, always at hand: CJK fallback fonts
-// such as Droid Sans Fallback have no Latin letters), everything else in
-// the CJK font.
-func (s *Service) draw(aid string, rows []Row, font *fontFile) (out []byte, err error) {
+// draw lays the assignment out and returns the PDF.
+func (s *Service) draw(aid string, rows []Row, font *fontFile) ([]byte, error) {
+	return s.document("Assignment "+aid, font, func(t *typesetter) error {
+		t.setStyle("B", headerSize)
+		t.paragraph("Assignment ID: " + aid)
+		t.setStyle("", textSize)
+		t.paragraph("Student: ____________________")
+		t.pdf.Ln(lineMM)
+		for i, r := range rows {
+			if i == MaxRenderQuestions {
+				t.paragraph(fmt.Sprintf("……另有 %d 题未排版（一次最多 %d 题）。", len(rows)-i, MaxRenderQuestions))
+				break
+			}
+			t.setStyle("B", textSize)
+			t.paragraph(strconv.Itoa(i+1) + ". " + r.QuestionID + " (" + r.KPID + "|" + r.Difficulty + ")")
+			t.setStyle("", textSize)
+			stem, ok := s.readRef(r.StemRef, maxStemRunes)
+			if !ok || strings.TrimSpace(stem) == "" {
+				stem = missingStem
+			}
+			t.paragraph(strings.TrimRight(stem, "\n"))
+			t.pdf.Ln(lineMM)
+			if err := t.pdf.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RenderText draws a title and paragraphs as a PDF in the same layout and
+// fonts as an assignment (the core-example render tool), within the same
+// one-at-a-time render slot. At most MaxRenderQuestions paragraphs of
+// 4000 characters each are drawn. Errors: Unavailable font_unavailable
+// without a usable font, or while another render holds the slot past ctx.
+func (s *Service) RenderText(ctx context.Context, title string, paragraphs []string) ([]byte, error) {
+	font, err := s.loadedFont()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case s.renderSlot <- struct{}{}:
+		defer func() { <-s.renderSlot }()
+	case <-ctx.Done():
+		return nil, fault.Wrap(fault.Unavailable, ctx.Err(), "another PDF is being rendered; retry later")
+	}
+	return s.document(title, font, func(t *typesetter) error {
+		t.setStyle("B", headerSize)
+		t.paragraph(truncateRunes(title, 200))
+		t.setStyle("", textSize)
+		t.pdf.Ln(lineMM)
+		for i, p := range paragraphs {
+			if i == MaxRenderQuestions {
+				break
+			}
+			t.paragraph(strings.TrimRight(truncateRunes(p, maxStemRunes), "\n"))
+			t.pdf.Ln(lineMM)
+			if err := t.pdf.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// document sets up an A4 page with the Latin (Go fonts, golang.org/x/image:
+// CJK fallback fonts such as Droid Sans Fallback have no Latin letters)
+// and CJK fonts, lets body write it, and returns the PDF.
+func (s *Service) document(title string, font *fontFile, body func(*typesetter) error) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil { // fpdf panics on some malformed input
 			out, err = nil, fault.Wrap(fault.Internal, fmt.Errorf("fpdf: %v", r), "render PDF failed")
@@ -267,7 +331,7 @@ func (s *Service) draw(aid string, rows []Row, font *fontFile) (out []byte, err 
 	pdf.SetMargins(marginMM, marginMM, marginMM)
 	pdf.SetAutoPageBreak(true, marginMM)
 	pdf.SetCellMargin(0) // runs of the two fonts abut
-	pdf.SetTitle("Assignment "+aid, true)
+	pdf.SetTitle(title, true)
 	pdf.SetCreator("Lectern", true)
 	pdf.SetCreationDate(s.now())
 	pdf.AddUTF8FontFromBytes("latin", "", latin.data)
@@ -277,29 +341,8 @@ func (s *Service) draw(aid string, rows []Row, font *fontFile) (out []byte, err 
 	pdf.AddPage()
 	pw, _ := pdf.GetPageSize()
 	t := &typesetter{pdf: pdf, latin: latin, cjk: font, width: pw - 2*marginMM}
-
-	t.setStyle("B", headerSize)
-	t.paragraph("Assignment ID: " + aid)
-	t.setStyle("", textSize)
-	t.paragraph("Student: ____________________")
-	pdf.Ln(lineMM)
-	for i, r := range rows {
-		if i == MaxRenderQuestions {
-			t.paragraph(fmt.Sprintf("……另有 %d 题未排版（一次最多 %d 题）。", len(rows)-i, MaxRenderQuestions))
-			break
-		}
-		t.setStyle("B", textSize)
-		t.paragraph(strconv.Itoa(i+1) + ". " + r.QuestionID + " (" + r.KPID + "|" + r.Difficulty + ")")
-		t.setStyle("", textSize)
-		stem, ok := s.readRef(r.StemRef, maxStemRunes)
-		if !ok || strings.TrimSpace(stem) == "" {
-			stem = missingStem
-		}
-		t.paragraph(strings.TrimRight(stem, "\n"))
-		pdf.Ln(lineMM)
-		if err := pdf.Error(); err != nil {
-			return nil, fault.Wrap(fault.Internal, err, "render PDF failed")
-		}
+	if err := body(t); err != nil {
+		return nil, fault.Wrap(fault.Internal, err, "render PDF failed")
 	}
 	var b bytes.Buffer
 	if err := pdf.Output(&b); err != nil {

@@ -59,6 +59,13 @@ type Config struct {
 	ProfileQueueMax int
 	// Grading tunes the grading of submissions.
 	Grading tenantapp.GradingSettings
+	// Models configures the teachers' private providers (its LLM field is
+	// filled from LLM).
+	Models tenantapp.ModelSettings
+	// MCPAPIKey is MCP_API_KEY (X-API-Key of the predecessor's MCP clients).
+	MCPAPIKey string
+	// MemoryAutoApply applies teacher memory proposals without review.
+	MemoryAutoApply bool
 	// JobQueueMax bounds each tenant's queued jobs of every other kind.
 	JobQueueMax int
 	// SheetParseMax bounds the score-sheet parses running at once over
@@ -147,12 +154,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			font = f
 		}
 	}
+	models := cfg.Models
+	models.LLM = cfg.LLM
 	s := &Server{cfg: cfg, log: log, store: store, shared: tenantapp.Shared{
 		Global: limits.NewGlobalSet(cfg.Global),
 		LLM:    llm.NewGateway(cfg.LLM, llm.Options{Logger: log}),
 		OCR:    cfg.OCR,
 		OCRLLM: llm.NewGateway(cfg.OCR.Config(), llm.Options{Logger: log}),
 		Font:   font,
+		Models: models,
 		// A parse may hold tens of MB: two at once, whatever the tenants.
 		SheetParses: limits.NewSem(cmp.Or(max(cfg.SheetParseMax, 0), 2)),
 	}}
@@ -176,6 +186,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		DefaultTeacherID: cfg.DefaultTeacherID,
 		ProfileQueueMax:  cfg.ProfileQueueMax,
 		Grading:          cfg.Grading,
+		MCPAPIKey:        cfg.MCPAPIKey,
+		MemoryAutoApply:  cfg.MemoryAutoApply,
 		JobQueueMax:      cfg.JobQueueMax,
 		Auth:             cfg.Auth,
 	}, s.shared)
@@ -244,6 +256,8 @@ func (s *Server) buildTenant(rec tenancy.Record) (*tenantapp.App, error) {
 		DefaultTeacherID: s.cfg.DefaultTeacherID,
 		ProfileQueueMax:  s.cfg.ProfileQueueMax,
 		Grading:          s.cfg.Grading,
+		MCPAPIKey:        s.cfg.MCPAPIKey,
+		MemoryAutoApply:  s.cfg.MemoryAutoApply,
 		JobQueueMax:      s.cfg.JobQueueMax,
 		Auth:             s.cfg.Auth,
 	}, s.shared)

@@ -357,7 +357,11 @@ func TestStudentChatSeesProfile(t *testing.T) {
 	if s := strings.Join(system, "\n"); !strings.Contains(s, "student_id: S7") || !strings.Contains(s, "近期薄弱知识点: 动量守恒") {
 		t.Fatalf("system context:\n%s", s)
 	}
-	if len(fake.Requests()[0].Tools) != 0 {
-		t.Fatal("a student got tools")
+	var names []string
+	for _, tl := range fake.Requests()[0].Tools {
+		names = append(names, tl.Function.Name)
+	}
+	if got := strings.Join(names, ","); got != "assignment_get,assignment_today,student_profile_get" {
+		t.Fatalf("a student got the tools %s, want only its own three", got)
 	}
 }

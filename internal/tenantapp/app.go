@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ import (
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/mcpserver"
+	"github.com/lectern/lectern/internal/memory"
+	"github.com/lectern/lectern/internal/modelconfig"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/policy"
 	"github.com/lectern/lectern/internal/practice"
@@ -60,6 +64,12 @@ type Settings struct {
 	JobQueueMax int
 	// Grading tunes the grading of submissions.
 	Grading GradingSettings
+	// MCPAPIKey is MCP_API_KEY: the X-API-Key the predecessor's MCP clients
+	// send ("" : only bearer tokens, or open mode).
+	MCPAPIKey string
+	// MemoryAutoApply applies teacher memory proposals without review
+	// (TEACHER_MEMORY_AUTO_APPLY_ENABLED; off by default).
+	MemoryAutoApply bool
 	// Auth turns credentials on (the zero value is open mode).
 	Auth   AuthSettings
 	Logger *slog.Logger
@@ -95,6 +105,25 @@ type Shared struct {
 	// Font is the CJK TrueType font assignment PDFs are rendered with
 	// (practice.FindCJKFont at startup); "" → render answers 503.
 	Font string
+	// Models configures the teachers' private providers.
+	Models ModelSettings
+}
+
+// ModelSettings configure the teachers' private model providers.
+type ModelSettings struct {
+	// MasterKey encrypts their API keys at rest (MODEL_MASTER_KEY…); nil:
+	// keys cannot be stored (503 master_key_missing).
+	MasterKey []byte
+	// LegacyMasterKey reads keys the predecessor stored (LEGACY_MASTER_KEY).
+	LegacyMasterKey string
+	// LLM is the tenant providers' chain (the shared gateway's config).
+	LLM llm.Config
+	// AllowPrivate lets the probe and the teachers' providers reach
+	// private, loopback and link-local addresses
+	// (MODEL_PROVIDER_ALLOW_PRIVATE).
+	AllowPrivate bool
+	// RequireHTTPS refuses http:// provider URLs (production).
+	RequireHTTPS bool
 }
 
 // Worker kinds. Each domain keeps its job records in its own folder of
@@ -118,6 +147,11 @@ type App struct {
 	examAPI     *exams.API
 	assignments *assignments.API
 	practice    *practice.Service
+	memory      *memory.Service
+	models      *modelconfig.Service
+	skills      *lazySkills
+	toolsOnce   func() (*tools.Registry, error)
+	mcp         http.Handler
 	assignUp    *assignupload.Pipeline
 	grading     *grading.Service
 	uploads     *examupload.Pipeline
@@ -251,13 +285,46 @@ func New(s Settings, shared Shared) (*App, error) {
 	// does not carry tool schemas and prompts) and the chat jobs.
 	hist := history.NewStore(s.DataDir, 0)
 	a.history = history.NewAPI(hist, log)
-	replier := &agentReplier{profiles: a.profiles, history: hist, build: func() (*agent.Agent, error) {
-		registry, err := tools.NewRegistry(tools.ExamTools(a.exams)...)
+	// Teacher memory, model settings and skills.
+	a.memory = memory.New(memory.Config{DataDir: s.DataDir, AutoApply: s.MemoryAutoApply, Logger: log})
+	models, err := modelconfig.New(modelconfig.Config{DataDir: s.DataDir, MasterKey: shared.Models.MasterKey,
+		LegacySecret: shared.Models.LegacyMasterKey, Shared: shared.Models.LLM,
+		AllowPrivateProbe: shared.Models.AllowPrivate, RequireHTTPS: shared.Models.RequireHTTPS, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("tenant app: model settings: %w", err)
+	}
+	a.models = models
+	a.skills = &lazySkills{dataDir: s.DataDir, log: log}
+
+	// The tool registry, built on first use (the agent's first turn or the
+	// first MCP call) and shared by both: every tool of the predecessor's
+	// registry but the code-running ones, each acting as its caller.
+	a.toolsOnce = sync.OnceValues(func() (*tools.Registry, error) {
+		reg, err := tools.NewRegistry(slices.Concat(
+			tools.ExamTools(a.exams),
+			tools.ChartTools(a.exams, s.Prefix),
+			tools.AssignmentTools(asg, a.practice),
+			tools.LessonTools(asg, tools.LessonConfig{UploadsDir: s.UploadsDir, Text: a.ocr}),
+			tools.StudentTools(a.profiles, a.profileW, a.exams),
+			tools.CoreExampleTools(s.DataDir, s.UploadsDir, a.practice.RenderText),
+			a.memory.Tools(),
+		)...)
 		if err != nil {
 			return nil, fmt.Errorf("tool registry: %w", err)
 		}
-		return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log}, nil
-	}}
+		return reg.WithLogger(log), nil
+	})
+	a.mcp = mcpserver.New(mcpserver.Config{Registry: func(context.Context) (*tools.Registry, error) { return a.toolsOnce() },
+		Resolver: a.auth.Resolver, Enforcing: a.auth.Enforcing(), APIKey: s.MCPAPIKey, Logger: log})
+
+	replier := &agentReplier{profiles: a.profiles, history: hist, memory: a.memory, models: a.models, skills: a.skills,
+		base: llmClient, build: func() (*agent.Agent, error) {
+			registry, err := a.toolsOnce()
+			if err != nil {
+				return nil, err
+			}
+			return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log}, nil
+		}}
 	debounce := s.Chat.Debounce
 	if debounce == 0 {
 		debounce = 500 * time.Millisecond

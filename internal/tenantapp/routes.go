@@ -61,6 +61,40 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("POST /chat/start", policy.Signed, a.chat.HandleStart)
 	mux.HandleFunc("GET /chat/status", policy.Signed, a.chat.HandleStatus)
 
+	mux.HandleFunc("GET /skills", policy.Signed, a.skills.HandleSkills)
+	// The MCP server authenticates its own callers (a teacher's token, or
+	// MCP_API_KEY as X-API-Key for the predecessor's clients), so its rule
+	// is Public; a credential that is presented must still hold.
+	mux.Handle("POST /mcp", policy.Public, a.mcp)
+	mux.Handle("GET /mcp", policy.Public, a.mcp)
+	mux.Handle("DELETE /mcp", policy.Public, a.mcp)
+
+	mem := a.memory
+	mux.HandleFunc("GET /teacher/memory/proposals", policy.Teacher, mem.ServeProposals)
+	mux.HandleFunc("GET /teacher/memory/insights", policy.Teacher, mem.ServeInsights)
+	mux.HandleFunc("POST /teacher/memory/proposals/{proposal_id}/review", policy.Teacher, mem.ServeReview)
+	mux.HandleFunc("DELETE /teacher/memory/proposals/{proposal_id}", policy.Teacher, mem.ServeDelete)
+	mux.HandleFunc("GET /teacher/student-memory/proposals", policy.Teacher, mem.ServeStudentProposals)
+	mux.HandleFunc("POST /teacher/student-memory/proposals", policy.Teacher, mem.ServeStudentCreate)
+	mux.HandleFunc("POST /teacher/student-memory/proposals/{proposal_id}/review", policy.Teacher, mem.ServeStudentReview)
+	mux.HandleFunc("DELETE /teacher/student-memory/proposals/{proposal_id}", policy.Teacher, mem.ServeStudentDelete)
+	mux.HandleFunc("GET /teacher/student-memory/insights", policy.Teacher, mem.ServeStudentInsights)
+
+	mc := a.models
+	mux.HandleFunc("GET /teacher/provider-registry", policy.Teacher, mc.GetProviderRegistry)
+	mux.HandleFunc("POST /teacher/provider-registry/providers", policy.Teacher, mc.CreateProvider)
+	mux.HandleFunc("PATCH /teacher/provider-registry/providers/{provider_id}", policy.Teacher, mc.UpdateProvider)
+	mux.HandleFunc("DELETE /teacher/provider-registry/providers/{provider_id}", policy.Teacher, mc.DeleteProvider)
+	mux.HandleFunc("POST /teacher/provider-registry/providers/{provider_id}/probe-models", policy.Teacher, mc.ProbeProvider)
+	mux.HandleFunc("GET /teacher/model-config", policy.Teacher, mc.GetModelConfig)
+	mux.HandleFunc("PUT /teacher/model-config", policy.Teacher, mc.PutModelConfig)
+	mux.HandleFunc("GET /teacher/llm-routing", policy.Teacher, mc.GetRouting)
+	mux.HandleFunc("POST /teacher/llm-routing/simulate", policy.Teacher, mc.PostRoutingSimulate)
+	mux.HandleFunc("POST /teacher/llm-routing/proposals", policy.Teacher, mc.PostRoutingProposal)
+	mux.HandleFunc("GET /teacher/llm-routing/proposals/{proposal_id}", policy.Teacher, mc.GetRoutingProposal)
+	mux.HandleFunc("POST /teacher/llm-routing/proposals/{proposal_id}/review", policy.Teacher, mc.PostRoutingProposalReview)
+	mux.HandleFunc("POST /teacher/llm-routing/rollback", policy.Teacher, mc.PostRoutingRollback)
+
 	h := a.history
 	mux.HandleFunc("GET /student/history/sessions", policy.Student, h.StudentSessions)
 	mux.HandleFunc("GET /student/history/session", policy.Student, h.StudentSession)
