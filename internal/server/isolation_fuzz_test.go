@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -168,4 +169,27 @@ func TestDoubleSlashStaysInTenant(t *testing.T) {
 		t.Errorf("the default tenant's directories changed:\n%s\n%s", before, after)
 	}
 	expect(t, e.get("//exams"), 404, "")
+}
+
+// grepTree names the first file under root holding any of needles ("" if
+// none).
+func grepTree(t testing.TB, root string, needles ...string) string {
+	t.Helper()
+	found := ""
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		for _, n := range needles {
+			if strings.Contains(string(data), n) {
+				found = p
+			}
+		}
+		return nil
+	})
+	return found
 }

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/llm/llmtest"
+)
+
+// bearer adds an Authorization header to every request of an MCP client.
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
+func mcpConnect(t *testing.T, url, token string) (*mcp.ClientSession, error) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "lectern-server-test", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, MaxRetries: -1,
+		HTTPClient: &http.Client{Transport: bearer{token, &http.Transport{DisableKeepAlives: true}}, Timeout: 10 * time.Second}}, nil)
+	if err == nil {
+		t.Cleanup(func() { s.Close() })
+	}
+	return s, err
+}
+
+// The MCP server of each tenant, through the whole server with tokens: the
+// SDK's client lists the tools and calls one on a's exams only; b's
+// token and a student's are refused at /t/a/mcp.
+func TestMCPPerTenantWithTokens(t *testing.T) {
+	e := newEnv(t, withAuth)
+	expect(t, e.putTenant("a", nil), 200, "")
+	expect(t, e.putTenant("b", nil), 200, "")
+	aData, _ := e.tenantDirs("a")
+	bData, _ := e.tenantDirs("b")
+	writeManifest(t, aData, "EX_A", "2026-11-01T10:00:00", 3)
+	writeManifest(t, bData, "EX_B", "2026-11-01T10:00:00", 3)
+	aToks, bToks := mint(t, aData, "a"), mint(t, bData, "b")
+
+	s, err := mcpConnect(t, e.http.URL+"/t/a/mcp", aToks["teacher"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	list, err := s.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, tl := range list.Tools {
+		names[tl.Name] = true
+	}
+	for _, want := range []string{"exam.list", "assignment.list", "teacher.memory.propose"} {
+		if !names[want] {
+			t.Errorf("tools/list lacks %s (%d tools)", want, len(list.Tools))
+		}
+	}
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "exam.list", Arguments: map[string]any{}})
+	if err != nil || res.IsError {
+		t.Fatalf("exam.list: %v %+v", err, res)
+	}
+	text := res.Content[0].(*mcp.TextContent).Text
+	if !strings.Contains(text, "EX_A") || strings.Contains(text, "EX_B") {
+		t.Fatalf("exam.list at /t/a: %s", text)
+	}
+	bad, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "exam.get", Arguments: map[string]any{"exam_id": 7}})
+	if err != nil || !bad.IsError {
+		t.Fatalf("invalid arguments: %v %+v", err, bad)
+	}
+	for who, tok := range map[string]string{"b's teacher": bToks["teacher"], "a's student": aToks["student"]} {
+		if _, err := mcpConnect(t, e.http.URL+"/t/a/mcp", tok); err == nil {
+			t.Errorf("%s connected to /t/a/mcp", who)
+		}
+	}
+}
+
+// A teacher's private provider answers that teacher's turns only; its key
+// is stored encrypted and never answered; the probe refuses loopback.
+func TestPrivateProviderServesItsTeacherOnly(t *testing.T) {
+	tenantLLM, own := llmtest.NewServer(t), llmtest.NewServer(t)
+	tenantLLM.Script(llmtest.Step{Reply: "学校的模型"})
+	own.Script(llmtest.Step{Reply: "老师自己的模型"})
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i + 1)
+	}
+	e := newEnv(t, withLLM(5*time.Second, 1, tenantLLM), func(c *Config) { c.Models.MasterKey = key })
+	expect(t, e.putTenant("a", nil), 200, "")
+	const secret = "sk-private-abcdefghijklmnop"
+	body := map[string]any{"teacher_id": "t_zhang", "provider_id": "mine", "base_url": own.URL + "/v1",
+		"api_key": secret, "default_model": "own-model"}
+	r := e.postJSON("/t/a/teacher/provider-registry/providers", body)
+	// Loopback is refused without MODEL_PROVIDER_ALLOW_PRIVATE.
+	if r.status != 400 || !strings.Contains(string(r.body), "unsafe") {
+		t.Fatalf("loopback provider accepted: %d %s", r.status, r.body)
+	}
+	e.restart(func(c *Config) { c.Models.AllowPrivate = true })
+	r = e.postJSON("/t/a/teacher/provider-registry/providers", body)
+	if r.status != 200 || strings.Contains(string(r.body), secret) {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	aData, _ := e.tenantDirs("a")
+	if tree := treeState(t, aData); strings.Contains(tree, secret) {
+		t.Fatal("the key is in a file name")
+	}
+	if leaked := grepTree(t, aData, secret, base64.StdEncoding.EncodeToString([]byte(secret))); leaked != "" {
+		t.Fatalf("the key is stored in clear in %s", leaked)
+	}
+	if r := e.do("PUT", "/t/a/teacher/model-config", "", map[string]any{"teacher_id": "t_zhang",
+		"models": map[string]any{"conversation": map[string]any{"provider": "mine"}}}); r.status != 200 {
+		t.Fatalf("model-config: %d %s", r.status, r.body)
+	}
+	mine := e.waitChat("/t/a", e.startChat("/t/a", teacherTurn("p1", "你好"))["job_id"].(string))
+	other := teacherTurn("p2", "你好")
+	other["teacher_id"] = "t_li"
+	theirs := e.waitChat("/t/a", e.startChat("/t/a", other)["job_id"].(string))
+	if mine["reply"] != "老师自己的模型" || theirs["reply"] != "学校的模型" {
+		t.Fatalf("replies: t_zhang %v, t_li %v", mine["reply"], theirs["reply"])
+	}
+	if reqs := own.Requests(); len(reqs) != 1 || reqs[0].Authorization != "Bearer "+secret {
+		t.Fatalf("private provider calls: %+v", reqs)
+	}
+	reg := e.get("/t/a/teacher/provider-registry?teacher_id=t_zhang")
+	if reg.status != 200 || strings.Contains(string(reg.body), secret) || !strings.Contains(string(reg.body), "****") {
+		t.Fatalf("registry: %d %s", reg.status, reg.body)
+	}
+}
+
+// Teacher memory through the agent: the model proposes a memory, the
+// teacher approves it over HTTP, and the next turn's prompt carries it.
+func TestTeacherMemoryReachesThePrompt(t *testing.T) {
+	fake := llmtest.NewServer(t)
+	fake.Script(
+		llmtest.Step{ToolCalls: []llm.ToolCall{{ID: "m1", Type: "function", Function: llm.FunctionCall{
+			Name: "teacher_memory_propose", Arguments: `{"target":"MEMORY","title":"作业偏好","content":"布置作业时每次最多 5 道题。"}`}}}},
+		llmtest.Step{Reply: "已记录，等待你确认。"},
+		llmtest.Step{Reply: "好的。"},
+	)
+	e := newEnv(t, withLLM(5*time.Second, 1, fake))
+	expect(t, e.putTenant("a", nil), 200, "")
+	if j := e.waitChat("/t/a", e.startChat("/t/a", teacherTurn("m-1", "记住：作业每次最多 5 道题"))["job_id"].(string)); j["status"] != "done" {
+		t.Fatalf("turn 1: %v", j)
+	}
+	var list struct {
+		Proposals []map[string]any `json:"proposals"`
+	}
+	r := e.get("/t/a/teacher/memory/proposals?teacher_id=t_zhang")
+	if err := json.Unmarshal(r.body, &list); err != nil || len(list.Proposals) != 1 {
+		t.Fatalf("proposals: %d %s", r.status, r.body)
+	}
+	id, _ := list.Proposals[0]["proposal_id"].(string)
+	if id == "" {
+		id, _ = list.Proposals[0]["id"].(string)
+	}
+	if r := e.postJSON("/t/a/teacher/memory/proposals/"+id+"/review", map[string]any{"teacher_id": "t_zhang", "approve": true}); r.status != 200 {
+		t.Fatalf("review: %d %s", r.status, r.body)
+	}
+	if r := e.get("/t/b/teacher/memory/proposals?teacher_id=t_zhang"); r.status == 200 && strings.Contains(string(r.body), "5 道题") {
+		t.Fatal("tenant b sees a's memory")
+	}
+	if j := e.waitChat("/t/a", e.startChat("/t/a", teacherTurn("m-2", "出一份作业"))["job_id"].(string)); j["status"] != "done" {
+		t.Fatalf("turn 2: %v", j)
+	}
+	reqs := fake.Requests()
+	var system strings.Builder
+	for _, m := range reqs[len(reqs)-1].Messages {
+		if m.Role == "system" {
+			system.WriteString(m.Content)
+		}
+	}
+	if !strings.Contains(system.String(), "每次最多 5 道题") {
+		t.Fatalf("the approved memory is not in the next turn's prompt:\n%s", system.String())
+	}
+}
