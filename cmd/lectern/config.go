@@ -54,8 +54,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 				MinRate: int64(env.positive("BODY_MIN_RATE_KB", 16)) << 10,
 			},
 			Chat: tenantapp.ChatSettings{
-				LaneMaxQueue: env.positive("CHAT_LANE_MAX_QUEUE", 6),
-				Debounce:     env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),
+				LaneMaxQueue:  env.positive("CHAT_LANE_MAX_QUEUE", 6),
+				Debounce:      env.debounce("CHAT_LANE_DEBOUNCE_MS", 500),
+				MaxToolRounds: env.positive("CHAT_MAX_TOOL_ROUNDS", 5),
+				MaxToolCalls:  env.positive("CHAT_MAX_TOOL_CALLS", 12),
 			},
 			Grading: tenantapp.GradingSettings{
 				ReviewThreshold: env.fraction("GRADE_COUNT_CONF_THRESHOLD", 0.6),

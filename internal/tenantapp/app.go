@@ -79,6 +79,10 @@ type Settings struct {
 type ChatSettings struct {
 	LaneMaxQueue int           // CHAT_LANE_MAX_QUEUE, 6
 	Debounce     time.Duration // CHAT_LANE_DEBOUNCE_MS, 500 ms; negative disables
+	// MaxToolRounds and MaxToolCalls bound a turn's tool use
+	// (CHAT_MAX_TOOL_ROUNDS 5, CHAT_MAX_TOOL_CALLS 12); a skill only
+	// tightens them.
+	MaxToolRounds, MaxToolCalls int
 }
 
 // GradingSettings tune the grading of submissions.
@@ -323,7 +327,8 @@ func New(s Settings, shared Shared) (*App, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log}, nil
+			return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log,
+				MaxRounds: s.Chat.MaxToolRounds, MaxCalls: s.Chat.MaxToolCalls}, nil
 		}}
 	debounce := s.Chat.Debounce
 	if debounce == 0 {
