@@ -4,16 +4,37 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"time"
 
+	"github.com/lectern/lectern/internal/agent"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
 )
 
-// process runs one chat job on a worker.
-func (s *Service) process(ctx context.Context, id string) error {
+// process runs one chat job on a worker. A job that fails in a way it
+// cannot record itself (the runner then marks it failed) still ends its
+// stream: job.failed with chat_job_failed.
+func (s *Service) process(ctx context.Context, id string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.emit(id, EventJobFailed, map[string]any{"status": StatusFailed, "error": "chat_job_failed",
+				"error_detail": truncate(fmt.Sprint(p), 200)})
+			panic(p)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.emit(id, EventJobFailed, map[string]any{"status": StatusFailed, "error": "chat_job_failed",
+				"error_detail": truncate(err.Error(), 200)})
+		}
+	}()
+	return s.run(ctx, id)
+}
+
+func (s *Service) run(ctx context.Context, id string) error {
 	dir, err := s.store.JobDir(id)
 	if err != nil {
 		return err
@@ -41,15 +62,46 @@ func (s *Service) process(ctx context.Context, id string) error {
 		return s.fail(id, "missing_messages", "", nil)
 	}
 	c := principalOf(rec, s.cfg.Resolver)
-	if _, err := s.store.Update(id, func(r map[string]any) error {
-		r["status"], r["step"], r["error"] = StatusProcessing, "agent", ""
-		return nil
-	}); err != nil {
-		return err
-	}
+	// The record says processing while the reply is already on its way:
+	// its write (with its fsyncs) is not on the way to the first token.
+	// Every later write of the record waits for it.
+	marked := make(chan error, 1)
+	go func() {
+		_, err := s.store.Update(id, func(r map[string]any) error {
+			r["status"], r["step"], r["error"] = StatusProcessing, "agent", ""
+			return nil
+		})
+		marked <- err
+	}()
+	cur := maps.Clone(rec)
+	cur["status"], cur["step"], cur["error"] = StatusProcessing, "agent", ""
+	s.emit(id, EventJobProcessing, statusPayload(cur))
 
 	started := time.Now()
-	reply, err := s.cfg.Replier.Reply(ctx, c, strField(rec, "session_id"), req.Messages, str(req.AgentID))
+	session := strField(rec, "session_id")
+	extra, warnings := s.attachmentContext(ctx, c, session, req.attachmentIDs())
+	if len(req.Attachments) > 0 && ctx.Err() == nil {
+		s.store.Update(id, func(r map[string]any) error {
+			if m, ok := r["request"].(map[string]any); ok {
+				m["attachment_context"] = extra
+			}
+			if len(warnings) > 0 {
+				prev, _ := r["warnings"].([]any)
+				for _, w := range warnings {
+					prev = append(prev, w)
+				}
+				r["warnings"] = prev
+			}
+			return nil
+		})
+	}
+	turn := &turnEvents{s: s, id: id}
+	reply, err := s.reply(agent.WithEvents(ctx, turn.sink), c, session, &req, extra)
+	streamed := turn.close()
+	skill := turn.skill(rec)
+	if merr := <-marked; merr != nil && ctx.Err() == nil {
+		return merr
+	}
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err() // stopped: the job stays processing and resumes at the next start
@@ -59,18 +111,17 @@ func (s *Service) process(ctx context.Context, id string) error {
 		return s.fail(id, truncate(err.Error(), 200), "", nil)
 	}
 
-	session := strField(rec, "session_id")
 	if kind, owner, ok := historyOwner(c, session); ok {
 		var records []map[string]any
 		now := jobs.Timestamp(s.now())
-		if rec["user_turn_persisted"] != true {
+		if rec["user_turn_persisted"] != true || !s.hasUserTurn(kind, owner, session, strField(rec, "request_id")) {
 			if text := lastUser(req.Messages); text != "" {
 				records = append(records, map[string]any{"ts": now, "role": "user", "content": text, "request_id": rec["request_id"]})
 			}
 		}
 		records = append(records, map[string]any{"ts": now, "role": "assistant", "content": reply, "job_id": id,
 			"request_id": rec["request_id"], "agent_id": rec["agent_id"], "skill_id": rec["skill_id"],
-			"skill_id_requested": rec["skill_id"], "skill_id_effective": rec["skill_id"]})
+			"skill_id_requested": skill["skill_id_requested"], "skill_id_effective": skill["skill_id_effective"]})
 		if err := s.cfg.History.Append(kind, owner, session, records, indexExtra(c, &req, s.now())); err != nil {
 			return s.fail(id, "history_persist_failed", err.Error(), nil)
 		}
@@ -81,19 +132,27 @@ func (s *Service) process(ctx context.Context, id string) error {
 	if c.Role == caller.RoleTeacher {
 		defer s.compactTeacher(c.TeacherID, session)
 	}
-	_, err = s.store.Update(id, func(r map[string]any) error {
+	if !streamed {
+		s.replay(id, reply) // not streamed (a replier without events): the text all the same
+	}
+	s.emit(id, EventAssistantDone, map[string]any{"text": reply})
+	done, err := s.store.Update(id, func(r map[string]any) error {
 		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
 		r["duration_ms"] = time.Since(started).Milliseconds()
 		r["reply"], r["role"] = reply, rec["role"]
-		r["skill_id_requested"], r["skill_id_effective"] = rec["skill_id"], rec["skill_id"]
+		maps.Copy(r, skill)
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	s.emit(id, EventJobDone, statusPayload(done))
+	return nil
 }
 
 // fail records a failure the job itself explains; the runner sees success.
 func (s *Service) fail(id, code, detail string, hints []string) error {
-	_, err := s.store.Update(id, func(r map[string]any) error {
+	rec, err := s.store.Update(id, func(r map[string]any) error {
 		r["status"], r["error"] = StatusFailed, code
 		if detail != "" {
 			r["error_detail"] = truncate(detail, 200)
@@ -103,6 +162,9 @@ func (s *Service) fail(id, code, detail string, hints []string) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.emit(id, EventJobFailed, statusPayload(rec))
+	}
 	return err
 }
 
@@ -110,6 +172,8 @@ func (s *Service) fail(id, code, detail string, hints []string) error {
 type SyncResult struct {
 	Reply string `json:"reply"`
 	Role  any    `json:"role"`
+	// Warnings name the referenced attachments that were not used.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // errBusy: a reply for this student is already being generated.
@@ -140,7 +204,9 @@ func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (S
 	}
 	now := s.now()
 	session := sessionFor(c, req, now)
-	reply, err := s.cfg.Replier.Reply(ctx, c, session, req.Messages, str(req.AgentID))
+	usable, warnings := s.checkAttachments(c, session, req)
+	extra, more := s.attachmentContext(ctx, c, session, usable)
+	reply, err := s.reply(ctx, c, session, req, extra)
 	if err != nil {
 		if ctx.Err() != nil {
 			return SyncResult{}, err
@@ -165,7 +231,7 @@ func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (S
 	if c.Role != "" {
 		r = string(c.Role)
 	}
-	return SyncResult{Reply: reply, Role: r}, nil
+	return SyncResult{Reply: reply, Role: r, Warnings: append(warnings, more...)}, nil
 }
 
 // enter admits one synchronous reply per student, and none while one of
@@ -213,4 +279,20 @@ func principalOf(rec map[string]any, res caller.Resolver) caller.Principal {
 		p.TeacherID = res.Resolve(caller.Claims{}).TeacherID
 	}
 	return p
+}
+
+// hasUserTurn reports whether the session's history holds the user turn
+// of requestID, among its last records (the start writes it just before
+// the job runs; a crash in between leaves it out).
+func (s *Service) hasUserTurn(kind history.Kind, owner, session, requestID string) bool {
+	recs, _, err := s.cfg.History.Messages(kind, owner, session, -1, 50, false)
+	if err != nil {
+		return true // unknown: do not write the turn twice
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i]["role"] == "user" && recs[i]["request_id"] == requestID {
+			return true
+		}
+	}
+	return false
 }

@@ -3,10 +3,12 @@ package chat
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/lectern/lectern/internal/attachments"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
@@ -32,6 +34,36 @@ type Request struct {
 	// Only on /chat/start:
 	RequestID *string `json:"request_id,omitempty"`
 	SessionID *string `json:"session_id,omitempty"`
+	// Attachments are the files of the message (POST /chat/attachments),
+	// [{"attachment_id":…}]; their text reaches the model as context.
+	Attachments []AttachmentRef `json:"attachments,omitempty"`
+	// AttachmentContext is the server's (the attachments' text, kept in the
+	// job): a client's value is dropped.
+	AttachmentContext *string `json:"attachment_context,omitempty"`
+}
+
+// AttachmentRef names one attachment: {"attachment_id":…}, or the id as a
+// plain string.
+type AttachmentRef struct {
+	AttachmentID string `json:"attachment_id"`
+}
+
+// UnmarshalJSON takes the object or a string.
+func (a *AttachmentRef) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &a.AttachmentID)
+	}
+	type plain AttachmentRef
+	return json.Unmarshal(b, (*plain)(a))
+}
+
+// attachmentIDs are the ids a request references, normalised.
+func (req *Request) attachmentIDs() []string {
+	ids := make([]string, 0, len(req.Attachments))
+	for _, a := range req.Attachments {
+		ids = append(ids, a.AttachmentID)
+	}
+	return attachments.Normalize(ids)
 }
 
 func str(p *string) string {
@@ -160,10 +192,15 @@ func laneFor(c caller.Principal, session, requestID string) laneRef {
 }
 
 // fingerprint identifies a message for the debounce: sha1 of
-// agent|skill|last user text, trimmed, lower-cased, spaces collapsed.
+// agent|skill|last user text, trimmed, lower-cased, spaces collapsed, and
+// |the attachment ids when it has any.
 func fingerprint(req *Request) string {
 	norm := func(s string) string { return strings.Join(strings.Fields(strings.ToLower(s)), " ") }
-	sum := sha1.Sum([]byte(norm(str(req.AgentID)) + "|" + norm(str(req.SkillID)) + "|" + norm(lastUser(req.Messages))))
+	key := norm(str(req.AgentID)) + "|" + norm(str(req.SkillID)) + "|" + norm(lastUser(req.Messages))
+	if ids := req.attachmentIDs(); len(ids) > 0 {
+		key += "|" + strings.Join(ids, ",")
+	}
+	sum := sha1.Sum([]byte(key))
 	return hex.EncodeToString(sum[:])
 }
 

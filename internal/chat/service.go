@@ -1,6 +1,13 @@
 // Package chat is the chat API: synchronous replies (POST /chat), chat jobs
 // (POST /chat/start, GET /chat/status) processed by the tenant's chat
 // workers in lanes, idempotency by request_id, and the history they write.
+//
+// A job's progress is also a stream of events (GET /chat/stream, Server-Sent
+// Events: job state changes, model rounds, tool calls and results, the
+// reply's text as the model streams it, its end), kept per job, resumable
+// by event id (events.go, stream.go). A message may reference chat
+// attachments (internal/attachments); their text reaches the model as
+// context for that turn (attach.go).
 package chat
 
 import (
@@ -16,9 +23,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/lectern/lectern/internal/attachments"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
@@ -71,6 +80,22 @@ type Config struct {
 	// profile-update producer).
 	OnStudentReply func(studentID, assignmentID, userText, reply string)
 	Logger         *slog.Logger
+
+	// GET /chat/stream bounds: open streams of the tenant (past it 429;
+	// 0 → 64), one connection's duration (0 → 10 min) and events (0 →
+	// 10000), and the idle time before a keep-alive comment (0 → 15 s).
+	StreamMaxOpen     int
+	StreamMaxDuration time.Duration
+	StreamMaxEvents   int
+	StreamHeartbeat   time.Duration
+
+	// Attachments, when set, gives a message the text of the attachments
+	// it references (POST /chat/attachments); nil: references are refused
+	// with a warning.
+	Attachments *attachments.Service
+	// AttachmentWait bounds how long a job waits for a referenced
+	// attachment whose text is still being extracted (0 → 2 min).
+	AttachmentWait time.Duration
 }
 
 // Service is one tenant's chat.
@@ -81,6 +106,11 @@ type Service struct {
 	lanes  *lanes
 	runner *jobs.Runner
 	now    func() time.Time
+
+	events      *eventHub
+	openStreams atomic.Int64
+	streamsDone chan struct{}
+	closeOnce   sync.Once
 
 	laneLocks [64]sync.Mutex
 	mu        sync.Mutex
@@ -103,6 +133,21 @@ func New(cfg Config) *Service {
 	if cfg.LaneMaxQueue < 1 {
 		cfg.LaneMaxQueue = 6
 	}
+	if cfg.StreamMaxOpen < 1 {
+		cfg.StreamMaxOpen = DefaultStreamMaxOpen
+	}
+	if cfg.StreamMaxDuration <= 0 {
+		cfg.StreamMaxDuration = DefaultStreamMaxDuration
+	}
+	if cfg.StreamMaxEvents < 1 {
+		cfg.StreamMaxEvents = DefaultStreamMaxEvents
+	}
+	if cfg.StreamHeartbeat <= 0 {
+		cfg.StreamHeartbeat = DefaultStreamHeartbeat
+	}
+	if cfg.AttachmentWait <= 0 {
+		cfg.AttachmentWait = defaultAttachmentWait
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -115,7 +160,10 @@ func New(cfg Config) *Service {
 		recent:    map[string]recentJob{},
 		inflight:  map[string]int{},
 		compacted: map[string]time.Time{},
+
+		streamsDone: make(chan struct{}),
 	}
+	s.events = newEventHub(s.store.JobDir)
 	s.lanes = newLanes(s.laneOf)
 	s.runner = jobs.NewRunner(jobs.Options{
 		Kind: "chat", Store: s.store, Workers: cfg.Workers, Queue: s.lanes, Process: s.process, Logger: log,
@@ -172,6 +220,7 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	session := sessionFor(c, req, now)
 	ref := laneFor(c, session, requestID)
 	fp := fingerprint(req)
+	usable, warnings := s.checkAttachments(c, session, req)
 
 	mu := s.laneLock(ref.lane)
 	mu.Lock()
@@ -191,7 +240,7 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	defer place.Release()
 
 	jobID := "cjob_" + randomHex(6)
-	winner, err := s.claimRequest(requestID, jobID)
+	winner, syncClaim, err := s.claim(requestID, jobID)
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +258,18 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	if recordRole == "" {
 		recordRole = "unknown"
 	}
+	// Three writes, each with its fsyncs, made at once (they are what a
+	// start costs): the request_id's claim made durable, the user's turn in
+	// the history, and the record. The record says the turn is in the
+	// history; if writing it fails, the job fails (history_prewrite_failed)
+	// and is not queued; if the process dies before the turn is written,
+	// the resumed job finds it missing and writes it (hasUserTurn). Its
+	// lane place is the one the job is about to get (/chat/status shows
+	// the live one).
+	text := lastUser(req.Messages)
+	kind, owner, hasHistory := historyOwner(c, session)
+	prewrite := hasHistory && strings.TrimSpace(text) != ""
+	waiting, running, _ := s.lanes.load(ref.lane, "")
 	rec := map[string]any{
 		"job_id": jobID, "request_id": requestID, "session_id": session,
 		"status": StatusQueued, "step": "queued", "progress": 0, "role": recordRole,
@@ -216,41 +277,69 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 		"teacher_id": teacherID, "student_id": c.StudentID, "assignment_id": str(req.AssignmentID),
 		"lane_id": ref.lane, "created_at": jobs.Timestamp(now),
 		"principal":           principalRecord(c),
-		"request":             requestRecord(req),
-		"user_turn_persisted": false,
+		"request":             requestRecord(req, usable),
+		"user_turn_persisted": prewrite,
+		"lane_queue_position": waiting + 1, "lane_queue_size": waiting + 1, "lane_active": running,
 	}
-	if err := s.store.Create(jobID, rec); err != nil {
-		s.releaseRequest(requestID)
-		return nil, err
+	if len(warnings) > 0 {
+		rec["warnings"] = warnings
 	}
-	if text := lastUser(req.Messages); strings.TrimSpace(text) != "" {
-		if kind, owner, ok := historyOwner(c, session); ok {
-			err := s.cfg.History.Append(kind, owner, session, []map[string]any{{
+	var claimErr, prewriteErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { claimErr = syncClaim() })
+	if prewrite {
+		wg.Go(func() {
+			prewriteErr = s.cfg.History.Append(kind, owner, session, []map[string]any{{
 				"ts": jobs.Timestamp(now), "role": "user", "content": text, "request_id": requestID, "source": "start_prewrite",
 			}}, indexExtra(c, req, now))
-			if err != nil {
-				s.log.Error("chat history prewrite failed", "job_id", jobID, "err", err)
-				s.store.Update(jobID, func(r map[string]any) error {
-					r["status"], r["error"], r["error_detail"] = StatusFailed, "history_prewrite_failed", truncate(err.Error(), 200)
-					return nil
-				})
-				return StartResult{"ok": true, "job_id": jobID, "status": StatusFailed, "lane_id": ref.lane}, nil
-			}
-			s.store.Update(jobID, func(r map[string]any) error { r["user_turn_persisted"] = true; return nil })
-		}
+		})
 	}
+	createErr := s.store.Create(jobID, rec)
+	wg.Wait()
+	switch {
+	case createErr != nil:
+		s.releaseRequest(requestID)
+		return nil, createErr
+	case claimErr != nil:
+		s.releaseRequest(requestID)
+		s.store.Update(jobID, func(r map[string]any) error {
+			r["status"], r["error"], r["error_detail"] = StatusFailed, "request_claim_failed", truncate(claimErr.Error(), 200)
+			return nil
+		})
+		return nil, claimErr
+	case prewriteErr != nil:
+		s.log.Error("chat history prewrite failed", "job_id", jobID, "err", prewriteErr)
+		failed, err := s.store.Update(jobID, func(r map[string]any) error {
+			r["status"], r["error"], r["error_detail"] = StatusFailed, "history_prewrite_failed", truncate(prewriteErr.Error(), 200)
+			r["user_turn_persisted"] = false
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.emit(jobID, EventJobFailed, statusPayload(failed))
+		return withWarnings(StartResult{"ok": true, "job_id": jobID, "status": StatusFailed, "lane_id": ref.lane}, warnings), nil
+	}
+	// job.queued goes first, before a worker can take the job.
+	s.emit(jobID, EventJobQueued, map[string]any{"status": StatusQueued, "lane_id": ref.lane,
+		"lane_queue_position": waiting + 1, "lane_queue_size": waiting + 1, "lane_active": running})
 	s.lanes.assign(jobID, ref)
 	place.Enqueue(jobID)
 	s.mu.Lock()
 	s.recent[ref.lane] = recentJob{at: now, fingerprint: fp, jobID: jobID}
 	s.mu.Unlock()
 	queued, active, pos := s.lanes.load(ref.lane, jobID)
-	s.store.Update(jobID, func(r map[string]any) error {
-		r["lane_queue_position"], r["lane_queue_size"], r["lane_active"] = pos, queued, active
-		return nil
-	})
-	return StartResult{"ok": true, "job_id": jobID, "status": StatusQueued, "lane_id": ref.lane,
-		"lane_queue_position": pos, "lane_queue_size": queued, "lane_active": active}, nil
+
+	return withWarnings(StartResult{"ok": true, "job_id": jobID, "status": StatusQueued, "lane_id": ref.lane,
+		"lane_queue_position": pos, "lane_queue_size": queued, "lane_active": active}, warnings), nil
+}
+
+// withWarnings adds the start's warnings (attachments not used) to res.
+func withWarnings(res StartResult, warnings []string) StartResult {
+	if len(warnings) > 0 {
+		res["warnings"] = warnings
+	}
+	return res
 }
 
 // debounced maps requestID to the lane's last job when it carried the same
@@ -299,29 +388,44 @@ func (s *Service) requestPath(requestID string) string {
 }
 
 func (s *Service) claimRequest(requestID, jobID string) (string, error) {
+	winner, sync, err := s.claim(requestID, jobID)
+	if err == nil && winner == jobID {
+		err = sync()
+	}
+	return winner, err
+}
+
+// claim maps requestID to jobID unless another job has it (winner is then
+// that job). The map file's content is written, visible at once; sync
+// makes it durable (the caller must call it when it won).
+func (s *Service) claim(requestID, jobID string) (winner string, sync func() error, err error) {
 	p := s.requestPath(requestID)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, os.ErrExist) {
 		if id, ok := s.lookupRequest(requestID); ok {
-			return id, nil
+			return id, nil, nil
 		}
 		// A stale map file (its job is gone) was removed: try once more.
 		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	_, werr := f.WriteString(jobID)
-	if serr := f.Sync(); werr == nil {
-		werr = serr
+	if _, err := f.WriteString(jobID); err != nil {
+		f.Close()
+		os.Remove(p)
+		return "", nil, err
 	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	return jobID, werr
+	return jobID, func() error {
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}, nil
 }
 
 func (s *Service) releaseRequest(requestID string) { os.Remove(s.requestPath(requestID)) }
@@ -378,7 +482,9 @@ func mayRead(p caller.Principal, rec map[string]any, res caller.Resolver) bool {
 	return policy.Owns(p, principalOf(rec, res))
 }
 
-func requestRecord(req *Request) map[string]any {
+// requestRecord is the request as the job keeps it, with the attachments
+// it may use.
+func requestRecord(req *Request, attachmentIDs []string) map[string]any {
 	msgs := make([]map[string]any, 0, len(req.Messages))
 	for _, m := range req.Messages {
 		msgs = append(msgs, map[string]any{"role": m.Role, "content": m.Content})
@@ -393,11 +499,15 @@ func requestRecord(req *Request) map[string]any {
 		}
 		return *p
 	}
-	return map[string]any{
+	out := map[string]any{
 		"messages": msgs, "role": opt(req.Role), "agent_id": opt(req.AgentID), "skill_id": opt(req.SkillID),
 		"teacher_id": opt(req.TeacherID), "student_id": opt(req.StudentID), "assignment_id": opt(req.AssignmentID),
 		"assignment_date": opt(req.AssignmentDate), "auto_generate_assignment": auto,
 	}
+	if len(attachmentIDs) > 0 {
+		out["attachments"] = refsOf(attachmentIDs)
+	}
+	return out
 }
 
 // historyOwner says where a conversation's history goes: a student with an

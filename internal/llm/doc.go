@@ -1,7 +1,8 @@
 // Package llm is Lectern's LLM gateway. It speaks the OpenAI-compatible
 // chat-completions protocol (messages, tools, tool_choice, response_format)
 // to any server that offers it (OpenAI, DeepSeek, SiliconFlow, Kimi, a local
-// vLLM or Ollama) with plain net/http, and never streams.
+// vLLM or Ollama) with plain net/http; it streams when asked to
+// (Request.OnDelta, see Streaming below).
 //
 // # Configuration
 //
@@ -66,4 +67,19 @@
 // backoff sleep holds no concurrency slot. [Client] supplies
 // limits.AcquireLLM (tenant total, tenant role, global total, global role)
 // and records usage, latency, attempts and failures in a [Meter].
+//
+// # Streaming
+//
+// A Request with OnDelta is sent with "stream": true (and stream_options
+// include_usage, so the usage is still reported and metered). The answer,
+// text/event-stream chunks ending with "data: [DONE]", is read as it
+// arrives: each piece of content goes to OnDelta on the caller's goroutine,
+// tool-call pieces are assembled by index, and Chat still returns the whole
+// Response. The limits are a plain call's: the attempt's timeout covers the
+// whole stream, the stream is bounded by MaxResponseBytes, the concurrency
+// slots are held until it ends. Retries and fallbacks work as above until
+// the first piece has been passed on; a stream that breaks after that ends
+// the call with an error, since what was passed on cannot be taken back.
+// A server that ignores "stream" and answers plain JSON is read as usual
+// and its whole content passed on as one piece.
 package llm

@@ -186,6 +186,16 @@ func (g *Gateway) Chat(ctx context.Context, req Request, acquire func(context.Co
 	attempts := 0
 	var failed chainError
 	var lastErr error
+	// A streamed answer whose first piece was passed on cannot be taken
+	// back: from then on a failure ends the call (no retry, no fallback).
+	delivered := false
+	onDelta := req.OnDelta
+	if onDelta != nil {
+		onDelta = func(d string) {
+			delivered = true
+			req.OnDelta(d)
+		}
+	}
 	for ti := range g.targets {
 		t := &g.targets[ti]
 		body, err := encodeRequest(t.Model, req)
@@ -196,7 +206,7 @@ func (g *Gateway) Chat(ctx context.Context, req Request, acquire func(context.Co
 			if err := ctx.Err(); err != nil {
 				return nil, ctxError(err, lastErr)
 			}
-			res, err := g.attempt(ctx, t, body, acquire)
+			res, err := g.attempt(ctx, t, body, acquire, onDelta)
 			if err != nil { // acquire failed: the caller's context ended or the limits refused
 				return nil, ctxError(err, lastErr)
 			}
@@ -215,6 +225,12 @@ func (g *Gateway) Chat(ctx context.Context, req Request, acquire func(context.Co
 			lastErr = res.err
 			if err := ctx.Err(); err != nil {
 				return nil, ctxError(err, lastErr)
+			}
+			if delivered {
+				g.log.LogAttrs(ctx, slog.LevelWarn, "llm stream broke after its first piece",
+					slog.String("kind", req.Kind), slog.String("provider", t.Name), slog.String("model", t.Model),
+					slog.Int("attempt", n), slog.String("error", res.err.Error()))
+				return nil, fmt.Errorf("llm: streamed answer broke off: %w", res.err)
 			}
 			retry := res.retryable && n < t.MaxAttempts
 			var delay time.Duration
@@ -284,7 +300,7 @@ type result struct {
 
 // attempt takes the slots, makes one HTTP attempt under the provider's
 // timeout, and gives the slots back. A non-nil error means acquire failed.
-func (g *Gateway) attempt(ctx context.Context, t *target, body []byte, acquire func(context.Context) (func(), error)) (result, error) {
+func (g *Gateway) attempt(ctx context.Context, t *target, body []byte, acquire func(context.Context) (func(), error), onDelta func(string)) (result, error) {
 	if acquire != nil {
 		release, err := acquire(ctx)
 		if err != nil {
@@ -294,10 +310,11 @@ func (g *Gateway) attempt(ctx context.Context, t *target, body []byte, acquire f
 	}
 	actx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
-	return g.do(actx, t, body), nil
+	return g.do(actx, t, body, onDelta), nil
 }
 
-func (g *Gateway) do(actx context.Context, t *target, body []byte) result {
+// do makes one HTTP attempt; with onDelta the answer is read as a stream.
+func (g *Gateway) do(actx context.Context, t *target, body []byte, onDelta func(string)) result {
 	if t.badURL != nil {
 		return result{err: t.badURL}
 	}
@@ -309,7 +326,11 @@ func (g *Gateway) do(actx context.Context, t *target, body []byte) result {
 		hreq.Header.Set(k, v)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
+	if onDelta != nil {
+		hreq.Header.Set("Accept", "text/event-stream")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
 	if t.APIKey != "" {
 		hreq.Header.Set("Authorization", "Bearer "+t.APIKey)
 	}
@@ -329,6 +350,9 @@ func (g *Gateway) do(actx context.Context, t *target, body []byte) result {
 		}
 		return result{err: e, retryable: e.Retryable(), retryAfter: e.RetryAfter}
 	}
+	if onDelta != nil && isEventStream(resp.Header.Get("Content-Type")) {
+		return readStream(actx, t, resp.Body, onDelta)
+	}
 
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
@@ -340,6 +364,10 @@ func (g *Gateway) do(actx context.Context, t *target, body []byte) result {
 	out, err := decodeResponse(raw)
 	if err != nil {
 		return result{err: fmt.Errorf("llm: provider %q: %w", t.Name, err)}
+	}
+	if onDelta != nil && out.Content != "" {
+		// Asked to stream, the server answered in one piece: pass it on whole.
+		onDelta(out.Content)
 	}
 	return result{resp: out}
 }
@@ -402,6 +430,7 @@ type wireRequest struct {
 	Messages       []Message      `json:"messages"`
 	Temperature    float64        `json:"temperature"`
 	Stream         bool           `json:"stream"`
+	StreamOptions  map[string]any `json:"stream_options,omitempty"`
 	MaxTokens      int            `json:"max_tokens,omitempty"`
 	Tools          []Tool         `json:"tools,omitempty"`
 	ToolChoice     any            `json:"tool_choice,omitempty"`
@@ -415,6 +444,10 @@ func encodeRequest(model string, req Request) ([]byte, error) {
 		Temperature:    DefaultTemperature,
 		MaxTokens:      max(req.MaxTokens, 0),
 		ResponseFormat: req.ResponseFormat,
+	}
+	if req.OnDelta != nil {
+		// include_usage: the last chunk reports the usage, as a plain answer does.
+		w.Stream, w.StreamOptions = true, map[string]any{"include_usage": true}
 	}
 	if req.Temperature != nil {
 		w.Temperature = *req.Temperature

@@ -158,6 +158,14 @@ type Request struct {
 	// Kind names the caller ("chat.agent", "chat.agent_no_tools",
 	// "profile.judge", …) for logs and metrics only.
 	Kind string
+	// OnDelta, when set, asks for a streamed answer (stream: true): it is
+	// called with each piece of the reply's text as it arrives, on the
+	// calling goroutine, before Chat returns the whole Response (which
+	// holds the same text, the tool calls and the usage). A failed attempt
+	// is retried, or the next target tried, only while no piece has been
+	// passed on: after the first piece a failure ends the call. nil is the
+	// plain, unstreamed call.
+	OnDelta func(delta string)
 }
 
 // Response is the first choice of a successful answer.

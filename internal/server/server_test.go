@@ -241,7 +241,7 @@ func TestAdminListGetDelete(t *testing.T) {
 	if lim["llm_student"] != 3.0 || lim["llm_total"] != 30.0 || lim["llm_teacher"] != 10.0 || lim["ocr"] != 5.0 {
 		t.Fatalf("limits: %v", lim)
 	}
-	if tenant["loaded_at"] == nil || tenant["in_flight"] != 0.0 || len(status["workers"].([]any)) != 5 {
+	if tenant["loaded_at"] == nil || tenant["in_flight"] != 0.0 || len(status["workers"].([]any)) != 6 {
 		t.Fatalf("detail: %v", tenant)
 	}
 

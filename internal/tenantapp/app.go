@@ -18,6 +18,7 @@ import (
 	"github.com/lectern/lectern/internal/agent"
 	"github.com/lectern/lectern/internal/assignments"
 	"github.com/lectern/lectern/internal/assignupload"
+	"github.com/lectern/lectern/internal/attachments"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/chat"
 	"github.com/lectern/lectern/internal/exams"
@@ -139,6 +140,7 @@ const (
 	KindExamUpload       = "exam_upload"
 	KindProfileUpdate    = "profile_update"
 	KindSubmission       = "submission"
+	KindChatAttachment   = "chat_attachment"
 )
 
 // App is one tenant's running application.
@@ -165,6 +167,7 @@ type App struct {
 	meter       *llm.Meter
 	llmOK       bool
 	chat        *chat.Service
+	attachments *attachments.Service
 	history     *history.API
 	profiles    *students.Store
 	profileW    *students.Worker
@@ -304,7 +307,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	// first MCP call) and shared by both: every tool of the predecessor's
 	// registry but the code-running ones, each acting as its caller.
 	a.toolsOnce = sync.OnceValues(func() (*tools.Registry, error) {
-		reg, err := tools.NewRegistry(slices.Concat(
+		reg, err := tools.NewRegistry(agent.ObserveTools(slices.Concat(
 			tools.ExamTools(a.exams),
 			tools.ChartTools(a.exams, s.Prefix),
 			tools.AssignmentTools(asg, a.practice),
@@ -312,7 +315,7 @@ func New(s Settings, shared Shared) (*App, error) {
 			tools.StudentTools(a.profiles, a.profileW, a.exams),
 			tools.CoreExampleTools(s.DataDir, s.UploadsDir, a.practice.RenderText),
 			a.memory.Tools(),
-		)...)
+		)...)...)
 		if err != nil {
 			return nil, fmt.Errorf("tool registry: %w", err)
 		}
@@ -327,14 +330,17 @@ func New(s Settings, shared Shared) (*App, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &agent.Agent{LLM: llmClient, Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log,
+			return &agent.Agent{LLM: agent.ObserveLLM(llmClient, registry), Tools: registry, Prompts: agent.NewPrompts(s.DataDir), Logger: log,
 				MaxRounds: s.Chat.MaxToolRounds, MaxCalls: s.Chat.MaxToolCalls}, nil
 		}}
 	debounce := s.Chat.Debounce
 	if debounce == 0 {
 		debounce = 500 * time.Millisecond
 	}
+	a.attachments = attachments.New(attachments.Config{UploadsDir: s.UploadsDir, Extractor: a.ocr,
+		Resolver: a.auth.Resolver, Workers: 1, MaxQueued: s.JobQueueMax, Logger: log})
 	a.chat = chat.New(chat.Config{
+		Attachments:    a.attachments,
 		UploadsDir:     s.UploadsDir,
 		History:        hist,
 		Replier:        replier,
@@ -350,6 +356,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	a.workers = workerKinds(map[string]*jobs.Runner{
 		KindChat: a.chat.Runner(), KindExamUpload: a.uploads.Runner(), KindProfileUpdate: a.profileW.Runner(),
 		KindSubmission: a.grading.Runner(), KindAssignmentUpload: a.assignUp.Runner(),
+		KindChatAttachment: a.attachments.Runner(),
 	})
 	return a, nil
 }
@@ -358,7 +365,7 @@ func New(s Settings, shared Shared) (*App, error) {
 // the others feed them), each with its domain's runner.
 func workerKinds(runners map[string]*jobs.Runner) []*worker {
 	var out []*worker
-	for _, kind := range []string{KindChat, KindAssignmentUpload, KindExamUpload, KindSubmission, KindProfileUpdate} {
+	for _, kind := range []string{KindChat, KindChatAttachment, KindAssignmentUpload, KindExamUpload, KindSubmission, KindProfileUpdate} {
 		out = append(out, &worker{kind: kind, runner: runners[kind]})
 	}
 	return out
@@ -422,6 +429,7 @@ func (a *App) Stop(ctx context.Context) error {
 		return nil
 	}
 	a.stopped = true
+	a.chat.CloseStreams()
 	var errs []error
 	// Chat first, as the predecessor did: it is the kind users wait on.
 	for _, w := range a.workers {

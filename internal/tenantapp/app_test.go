@@ -42,7 +42,7 @@ func TestAppLifecycle(t *testing.T) {
 		t.Fatalf("health %d %s", w.Code, w.Body)
 	}
 	st := a.Status()
-	if len(st.Workers) != 5 || st.Workers[0].Kind != KindChat || st.Workers[0].Workers != 3 || st.Limits != limits.TenantDefaults() {
+	if len(st.Workers) != 6 || st.Workers[0].Kind != KindChat || st.Workers[0].Workers != 3 || st.Limits != limits.TenantDefaults() {
 		t.Fatalf("status %+v", st)
 	}
 	for _, k := range []string{"chat_jobs", "assignment_jobs", "exam_jobs", "submission_jobs", "profile_jobs"} {

@@ -74,6 +74,12 @@ type agentReplier struct {
 }
 
 func (r *agentReplier) Reply(ctx context.Context, c caller.Principal, session string, msgs []chat.Message, agentID string) (string, error) {
+	return r.ReplyWithContext(ctx, c, session, msgs, agentID, "")
+}
+
+// ReplyWithContext is Reply with the text of the turn's attachments
+// (chat.ContextReplier), sent as system data after the other context.
+func (r *agentReplier) ReplyWithContext(ctx context.Context, c caller.Principal, session string, msgs []chat.Message, agentID, extra string) (string, error) {
 	r.once.Do(func() { r.agent, r.err = r.build() })
 	if r.err != nil {
 		return "", r.err
@@ -100,16 +106,25 @@ func (r *agentReplier) Reply(ctx context.Context, c caller.Principal, session st
 		}
 		in.ExtraSystem = strings.Join(parts, "\n\n")
 	}
+	if extra != "" {
+		in.ExtraSystem = strings.TrimSpace(in.ExtraSystem + "\n\n" + extra)
+	}
 	for _, m := range msgs {
 		in.Messages = append(in.Messages, llm.Message{Role: m.Role, Content: m.Content})
 	}
-	if sk := r.skill(r.route(c.Role, "", msgs)); sk != nil {
+	dec := r.route(c.Role, chat.RequestedSkill(ctx), msgs)
+	if dec.Effective != "" {
+		agent.Emit(ctx, agent.Event{Type: chat.EventWorkflowResolved, Payload: map[string]any{
+			"skill_id_requested": dec.Requested, "skill_id_effective": dec.Effective, "skill_reason": dec.Reason,
+			"skill_confidence": dec.Confidence, "skill_candidates": dec.Candidates, "resolution_mode": dec.Mode}})
+	}
+	if sk := r.skill(dec.Effective); sk != nil {
 		in.Skill = sk
 	}
 	ag := r.agent
 	if cl := r.models.ClientForCaller(c, r.base); cl != r.base {
 		cp := *r.agent // an Agent's fields are read-only: a copy per turn with the teacher's provider
-		cp.LLM = cl
+		cp.LLM = agent.ObserveLLM(cl, cp.Tools)
 		ag = &cp
 	}
 	res, err := ag.Run(ctx, in)
@@ -121,10 +136,10 @@ func (r *agentReplier) Reply(ctx context.Context, c caller.Principal, session st
 
 // route picks the turn's skill from the requested one and the last user
 // message (skills.Set.Route); "" when skills cannot load.
-func (r *agentReplier) route(role caller.Role, requested string, msgs []chat.Message) string {
+func (r *agentReplier) route(role caller.Role, requested string, msgs []chat.Message) skills.Decision {
 	set, err := r.skills.get()
 	if err != nil {
-		return ""
+		return skills.Decision{}
 	}
 	last := ""
 	for i := len(msgs) - 1; i >= 0; i-- {
@@ -133,7 +148,7 @@ func (r *agentReplier) route(role caller.Role, requested string, msgs []chat.Mes
 			break
 		}
 	}
-	return set.Route(role, requested, last).Effective
+	return set.Route(role, requested, last)
 }
 
 // skill is the effective skill of a turn (nil: none).

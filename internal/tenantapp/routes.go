@@ -60,6 +60,10 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("POST /chat", policy.Signed, a.chat.HandleChat)
 	mux.HandleFunc("POST /chat/start", policy.Signed, a.chat.HandleStart)
 	mux.HandleFunc("GET /chat/status", policy.Signed, a.chat.HandleStatus)
+	mux.HandleFunc("GET /chat/stream", policy.Signed, a.chat.HandleStream)
+	mux.HandleFunc("POST /chat/attachments", policy.Signed, a.attachments.HandleUpload)
+	mux.HandleFunc("GET /chat/attachments/status", policy.Signed, a.attachments.HandleStatus)
+	mux.HandleFunc("DELETE /chat/attachments/{attachment_id}", policy.Signed, a.attachments.HandleDelete)
 
 	mux.HandleFunc("GET /skills", policy.Signed, a.skills.HandleSkills)
 	// The MCP server authenticates its own callers (a teacher's token, or

@@ -7,6 +7,10 @@
 //
 // The server answers POST <URL>/chat/completions (any path ending in
 // /chat/completions, so a base URL with /v1 works too) and 404 otherwise.
+// A request with "stream": true gets a normal reply as text/event-stream
+// chunks (Step.Chunks pieces, Step.ChunkDelay apart) ending with
+// "data: [DONE]", as OpenAI streams; Streams reports when each stream's
+// first chunk went out.
 // It records every request and counts concurrent ones. It is closed by
 // t.Cleanup; requests still blocked in Hang or Delay are released first.
 package llmtest
@@ -56,6 +60,16 @@ type Step struct {
 	// content type is sent). It runs on the request's goroutine, so it may
 	// block to let a test hold a request open.
 	Handler func(req Recorded) (status int, body string)
+
+	// Chunks is the number of pieces a streamed reply's text is cut into
+	// (by characters; 0 or 1: one piece). Tool calls are streamed as two
+	// pieces each (name, then the arguments in two halves). ChunkDelay is
+	// waited between pieces. CutAfter > 0 drops the connection after that
+	// many pieces, without finish_reason or [DONE]: a stream broken off.
+	// They apply only to a request that asks for "stream": true.
+	Chunks     int
+	ChunkDelay time.Duration
+	CutAfter   int
 }
 
 // Recorded is one request the server received.
@@ -67,6 +81,14 @@ type Recorded struct {
 	Messages      []llm.Message
 	Tools         []llm.Tool
 	Model         string
+	Stream        bool      // the request asked for "stream": true
+	Received      time.Time // when the request's body had been read
+}
+
+// StreamTiming is one streamed answer: when its request arrived and when
+// its first chunk was flushed.
+type StreamTiming struct {
+	Received, FirstChunk time.Time
 }
 
 // Server is the fake. Its methods are safe for concurrent use.
@@ -81,6 +103,7 @@ type Server struct {
 	next        int
 	respond     func(Recorded) Step
 	reqs        []Recorded
+	streams     []StreamTiming
 	inFlight    int
 	maxInFlight int
 }
@@ -126,6 +149,14 @@ func (s *Server) Requests() []Recorded {
 	return append([]Recorded(nil), s.reqs...)
 }
 
+// Streams returns the timings of the streamed answers sent so far whose
+// first chunk went out, in the order their first chunks did.
+func (s *Server) Streams() []StreamTiming {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]StreamTiming(nil), s.streams...)
+}
+
 // MaxInFlight is the peak number of concurrent chat-completions requests.
 // A request counts from its arrival until its answer is ready to be written,
 // so the count never includes a request whose client already has its answer.
@@ -157,12 +188,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Model    string        `json:"model"`
 		Messages []llm.Message `json:"messages"`
 		Tools    []llm.Tool    `json:"tools"`
+		Stream   bool          `json:"stream"`
 	}
 	if json.Unmarshal(raw, &rec.Body) == nil {
 		if json.Unmarshal(raw, &typed) == nil {
-			rec.Model, rec.Messages, rec.Tools = typed.Model, typed.Messages, typed.Tools
+			rec.Model, rec.Messages, rec.Tools, rec.Stream = typed.Model, typed.Messages, typed.Tools, typed.Stream
 		}
 	}
+	rec.Received = time.Now()
 
 	s.mu.Lock()
 	s.reqs = append(s.reqs, rec)
@@ -175,7 +208,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	status, body, header, ok := s.answer(r, rec, respond, step)
+	status, body, header, stream, ok := s.answer(r, rec, respond, step)
+	if ok && stream != nil {
+		s.stream(w, r, rec, *stream)
+		return
+	}
 
 	s.mu.Lock()
 	s.inFlight--
@@ -206,34 +243,30 @@ func (s *Server) scriptStepLocked() Step {
 }
 
 // answer computes the answer; ok is false when the request was abandoned.
-func (s *Server) answer(r *http.Request, rec Recorded, respond func(Recorded) Step, step Step) (status int, body string, header map[string]string, ok bool) {
+// stream is set (and nothing else) when a normal reply is to be streamed.
+func (s *Server) answer(r *http.Request, rec Recorded, respond func(Recorded) Step, step Step) (status int, body string, header map[string]string, stream *Step, ok bool) {
 	if respond != nil {
 		step = respond(rec)
 	}
-	if step.Delay > 0 {
-		t := time.NewTimer(step.Delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return 0, "", nil, false
-		case <-s.done:
-			return 0, "", nil, false
-		}
+	if step.Delay > 0 && !s.wait(r, step.Delay) {
+		return 0, "", nil, nil, false
 	}
 	if step.Hang {
 		select {
 		case <-r.Context().Done():
 		case <-s.done:
 		}
-		return 0, "", nil, false
+		return 0, "", nil, nil, false
 	}
 	if step.Handler != nil {
 		status, body = step.Handler(rec)
 		if status == 0 {
 			status = http.StatusOK
 		}
-		return status, body, nil, true
+		return status, body, nil, nil, true
+	}
+	if rec.Stream && step.Status == 0 {
+		return 0, "", nil, &step, true
 	}
 	if step.Status != 0 {
 		header = map[string]string{}
@@ -248,22 +281,141 @@ func (s *Server) answer(r *http.Request, rec Recorded, respond func(Recorded) St
 				body = fmt.Sprintf(`{"error":{"message":"fake error %d","type":"fake_error","code":%d}}`, step.Status, step.Status)
 			}
 		}
-		return step.Status, body, header, true
+		return step.Status, body, header, nil, true
 	}
-	return http.StatusOK, ReplyBody(step, len(rec.Messages)), nil, true
+	return http.StatusOK, ReplyBody(step, len(rec.Messages)), nil, nil, true
+}
+
+// wait sleeps d; false when the client gave up or the server is closing.
+func (s *Server) wait(r *http.Request, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	case <-s.done:
+		return false
+	}
+}
+
+// stream writes step's reply as OpenAI's streamed chunks. The request
+// stops counting as in flight just before the last chunk, so that no
+// client holds the whole answer while it still counts.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, rec Recorded, step Step) {
+	inFlight := true
+	leave := func() {
+		if inFlight {
+			inFlight = false
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}
+	}
+	defer leave()
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+
+	pieces, finish := StreamChunks(step)
+	sent := 0
+	send := func(v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(err) // only plain values go in
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	for i, delta := range pieces {
+		if i > 0 && step.ChunkDelay > 0 && !s.wait(r, step.ChunkDelay) {
+			panic(http.ErrAbortHandler)
+		}
+		if step.CutAfter > 0 && sent >= step.CutAfter {
+			panic(http.ErrAbortHandler) // broken off: no finish, no [DONE]
+		}
+		if !send(chunk(delta, nil)) {
+			return
+		}
+		if sent++; sent == 1 {
+			s.mu.Lock()
+			s.streams = append(s.streams, StreamTiming{Received: rec.Received, FirstChunk: time.Now()})
+			s.mu.Unlock()
+		}
+	}
+	if step.CutAfter > 0 && sent >= step.CutAfter {
+		panic(http.ErrAbortHandler)
+	}
+	leave()
+	if !send(chunk(map[string]any{}, &finish)) {
+		return
+	}
+	if opts, _ := rec.Body["stream_options"].(map[string]any); opts["include_usage"] == true {
+		send(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": "fake-model",
+			"choices": []any{}, "usage": usageOf(step, len(rec.Messages))})
+	}
+	io.WriteString(w, "data: [DONE]\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+}
+
+func chunk(delta map[string]any, finish *string) map[string]any {
+	var fr any
+	if finish != nil {
+		fr = *finish
+	}
+	return map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": "fake-model",
+		"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": fr}}}
+}
+
+// StreamChunks is how step's reply is streamed: the delta of each chunk
+// and the finish reason. The text pieces of a reply joined are its text.
+func StreamChunks(step Step) (deltas []map[string]any, finish string) {
+	if len(step.ToolCalls) > 0 {
+		for i, tc := range step.ToolCalls {
+			args := []rune(tc.Function.Arguments)
+			half := len(args) / 2
+			typ := tc.Type
+			if typ == "" {
+				typ = "function"
+			}
+			deltas = append(deltas,
+				map[string]any{"tool_calls": []any{map[string]any{"index": i, "id": tc.ID, "type": typ,
+					"function": map[string]any{"name": tc.Function.Name, "arguments": string(args[:half])}}}},
+				map[string]any{"tool_calls": []any{map[string]any{"index": i,
+					"function": map[string]any{"arguments": string(args[half:])}}}})
+		}
+		return deltas, "tool_calls"
+	}
+	text := []rune(step.Reply)
+	if step.Reply == "" {
+		text = []rune("ok")
+	}
+	n := min(max(step.Chunks, 1), len(text))
+	for i := range n {
+		piece := string(text[i*len(text)/n : (i+1)*len(text)/n])
+		d := map[string]any{"content": piece}
+		if i == 0 {
+			d["role"] = "assistant"
+		}
+		deltas = append(deltas, d)
+	}
+	return deltas, "stop"
 }
 
 // ReplyBody is the JSON body of a normal answer made from step's Reply,
 // ToolCalls and Usage, for a request with nMessages messages. Handlers can
 // use it to answer normally after doing something else.
 func ReplyBody(step Step, nMessages int) string {
-	usage := llm.Usage{PromptTokens: 10 * nMessages, CompletionTokens: 5}
-	if step.Usage != nil {
-		usage = *step.Usage
-	}
-	if usage.TotalTokens == 0 {
-		usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
-	}
+	usage := usageOf(step, nMessages)
 	msg := map[string]any{"role": "assistant"}
 	finish := "stop"
 	switch {
@@ -288,4 +440,17 @@ func ReplyBody(step Step, nMessages int) string {
 		panic(err) // only plain values go in
 	}
 	return string(b)
+}
+
+// usageOf is the usage an answer reports: step.Usage, else 10 prompt
+// tokens per request message and 5 completion tokens.
+func usageOf(step Step, nMessages int) llm.Usage {
+	usage := llm.Usage{PromptTokens: 10 * nMessages, CompletionTokens: 5}
+	if step.Usage != nil {
+		usage = *step.Usage
+	}
+	if usage.TotalTokens == 0 {
+		usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
+	}
+	return usage
 }

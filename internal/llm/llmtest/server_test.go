@@ -196,3 +196,53 @@ func TestGatewayReadsFakeReplies(t *testing.T) {
 		t.Fatalf("%+v", resp)
 	}
 }
+
+// A request with "stream": true gets the reply as SSE chunks, ChunkDelay
+// apart, with the usage chunk asked for and [DONE]; Streams times it.
+func TestStreamedReply(t *testing.T) {
+	s := llmtest.NewServer(t)
+	s.Script(llmtest.Step{Reply: "一二三四五六", Chunks: 3, ChunkDelay: 20 * time.Millisecond})
+	start := time.Now()
+	resp, err := http.Post(s.URL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	if el := time.Since(start); el < 40*time.Millisecond {
+		t.Fatalf("three chunks 20 ms apart took %s", el)
+	}
+	var text strings.Builder
+	var events []string
+	for _, ev := range strings.Split(strings.TrimSpace(string(raw)), "\n\n") {
+		data := strings.TrimPrefix(ev, "data: ")
+		events = append(events, data)
+		if data == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Delta struct{ Content string } `json:"delta"`
+			} `json:"choices"`
+			Usage *llm.Usage `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			t.Fatalf("chunk %q: %v", data, err)
+		}
+		if len(c.Choices) > 0 {
+			text.WriteString(c.Choices[0].Delta.Content)
+		}
+	}
+	// 3 pieces, the finish chunk, the usage chunk, [DONE].
+	if len(events) != 6 || events[5] != "[DONE]" || text.String() != "一二三四五六" || !strings.Contains(events[4], `"usage"`) {
+		t.Fatalf("events %q", events)
+	}
+	st := s.Streams()
+	if len(st) != 1 || st[0].FirstChunk.Before(st[0].Received) {
+		t.Fatalf("streams %+v", st)
+	}
+}
