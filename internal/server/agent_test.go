@@ -188,3 +188,38 @@ func TestTeacherMemoryReachesThePrompt(t *testing.T) {
 		t.Fatalf("the approved memory is not in the next turn's prompt:\n%s", system.String())
 	}
 }
+
+// Each turn is routed to a skill; the decision (requested → effective,
+// reason, confidence, candidates) is on the job in /chat/status, and a
+// requested skill the role may use wins.
+func TestSkillDecisionInChatStatus(t *testing.T) {
+	fake := llmtest.NewServer(t)
+	fake.Respond(func(llmtest.Recorded) llmtest.Step { return llmtest.Step{Reply: "好"} })
+	e := newEnv(t, withLLM(5*time.Second, 1, fake))
+	expect(t, e.putTenant("a", nil), 200, "")
+	for _, tc := range []struct {
+		turn      map[string]any
+		requested string
+		want      string
+	}{
+		{teacherTurn("k1", "帮我生成一份牛顿第二定律的作业，布置给高二1班"), "", "physics-homework-generator"},
+		{teacherTurn("k2", "分析一下这次期中考试的成绩分布"), "", "physics-teacher-ops"},
+		{studentTurn("k3", "S1", "这道题我不会，能讲讲吗"), "", "physics-student-coach"},
+		{teacherTurn("k4", "分析一下这次期中考试的成绩分布"), "physics-homework-generator", "physics-homework-generator"},
+	} {
+		if tc.requested != "" {
+			tc.turn["skill_id"] = tc.requested
+		}
+		st := e.waitChat("/t/a", e.startChat("/t/a", tc.turn)["job_id"].(string))
+		if st["status"] != "done" || st["skill_id_effective"] != tc.want {
+			t.Errorf("%v: status %v, effective %v, want %s (reason %v)", tc.turn["messages"], st["status"], st["skill_id_effective"], tc.want, st["skill_reason"])
+		}
+		if st["skill_reason"] == nil || st["skill_confidence"] == nil {
+			t.Errorf("%v: no reason or confidence on the job: %v", tc.turn["messages"], st)
+		}
+	}
+	r := e.get("/t/a/skills")
+	if r.status != 200 || !strings.Contains(string(r.body), "physics-core-examples") {
+		t.Fatalf("GET /skills: %d %.200s", r.status, r.body)
+	}
+}
