@@ -147,7 +147,26 @@ func (s *Service) run(ctx context.Context, id string) error {
 		return err
 	}
 	s.emit(id, EventJobDone, statusPayload(done))
+	// The predecessor's teacher post-step order: memory, then compaction
+	// (deferred above), both after done.
+	if c.Role == caller.RoleTeacher {
+		s.teacherReplied(c.TeacherID, session, lastUser(req.Messages), reply)
+	}
 	return nil
+}
+
+// teacherReplied tells OnTeacherReply about a finished teacher turn. It
+// is best-effort: a panic in it is logged, never the turn's failure.
+func (s *Service) teacherReplied(teacherID, session, userText, reply string) {
+	if s.cfg.OnTeacherReply == nil || teacherID == "" {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("teacher reply hook panicked", "teacher_id", teacherID, "session_id", session, "panic", fmt.Sprint(p))
+		}
+	}()
+	s.cfg.OnTeacherReply(teacherID, session, userText, reply)
 }
 
 // fail records a failure the job itself explains; the runner sees success.
@@ -226,6 +245,9 @@ func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (S
 	}
 	if c.Role == caller.RoleStudent && c.StudentID != "" && s.cfg.OnStudentReply != nil {
 		s.cfg.OnStudentReply(c.StudentID, str(req.AssignmentID), lastUser(req.Messages), reply)
+	}
+	if c.Role == caller.RoleTeacher && c.TeacherID != "" && s.cfg.OnTeacherReply != nil {
+		go s.teacherReplied(c.TeacherID, session, lastUser(req.Messages), reply) // not on the way to the reply
 	}
 	var r any
 	if c.Role != "" {

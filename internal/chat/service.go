@@ -79,6 +79,13 @@ type Config struct {
 	// OnStudentReply, when set, is told about every student reply (the
 	// profile-update producer).
 	OnStudentReply func(studentID, assignmentID, userText, reply string)
+	// OnTeacherReply, when set, is told about every finished teacher turn
+	// (the automatic teacher-memory proposals), once the turn is written to
+	// the history and the reply is out: on the job's goroutine after the
+	// job is done, on a goroutine of its own after a POST /chat reply
+	// (whose history write failure is only logged, as before). Never for
+	// a failed turn.
+	OnTeacherReply func(teacherID, session, userText, reply string)
 	Logger         *slog.Logger
 
 	// GET /chat/stream bounds: open streams of the tenant (past it 429;

@@ -160,13 +160,26 @@ func TestTeacherMemoryReachesThePrompt(t *testing.T) {
 	var list struct {
 		Proposals []map[string]any `json:"proposals"`
 	}
+	// Two proposals wait for review: the agent's (manual, through the
+	// tool) and the one the teacher's "记住：…" made after the turn
+	// (auto_intent); neither is applied.
 	r := e.get("/t/a/teacher/memory/proposals?teacher_id=t_zhang")
-	if err := json.Unmarshal(r.body, &list); err != nil || len(list.Proposals) != 1 {
+	if err := json.Unmarshal(r.body, &list); err != nil || len(list.Proposals) != 2 {
 		t.Fatalf("proposals: %d %s", r.status, r.body)
 	}
-	id, _ := list.Proposals[0]["proposal_id"].(string)
-	if id == "" {
-		id, _ = list.Proposals[0]["id"].(string)
+	id := ""
+	sources := map[string]bool{}
+	for _, p := range list.Proposals {
+		sources[p["source"].(string)] = true
+		if p["status"] != "proposed" {
+			t.Errorf("a proposal was applied without review: %v", p)
+		}
+		if p["source"] == "manual" {
+			id, _ = p["proposal_id"].(string)
+		}
+	}
+	if !sources["manual"] || !sources["auto_intent"] || id == "" {
+		t.Fatalf("proposal sources %v", sources)
 	}
 	if r := e.postJSON("/t/a/teacher/memory/proposals/"+id+"/review", map[string]any{"teacher_id": "t_zhang", "approve": true}); r.status != 200 {
 		t.Fatalf("review: %d %s", r.status, r.body)

@@ -315,6 +315,7 @@ func New(s Settings, shared Shared) (*App, error) {
 			tools.StudentTools(a.profiles, a.profileW, a.exams),
 			tools.CoreExampleTools(s.DataDir, s.UploadsDir, a.practice.RenderText),
 			a.memory.Tools(),
+			a.models.Tools(),
 		)...)...)
 		if err != nil {
 			return nil, fmt.Errorf("tool registry: %w", err)
@@ -339,6 +340,7 @@ func New(s Settings, shared Shared) (*App, error) {
 	}
 	a.attachments = attachments.New(attachments.Config{UploadsDir: s.UploadsDir, Extractor: a.ocr,
 		Resolver: a.auth.Resolver, Workers: 1, MaxQueued: s.JobQueueMax, Logger: log})
+	obs := &memoryObserver{memory: a.memory, history: hist, log: log}
 	a.chat = chat.New(chat.Config{
 		Attachments:    a.attachments,
 		UploadsDir:     s.UploadsDir,
@@ -350,6 +352,7 @@ func New(s Settings, shared Shared) (*App, error) {
 		MaxQueued:      s.JobQueueMax,
 		Debounce:       max(debounce, 0),
 		OnStudentReply: a.studentReplied,
+		OnTeacherReply: obs.observe,
 		Logger:         log,
 	})
 
