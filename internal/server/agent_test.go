@@ -163,9 +163,17 @@ func TestTeacherMemoryReachesThePrompt(t *testing.T) {
 	// Two proposals wait for review: the agent's (manual, through the
 	// tool) and the one the teacher's "记住：…" made after the turn
 	// (auto_intent); neither is applied.
-	r := e.get("/t/a/teacher/memory/proposals?teacher_id=t_zhang")
-	if err := json.Unmarshal(r.body, &list); err != nil || len(list.Proposals) != 2 {
-		t.Fatalf("proposals: %d %s", r.status, r.body)
+	// The automatic one is made after the turn is done: wait for it.
+	var r response
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r = e.get("/t/a/teacher/memory/proposals?teacher_id=t_zhang")
+		if err := json.Unmarshal(r.body, &list); err == nil && len(list.Proposals) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proposals: %d %s", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	id := ""
 	sources := map[string]bool{}
