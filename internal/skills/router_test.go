@@ -28,6 +28,7 @@ func TestRouteTable(t *testing.T) {
 		lesson   = "physics-lesson-capture"
 		coach    = "physics-student-coach"
 		examples = "physics-core-examples"
+		routing  = "physics-llm-routing"
 	)
 	cases := []struct {
 		role    caller.Role
@@ -37,6 +38,8 @@ func TestRouteTable(t *testing.T) {
 	}{
 		// Teachers.
 		{caller.RoleTeacher, "帮我做一下EX2026-03的考试分析", ops, ReasonAutoRule},
+		{caller.RoleTeacher, "把我的模型路由切换到我自己的私有 provider", routing, ReasonAutoRule},
+		{caller.RoleTeacher, "路由回滚到上一个版本", routing, ReasonAutoRule},
 		{caller.RoleTeacher, "准备明天的试卷讲评", ops, ReasonAutoRule},
 		{caller.RoleTeacher, "下节课的备课建议", ops, ReasonAutoRule},
 		{caller.RoleTeacher, "生成作业，作业ID A2403_2026-03-04，每个知识点 5 题", homework, ReasonAutoRule},
@@ -165,7 +168,7 @@ func TestRouteRequested(t *testing.T) {
 		{caller.RoleTeacher, " physics-student-coach ", "", "physics-student-coach", ReasonExplicit},
 		{caller.RoleStudent, "physics-student-coach", "", "physics-student-coach", ReasonExplicit},
 		// Unknown: auto-routing, with the prefix.
-		{caller.RoleTeacher, "physics-llm-routing", "生成作业", "physics-homework-generator", ReasonPrefixUnknown + ReasonAutoRule},
+		{caller.RoleTeacher, "physics-chart-lab", "生成作业", "physics-homework-generator", ReasonPrefixUnknown + ReasonAutoRule},
 		{caller.RoleTeacher, "nope", "你好", "physics-teacher-ops", ReasonPrefixUnknown + "default"},
 		// Invalid ids.
 		{caller.RoleTeacher, "../etc", "你好", "physics-teacher-ops", ReasonPrefixInvalid + "default"},

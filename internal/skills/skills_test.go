@@ -34,7 +34,7 @@ func writeSkill(t *testing.T, data, id, manifest string) string {
 	return p
 }
 
-var builtinIDs = []string{"physics-core-examples", "physics-homework-generator", "physics-lesson-capture",
+var builtinIDs = []string{"physics-core-examples", "physics-homework-generator", "physics-lesson-capture", "physics-llm-routing",
 	"physics-student-coach", "physics-student-focus", "physics-teacher-ops"}
 
 func ids(list []*Skill) []string {
