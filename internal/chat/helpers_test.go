@@ -126,7 +126,7 @@ func newEnvIn(t testing.TB, dir string, x upload.Extractor, opts ...envOption) *
 }
 
 func (e *env) close() {
-	e.svc.CloseStreams()
+	e.svc.Close()
 	e.srv.CloseClientConnections()
 	e.srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

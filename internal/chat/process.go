@@ -39,6 +39,7 @@ func (s *Service) run(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer s.prewrites.Delete(id)
 	release, ok, err := flock(filepath.Join(dir, "claim.lock"))
 	if err != nil || !ok {
 		return err // !ok: another process is running this job right now
@@ -112,6 +113,11 @@ func (s *Service) run(ctx context.Context, id string) error {
 	}
 
 	if kind, owner, ok := historyOwner(c, session); ok {
+		// The start's write of the user turn runs beside the reply: let it
+		// end first, so the turns keep their order.
+		if done, ok := s.prewrites.LoadAndDelete(id); ok {
+			<-done.(chan struct{})
+		}
 		var records []map[string]any
 		now := jobs.Timestamp(s.now())
 		if rec["user_turn_persisted"] != true || !s.hasUserTurn(kind, owner, session, strField(rec, "request_id")) {

@@ -119,6 +119,11 @@ type Service struct {
 	streamsDone chan struct{}
 	closeOnce   sync.Once
 
+	// prewrites: job id → closed when the start's write of its user turn
+	// has ended (this process's starts only); bg tracks those writes.
+	prewrites sync.Map
+	bg        sync.WaitGroup
+
 	laneLocks [64]sync.Mutex
 	mu        sync.Mutex
 	recent    map[string]recentJob // lane → last job, for the debounce
@@ -265,14 +270,15 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	if recordRole == "" {
 		recordRole = "unknown"
 	}
-	// Three writes, each with its fsyncs, made at once (they are what a
-	// start costs): the request_id's claim made durable, the user's turn in
-	// the history, and the record. The record says the turn is in the
-	// history; if writing it fails, the job fails (history_prewrite_failed)
-	// and is not queued; if the process dies before the turn is written,
-	// the resumed job finds it missing and writes it (hasUserTurn). Its
-	// lane place is the one the job is about to get (/chat/status shows
-	// the live one).
+	// Two writes, each with its fsyncs, made at once before the answer
+	// (they are what a start costs): the request_id's claim made durable,
+	// and the record. The user's turn goes into the history meanwhile,
+	// without holding the answer: the job waits for it before it appends
+	// the reply (so the turns keep their order), and when it is missing
+	// (its write failed, or the process died first) the job writes it
+	// itself (hasUserTurn), as a job resumed after a restart does. The
+	// record's lane place is the one the job is about to get
+	// (/chat/status shows the live one).
 	text := lastUser(req.Messages)
 	kind, owner, hasHistory := historyOwner(c, session)
 	prewrite := hasHistory && strings.TrimSpace(text) != ""
@@ -291,14 +297,19 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	if len(warnings) > 0 {
 		rec["warnings"] = warnings
 	}
-	var claimErr, prewriteErr error
+	var claimErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { claimErr = syncClaim() })
 	if prewrite {
-		wg.Go(func() {
-			prewriteErr = s.cfg.History.Append(kind, owner, session, []map[string]any{{
+		done := make(chan struct{})
+		s.prewrites.Store(jobID, done)
+		s.bg.Go(func() {
+			defer close(done)
+			if err := s.cfg.History.Append(kind, owner, session, []map[string]any{{
 				"ts": jobs.Timestamp(now), "role": "user", "content": text, "request_id": requestID, "source": "start_prewrite",
-			}}, indexExtra(c, req, now))
+			}}, indexExtra(c, req, now)); err != nil {
+				s.log.Error("chat history prewrite failed: the job writes the turn with its reply", "job_id", jobID, "err", err)
+			}
 		})
 	}
 	createErr := s.store.Create(jobID, rec)
@@ -314,18 +325,6 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 			return nil
 		})
 		return nil, claimErr
-	case prewriteErr != nil:
-		s.log.Error("chat history prewrite failed", "job_id", jobID, "err", prewriteErr)
-		failed, err := s.store.Update(jobID, func(r map[string]any) error {
-			r["status"], r["error"], r["error_detail"] = StatusFailed, "history_prewrite_failed", truncate(prewriteErr.Error(), 200)
-			r["user_turn_persisted"] = false
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		s.emit(jobID, EventJobFailed, statusPayload(failed))
-		return withWarnings(StartResult{"ok": true, "job_id": jobID, "status": StatusFailed, "lane_id": ref.lane}, warnings), nil
 	}
 	// job.queued goes first, before a worker can take the job.
 	s.emit(jobID, EventJobQueued, map[string]any{"status": StatusQueued, "lane_id": ref.lane,

@@ -135,6 +135,14 @@ func (s *Service) CloseStreams() {
 	s.closeOnce.Do(func() { close(s.streamsDone) })
 }
 
+// Close ends the open streams and waits for the history writes that
+// starts left running (a tenant's unload calls it before stopping the
+// workers).
+func (s *Service) Close() {
+	s.CloseStreams()
+	s.bg.Wait()
+}
+
 // stream writes job id's events after cursor until the job's last one.
 func (s *Service) stream(ctx context.Context, sw *sseWriter, id string, cursor int64) {
 	deadline := time.NewTimer(s.cfg.StreamMaxDuration)

@@ -432,7 +432,7 @@ func (a *App) Stop(ctx context.Context) error {
 		return nil
 	}
 	a.stopped = true
-	a.chat.CloseStreams()
+	a.chat.Close()
 	var errs []error
 	// Chat first, as the predecessor did: it is the kind users wait on.
 	for _, w := range a.workers {
