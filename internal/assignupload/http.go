@@ -92,7 +92,7 @@ func (p *Pipeline) QuestionsOCR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "job_id": id, "assignment_id": aid,
-		"status": StatusQueued, "files": names(files[folderSource])})
+		"status": StatusQueued, "files": upload.Names(files[folderSource])})
 }
 
 // precheck refuses, before any file is stored, a form whose fields sent
@@ -181,8 +181,8 @@ func (p *Pipeline) createUpload(id string, owner caller.Principal, form map[stri
 		"scope":         scope,
 		"class_name":    class,
 		"student_ids":   ids,
-		"source_files":  names(sources),
-		"answer_files":  names(files[folderAnswer]),
+		"source_files":  upload.Names(sources),
+		"answer_files":  upload.Names(files[folderAnswer]),
 		"delivery_mode": deliveryMode(sources),
 		"language":      orDefault(form["language"], "zh"),
 		"ocr_mode":      orDefault(form["ocr_mode"], "FREE_OCR"),
@@ -216,7 +216,7 @@ func (p *Pipeline) createQuestionsOCR(id string, owner caller.Principal, form ma
 		"tags":          oneLine(orDefault(form["tags"], "ocr")),
 		"language":      orDefault(form["language"], "zh"),
 		"ocr_mode":      orDefault(form["ocr_mode"], "FREE_OCR"),
-		"files":         names(files[folderSource]),
+		"files":         upload.Names(files[folderSource]),
 		"teacher_id":    owner.TeacherID,
 		"uploads":       files,
 		"status":        StatusQueued,

@@ -337,7 +337,7 @@ const warnNoLLM = "未配置大模型（LLM）：题目已按题号自动拆分�
 // parse runs the worker steps of one upload job.
 func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) error {
 	dir := p.jobDir(id)
-	sources := jobFiles(rec, folderSource)
+	sources := upload.RecordFiles(rec, folderSource)
 	if err := p.setStep(id, StatusProcessing, "extract", 10); err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 	}
 	var warnings []string
 	answerText := ""
-	if answers := jobFiles(rec, folderAnswer); len(answers) > 0 {
+	if answers := upload.RecordFiles(rec, folderAnswer); len(answers) > 0 {
 		text, ex, err := p.readTexts(ctx, dir, folderAnswer, answers, false)
 		if err != nil {
 			return err
@@ -508,32 +508,6 @@ func extractFailure(f upload.File, err error, dir string) *jobFailure {
 		return &jobFailure{step: "extract", code: "ocr_failed", detail: detail, hints: ocrHints}
 	}
 	return &jobFailure{step: "extract", code: "extract_failed", detail: detail, hints: emptyTextHints}
-}
-
-// jobFiles reads the files of one folder from the job's "uploads" record.
-func jobFiles(rec map[string]any, folder string) []upload.File {
-	uploads, _ := rec["uploads"].(map[string]any)
-	list, _ := uploads[folder].([]any)
-	var out []upload.File
-	for _, item := range list {
-		m, _ := item.(map[string]any)
-		name, _ := m["name"].(string)
-		kind, _ := m["kind"].(string)
-		if name == "" {
-			continue
-		}
-		size, _ := m["size"].(float64)
-		out = append(out, upload.File{Name: name, Kind: kind, Size: int64(size)})
-	}
-	return out
-}
-
-func names(fs []upload.File) []string {
-	out := make([]string, 0, len(fs))
-	for _, f := range fs {
-		out = append(out, f.Name)
-	}
-	return out
 }
 
 func nonNil(s []string) []string {

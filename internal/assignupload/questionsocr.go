@@ -26,7 +26,7 @@ const maxExplicitCSV = 16 << 20
 // file becomes one question of the assignment's explicit_questions.csv.
 func (p *Pipeline) processQuestionsOCR(ctx context.Context, id string, rec map[string]any) error {
 	dir := p.jobDir(id)
-	files := jobFiles(rec, folderSource)
+	files := upload.RecordFiles(rec, folderSource)
 	if err := p.setStep(id, StatusProcessing, "ocr", 10); err != nil {
 		return err
 	}

@@ -101,9 +101,9 @@ func (p *Pipeline) createJob(id string, owner caller.Principal, form map[string]
 		"ocr_mode":     orDefault(form["ocr_mode"], "FREE_OCR"),
 		"max_scores":   max,
 		"teacher_id":   owner.TeacherID, // whose job it is (checked with a token)
-		"paper_files":  names(files["paper_files"]),
-		"score_files":  names(files["score_files"]),
-		"answer_files": names(files["answer_files"]),
+		"paper_files":  upload.Names(files["paper_files"]),
+		"score_files":  upload.Names(files["score_files"]),
+		"answer_files": upload.Names(files["answer_files"]),
 		"uploads":      files,
 		"status":       StatusQueued,
 		"step":         "queued",

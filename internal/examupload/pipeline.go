@@ -232,7 +232,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 	if examID == "" {
 		examID = fmt.Sprintf("EX%s_%s", p.now().Format("20060102"), id[max(0, len(id)-6):])
 	}
-	files := func(key string) []StoredFile { return jobFiles(rec, key) }
+	files := func(key string) []StoredFile { return upload.RecordFiles(rec, key) }
 	if len(files("score_files")) == 0 {
 		return &jobFailure{step: "start", code: "no_score_files", detail: "no score files uploaded"}
 	}
@@ -392,13 +392,13 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 		ExamID:      examID,
 		GeneratedAt: jobs.Timestamp(p.now()),
 		Meta:        map[string]any{"date": date, "class_name": classHint, "language": language, "score_mode": sheet.Mode},
-		PaperFiles:  names(files("paper_files")),
-		ScoreFiles:  names(files("score_files")),
-		AnswerFiles: names(files("answer_files")),
+		PaperFiles:  upload.Names(files("paper_files")),
+		ScoreFiles:  upload.Names(files("score_files")),
+		AnswerFiles: upload.Names(files("answer_files")),
 		Derived: map[string]any{"responses_unscored": "derived/responses_unscored.csv", "responses_scored": "derived/responses_scored.csv",
 			"questions": "derived/questions.csv", "answers": answersFile},
 		Questions:      parsedQuestions(questions, sheet),
-		AnswerKey:      map[string]any{"count": len(key), "source_files": names(files("answer_files"))},
+		AnswerKey:      map[string]any{"count": len(key), "source_files": upload.Names(files("answer_files"))},
 		MaxScores:      max,
 		Scoring:        sc,
 		Counts:         map[string]int{"students": sc.StudentsTotal, "responses": sc.ResponsesTotal, "questions": len(questions)},
@@ -607,32 +607,6 @@ func answersCSV(key scoresheet.AnswerKey) []byte {
 func splitQID(qid string) (string, string) {
 	no, sub, _ := strings.Cut(strings.TrimPrefix(qid, "Q"), "_")
 	return no, sub
-}
-
-// jobFiles reads the files of one field from the job's "uploads" record.
-func jobFiles(rec map[string]any, field string) []StoredFile {
-	uploads, _ := rec["uploads"].(map[string]any)
-	list, _ := uploads[field].([]any)
-	var out []StoredFile
-	for _, item := range list {
-		m, _ := item.(map[string]any)
-		name, _ := m["name"].(string)
-		kind, _ := m["kind"].(string)
-		if name == "" {
-			continue
-		}
-		size, _ := m["size"].(float64)
-		out = append(out, StoredFile{Name: name, Kind: kind, Size: int64(size)})
-	}
-	return out
-}
-
-func names(fs []StoredFile) []string {
-	out := make([]string, 0, len(fs))
-	for _, f := range fs {
-		out = append(out, f.Name)
-	}
-	return out
 }
 
 func nonNil(s []string) []string {

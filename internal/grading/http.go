@@ -105,7 +105,7 @@ func (s *Service) Submit(w http.ResponseWriter, r *http.Request) {
 			"student_id":      sub.studentID,
 			"assignment_id":   sub.assignmentID,
 			"auto_assignment": sub.auto,
-			"files":           fileNames(files),
+			"files":           upload.Names(files),
 			"uploads":         files,
 			"submitted_by":    string(who.Role),
 			"status":          StatusQueued,
@@ -336,14 +336,6 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request, dir string, ch
 		return nil, nil, err
 	}
 	return form, append(files["files"], files["files[]"]...), nil
-}
-
-func fileNames(files []upload.File) []string {
-	out := make([]string, 0, len(files))
-	for _, f := range files {
-		out = append(out, f.Name)
-	}
-	return out
 }
 
 func nilIfEmpty(s string) any {

@@ -320,3 +320,31 @@ func UniqueName(dir, name string) string {
 		candidate = fmt.Sprintf("%s_%d%s", stem, i, ext)
 	}
 }
+
+// Names are the stored names of files, in order (never nil).
+func Names(files []File) []string {
+	out := make([]string, 0, len(files))
+	for _, f := range files {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// RecordFiles reads back the files a job record keeps under
+// "uploads"[key] (as Receive returned them, once through JSON).
+func RecordFiles(rec map[string]any, key string) []File {
+	uploads, _ := rec["uploads"].(map[string]any)
+	list, _ := uploads[key].([]any)
+	var out []File
+	for _, item := range list {
+		m, _ := item.(map[string]any)
+		name, _ := m["name"].(string)
+		kind, _ := m["kind"].(string)
+		if name == "" {
+			continue
+		}
+		size, _ := m["size"].(float64)
+		out = append(out, File{Name: name, Kind: kind, Size: int64(size)})
+	}
+	return out
+}
