@@ -23,6 +23,8 @@ const usage = `Lectern: a multi-tenant teaching-assistant server.
 
 Usage:
   lectern serve [--addr HOST:PORT] [--demo]   start the server
+  lectern tenants list|get|put|delete …       the tenant config store (lectern tenants help)
+  lectern version                             module version and VCS revision of this binary
   lectern help                                this text
 
 Environment: LECTERN_ADDR, DATA_DIR, UPLOADS_DIR, TENANT_DB_PATH, TENANT_ADMIN_KEY,
@@ -41,6 +43,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[1] {
 	case "serve":
 		return serve(ctx, args[2:], getenv, stdout, stderr)
+	case "tenants":
+		return tenantsCmd(ctx, args[2:], getenv, stdout, stderr)
+	case "version", "--version":
+		return versionCmd(args[2:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
