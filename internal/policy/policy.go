@@ -10,6 +10,7 @@
 package policy
 
 import (
+	"context"
 	"net/http"
 	"slices"
 
@@ -130,6 +131,9 @@ func (m *Mux) Handle(pattern string, rule Rule, h http.Handler) {
 	}
 	m.routes = append(m.routes, Route{Pattern: pattern, Rule: rule})
 	m.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mt, _ := r.Context().Value(MatchKey{}).(*Match); mt != nil {
+			mt.Pattern, mt.Rule = pattern, rule
+		}
 		if err := rule.Check(caller.From(r.Context()), m.enforcing); err != nil {
 			m.deny(w, r, err)
 			return
@@ -144,4 +148,46 @@ func (m *Mux) HandleFunc(pattern string, rule Rule, h http.HandlerFunc) { m.Hand
 // Routes is the route table, in registration order.
 func (m *Mux) Routes() []Route { return slices.Clone(m.routes) }
 
-func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if mt, _ := r.Context().Value(MatchKey{}).(*Match); mt != nil {
+		// The tenant, even when no route matches (a 404 or a 405 is still
+		// the tenant's).
+		if mt.Tenant = caller.From(r.Context()).Tenant; mt.Tenant == "" {
+			mt.Tenant = caller.TenantFrom(r.Context())
+		}
+	}
+	m.mux.ServeHTTP(w, r)
+}
+
+// Match is what a Mux matched for a request: its route pattern, the
+// route's rule and the tenant that served it. An outer middleware (the
+// access log, the metrics) puts an empty Match in the context with
+// WithMatch before calling the handler chain, and reads it once the
+// request is done: a Mux fills it before its handler runs (before the
+// rule is checked, so a refused request has its pattern too). A request
+// that no Mux route matched has only its Tenant set (by the Mux it reached,
+// if any).
+type Match struct {
+	Pattern string // "METHOD /path" as registered, never the raw path
+	Rule    Rule
+	// Tenant is the principal's tenant (the dispatcher's tenant if the
+	// principal names none): "_default" at the root.
+	Tenant string
+}
+
+// MatchKey is the context key of the *Match a Mux fills. WithMatch is the
+// usual way to carry one; a middleware with its own context type (to save
+// an allocation per request) answers Value(MatchKey{}) with its *Match.
+type MatchKey struct{}
+
+// WithMatch returns ctx carrying a new, empty Match for the Mux to fill.
+func WithMatch(ctx context.Context) (context.Context, *Match) {
+	m := new(Match)
+	return context.WithValue(ctx, MatchKey{}, m), m
+}
+
+// MatchFrom returns the Match in ctx (nil if none).
+func MatchFrom(ctx context.Context) *Match {
+	m, _ := ctx.Value(MatchKey{}).(*Match)
+	return m
+}
