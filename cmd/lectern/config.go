@@ -25,8 +25,10 @@ import (
 type config struct {
 	Addr     string
 	LogLevel slog.Level
-	Auth     authSettings
-	Server   server.Config
+	// LogFormat is LOG_FORMAT: text (default) or json.
+	LogFormat string
+	Auth      authSettings
+	Server    server.Config
 }
 
 // loadConfig reads the environment. Every error names the variable at fault.
@@ -98,6 +100,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.Server.PDFFont = env.str("ASSIGNMENT_PDF_FONT", "")
 	c.Server.MCPAPIKey = getenv("MCP_API_KEY")
+	c.Server.MetricsToken = getenv("METRICS_TOKEN")
+	switch c.LogFormat = env.str("LOG_FORMAT", "text"); c.LogFormat {
+	case "text", "json":
+	default:
+		env.fail("LOG_FORMAT", fmt.Sprintf("must be text or json, got %q", c.LogFormat))
+	}
 	c.Server.MemoryAutoApply = env.flag("TEACHER_MEMORY_AUTO_APPLY_ENABLED", false)
 	if key, err := modelconfig.LoadMasterKey(getenv); err != nil {
 		env.errs = append(env.errs, err)

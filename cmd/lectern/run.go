@@ -74,7 +74,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	// Every attribute is bounded: user strings reach logs through errors.
-	log := slog.New(logcap.Wrap(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}), logcap.DefaultMax))
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var handler slog.Handler = slog.NewTextHandler(stderr, opts)
+	if cfg.LogFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(logcap.Wrap(handler, logcap.DefaultMax))
 
 	if !cfg.Auth.Enabled {
 		log.Warn("authentication is off (open mode): every caller is who it claims to be; set AUTH_TOKEN_SECRET or AUTH_REQUIRED=1 to require tokens")

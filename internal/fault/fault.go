@@ -35,7 +35,9 @@ const (
 	Upstream     Code = "upstream"     // a service we depend on failed (502)
 	Unauthorized Code = "unauthorized" // 401
 	Forbidden    Code = "forbidden"    // 403
-	Internal     Code = "internal"     // 500, and logged
+	// MethodNotAllowed: the path exists, the method does not (405).
+	MethodNotAllowed Code = "method_not_allowed"
+	Internal         Code = "internal" // 500, and logged
 )
 
 // Error is a failure as a client is told of it.

@@ -50,18 +50,19 @@ func Error(w http.ResponseWriter, status int, detail any) {
 
 // statuses is the one table from fault codes to HTTP statuses.
 var statuses = map[fault.Code]int{
-	fault.Invalid:      http.StatusBadRequest,
-	fault.NotFound:     http.StatusNotFound,
-	fault.Conflict:     http.StatusConflict,
-	fault.TooLarge:     http.StatusRequestEntityTooLarge,
-	fault.Unsupported:  http.StatusUnsupportedMediaType,
-	fault.TooMany:      http.StatusTooManyRequests,
-	fault.Timeout:      http.StatusRequestTimeout,
-	fault.Unavailable:  http.StatusServiceUnavailable,
-	fault.Upstream:     http.StatusBadGateway,
-	fault.Unauthorized: http.StatusUnauthorized,
-	fault.Forbidden:    http.StatusForbidden,
-	fault.Internal:     http.StatusInternalServerError,
+	fault.Invalid:          http.StatusBadRequest,
+	fault.NotFound:         http.StatusNotFound,
+	fault.Conflict:         http.StatusConflict,
+	fault.TooLarge:         http.StatusRequestEntityTooLarge,
+	fault.Unsupported:      http.StatusUnsupportedMediaType,
+	fault.TooMany:          http.StatusTooManyRequests,
+	fault.Timeout:          http.StatusRequestTimeout,
+	fault.Unavailable:      http.StatusServiceUnavailable,
+	fault.Upstream:         http.StatusBadGateway,
+	fault.Unauthorized:     http.StatusUnauthorized,
+	fault.Forbidden:        http.StatusForbidden,
+	fault.MethodNotAllowed: http.StatusMethodNotAllowed,
+	fault.Internal:         http.StatusInternalServerError,
 }
 
 // Status is the HTTP status of a fault code (see statuses). An unknown

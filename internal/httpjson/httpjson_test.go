@@ -52,7 +52,7 @@ func TestStatus(t *testing.T) {
 	want := map[fault.Code]int{
 		fault.Invalid: 400, fault.NotFound: 404, fault.Conflict: 409, fault.TooLarge: 413,
 		fault.Unsupported: 415, fault.TooMany: 429, fault.Timeout: 408, fault.Unavailable: 503,
-		fault.Unauthorized: 401, fault.Forbidden: 403, fault.Internal: 500, "no_such_code": 500, "": 500,
+		fault.Unauthorized: 401, fault.Forbidden: 403, fault.MethodNotAllowed: 405, fault.Internal: 500, "no_such_code": 500, "": 500,
 	}
 	for c, s := range want {
 		if got := Status(c); got != s {

@@ -5,24 +5,31 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/lectern/lectern/internal/accesslog"
 	"github.com/lectern/lectern/internal/accounts"
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/bodydeadline"
 	"github.com/lectern/lectern/internal/cors"
 	"github.com/lectern/lectern/internal/demo"
 	"github.com/lectern/lectern/internal/examupload"
+	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/metrics"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/practice"
 	"github.com/lectern/lectern/internal/ratelimit"
@@ -37,6 +44,9 @@ type Config struct {
 	UploadsDir   string
 	TenantDBPath string
 	AdminKey     string
+	// MetricsToken is METRICS_TOKEN: a bearer token for GET /metrics
+	// (Prometheus's authorization scrape setting); the admin key works too.
+	MetricsToken string
 	DataRoot     string
 	Global       limits.Config
 	ChatWorkers  int
@@ -126,6 +136,7 @@ type Server struct {
 	shared   tenantapp.Shared
 	registry *tenancy.Registry
 	fallback *tenantapp.App
+	metrics  *metrics.Metrics
 	handler  http.Handler
 }
 
@@ -210,7 +221,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	h = ratelimit.New(cfg.LoginRateLimit).Middleware(ratelimit.Not(isLoginRoute))(h)
 	h = ratelimit.New(cfg.RateLimit).Middleware(isHealthRoute)(h)
 	// CORS outermost: a 429 or a 413 still reaches the page that asked.
-	s.handler = cfg.CORS.Wrap(h)
+	h = cfg.CORS.Wrap(h)
+	// The access log and the HTTP metrics are outermost, so refusals
+	// (429, 413, preflights) are logged and counted too.
+	s.metrics = metrics.NewWith(metrics.Options{Snapshots: s.snapshots})
+	s.handler = s.metricsRoute(accesslog.New(log, s.metrics)(h))
 	return s, nil
 }
 
@@ -358,4 +373,61 @@ func (s *Server) SeedDemo(ctx context.Context) (tenants []string, logins []DemoL
 		logins = append(logins, l...)
 	}
 	return DemoTenants, logins, nil
+}
+
+// metricsRoute serves GET /metrics (Prometheus exposition) to the admin key
+// (X-Admin-Key) or the metrics token (Authorization: Bearer), and every
+// other request to next. It is a plain path check, not a ServeMux, so
+// unclean paths still reach the dispatcher that refuses them.
+func (s *Server) metricsRoute(next http.Handler) http.Handler {
+	serve := s.metrics.Handler()
+	admin, token := []byte(s.cfg.AdminKey), []byte(s.cfg.MetricsToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpjson.Fail(w, s.log, fault.New(fault.MethodNotAllowed, "method not allowed"))
+			return
+		}
+		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		ok := len(admin) > 0 && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Admin-Key")), admin) == 1 ||
+			len(token) > 0 && subtle.ConstantTimeCompare([]byte(bearer), token) == 1
+		if !ok {
+			httpjson.Fail(w, s.log, fault.New(fault.Unauthorized, "unauthorized: GET /metrics needs X-Admin-Key or the METRICS_TOKEN bearer token"))
+			return
+		}
+		serve.ServeHTTP(w, r)
+	})
+}
+
+// snapshots are the figures of the default tenant and every loaded tenant,
+// read at scrape time.
+func (s *Server) snapshots(ctx context.Context) []metrics.TenantSnapshot {
+	out := []metrics.TenantSnapshot{snapshot(tenantapp.DefaultTenantID, s.fallback.Status())}
+	statuses := s.registry.Statuses()
+	for _, id := range slices.Sorted(maps.Keys(statuses)) {
+		out = append(out, snapshot(id, statuses[id]))
+	}
+	return out
+}
+
+func snapshot(id string, st tenantapp.Status) metrics.TenantSnapshot {
+	sn := metrics.TenantSnapshot{Tenant: id}
+	for _, w := range st.Workers {
+		sn.Workers = append(sn.Workers, metrics.WorkerSnapshot{Kind: w.Kind, Workers: w.Workers, Queued: w.Queued,
+			MaxQueued: w.MaxQueued, Busy: w.Busy, Processed: w.Done, Failed: w.Failed})
+	}
+	sn.LLM = metrics.LLMSnapshot{Calls: st.LLM.Calls, Failures: st.LLM.Failures, Attempts: st.LLM.Attempts,
+		PromptTokens: st.LLM.PromptTokens, CompletionTokens: st.LLM.CompletionTokens, LatencyTotal: st.LLM.LatencyTotal}
+	in, lim := st.LimitsInUse, st.EffectiveLimits
+	sn.Pools = []metrics.PoolSnapshot{
+		{Pool: "llm_total", InUse: in.LLMTotal, Limit: lim.LLMTotal},
+		{Pool: "llm_student", InUse: in.LLMStudent, Limit: lim.LLMStudent},
+		{Pool: "llm_teacher", InUse: in.LLMTeacher, Limit: lim.LLMTeacher},
+		{Pool: "ocr", InUse: in.OCR, Limit: lim.OCR},
+	}
+	return sn
 }
