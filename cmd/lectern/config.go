@@ -50,6 +50,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 			ProfileQueueMax:  env.positive("PROFILE_UPDATE_QUEUE_MAX", 500),
 			JobQueueMax:      env.positive("JOB_QUEUE_MAX", 100),
 			SheetParseMax:    env.positive("SHEET_PARSE_MAX_CONCURRENCY", 2),
+			TenantIdleUnload: env.idle("TENANT_IDLE_UNLOAD", 30*time.Minute),
+			HealthStrict:     env.flag("HEALTH_STRICT", false),
 			CORS:             cors.Parse(getenv("CORS_ORIGINS")),
 			Body: bodydeadline.Limits{
 				Idle:    time.Duration(env.positive("BODY_IDLE_TIMEOUT_SEC", 10)) * time.Second,
@@ -199,6 +201,23 @@ func (e *envReader) debounce(name string, def int) time.Duration {
 		return -1
 	}
 	return time.Duration(n) * time.Millisecond
+}
+
+// idle reads a duration (30m) or a number of minutes; 0 disables.
+func (e *envReader) idle(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Minute
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		e.fail(name, fmt.Sprintf("must be a duration such as 30m or a number of minutes (0 disables), got %q", v))
+		return def
+	}
+	return d
 }
 
 // fraction reads a number in (0, 1].

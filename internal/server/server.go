@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lectern/lectern/internal/accesslog"
 	"github.com/lectern/lectern/internal/accounts"
@@ -44,6 +45,12 @@ type Config struct {
 	UploadsDir   string
 	TenantDBPath string
 	AdminKey     string
+	// TenantIdleUnload unloads a tenant with no request and no job for
+	// this long (TENANT_IDLE_UNLOAD); 0 never does.
+	TenantIdleUnload time.Duration
+	// HealthStrict makes /health answer 503 {"status":"degraded"} when the
+	// config store or a tenant directory is not writable (HEALTH_STRICT).
+	HealthStrict bool
 	// MetricsToken is METRICS_TOKEN: a bearer token for GET /metrics
 	// (Prometheus's authorization scrape setting); the admin key works too.
 	MetricsToken string
@@ -209,14 +216,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("default tenant: %w", err)
 	}
-	s.registry = tenancy.NewRegistry(store, s.buildTenant, log)
+	// /ready (and, with HEALTH_STRICT, a degraded /health) check the config
+	// store and the tenant's directories before its router.
+	ready := func(a *tenantapp.App) http.Handler {
+		return tenantapp.WithReadiness(a, tenantapp.ReadyOptions{Strict: cfg.HealthStrict,
+			Checks: []tenantapp.Check{{Name: "config_store", Run: store.Check}}})
+	}
+	s.registry = tenancy.NewRegistry(store, s.buildTenant, log,
+		tenancy.RegistryOptions{IdleUnload: cfg.TenantIdleUnload, Handler: ready})
 	admin := tenancy.NewAdmin(store, s.registry, tenancy.AdminOptions{
 		Key:      cfg.AdminKey,
 		DataRoot: cfg.DataRoot,
 		Reserved: []string{cfg.DataDir, cfg.UploadsDir, filepath.Dir(cfg.TenantDBPath)},
 		Logger:   log,
 	})
-	var h http.Handler = tenancy.NewDispatcher(admin.Handler(), s.registry, s.fallback, log)
+	var h http.Handler = tenancy.NewDispatcher(admin.Handler(), s.registry, ready(s.fallback), log)
 	h = cfg.Body.Wrap(h)
 	h = ratelimit.New(cfg.LoginRateLimit).Middleware(ratelimit.Not(isLoginRoute))(h)
 	h = ratelimit.New(cfg.RateLimit).Middleware(isHealthRoute)(h)
@@ -232,7 +246,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 // isHealthRoute: /health and /t/{id}/health are never rate limited.
 func isHealthRoute(r *http.Request) bool {
 	p := strings.TrimSuffix(r.URL.Path, "/")
-	return p == "/health" || strings.HasPrefix(p, "/t/") && strings.Count(p, "/") == 3 && strings.HasSuffix(p, "/health")
+	return p == "/health" || p == "/ready" || strings.HasPrefix(p, "/t/") && strings.Count(p, "/") == 3 &&
+		(strings.HasSuffix(p, "/health") || strings.HasSuffix(p, "/ready"))
 }
 
 // isLoginRoute: the credential routes (/auth/{student,teacher,admin}/login,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lectern/lectern/internal/tenantapp"
@@ -38,14 +39,22 @@ type Registry struct {
 	locks   map[string]*idLock
 	closed  bool
 	retired sync.WaitGroup
+
+	// idle is the idle-eviction state (idle.go); idle.after == 0 when
+	// eviction is off.
+	idle idleState
+	// wrap is RegistryOptions.Handler.
+	wrap func(*tenantapp.App) http.Handler
 }
 
-// NewRegistry returns an empty registry over store.
-func NewRegistry(store *Store, build Builder, log *slog.Logger) *Registry {
+// NewRegistry returns an empty registry over store. opts (at most one is
+// read) turn on idle eviction; without them a tenant stays loaded until it
+// is disabled, replaced or the registry closes.
+func NewRegistry(store *Store, build Builder, log *slog.Logger, opts ...RegistryOptions) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{
+	r := &Registry{
 		store:        store,
 		build:        build,
 		log:          log,
@@ -53,13 +62,28 @@ func NewRegistry(store *Store, build Builder, log *slog.Logger) *Registry {
 		loaded:       map[string]*handle{},
 		locks:        map[string]*idLock{},
 	}
+	var o RegistryOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	r.wrap = o.Handler
+	r.initIdle(o)
+	return r
 }
 
 // handle is one loaded instance with the count of requests inside it.
 type handle struct {
-	app      *tenantapp.App
+	app *tenantapp.App
+	// serve is what requests reach: app, or RegistryOptions.Handler's
+	// wrapping of it.
+	serve    http.Handler
 	rec      Record
 	loadedAt time.Time
+
+	// lastActive is when a request last entered or left, on the
+	// registry's idle clock (idleState.since); written under mu, read by
+	// the sweeper without it.
+	lastActive atomic.Int64
 
 	mu       sync.Mutex
 	inflight int
@@ -67,25 +91,33 @@ type handle struct {
 	drained  chan struct{}
 }
 
-func newHandle(app *tenantapp.App, rec Record) *handle {
-	return &handle{app: app, rec: rec, loadedAt: time.Now(), drained: make(chan struct{})}
+func (r *Registry) newHandle(app *tenantapp.App, rec Record) *handle {
+	h := &handle{app: app, serve: app, rec: rec, loadedAt: time.Now(), drained: make(chan struct{})}
+	if r.wrap != nil {
+		h.serve = r.wrap(app)
+	}
+	h.lastActive.Store(r.idle.since())
+	return h
 }
 
-// enter counts a request in; it fails once the handle is draining.
-func (h *handle) enter() bool {
+// enter counts a request in at now (idle clock); it fails once the handle
+// is draining.
+func (h *handle) enter(now int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.draining {
 		return false
 	}
 	h.inflight++
+	h.lastActive.Store(now)
 	return true
 }
 
-func (h *handle) leave() {
+func (h *handle) leave(now int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.inflight--
+	h.lastActive.Store(now)
 	if h.draining && h.inflight == 0 {
 		close(h.drained)
 	}
@@ -155,8 +187,8 @@ func (r *Registry) Serve(w http.ResponseWriter, req *http.Request, id string) er
 	if err != nil {
 		return err
 	}
-	defer h.leave()
-	h.app.ServeHTTP(w, req)
+	defer r.leave(h)
+	h.serve.ServeHTTP(w, req)
 	return nil
 }
 
@@ -167,25 +199,28 @@ func (r *Registry) Use(ctx context.Context, id string, f func(*tenantapp.App) er
 	if err != nil {
 		return err
 	}
-	defer h.leave()
+	defer r.leave(h)
 	return f(h.app)
 }
 
 func (r *Registry) enter(ctx context.Context, id string) (*handle, error) {
 	for {
-		if h := r.current(id); h != nil && h.enter() {
+		if h := r.current(id); h != nil && h.enter(r.idle.since()) {
 			return h, nil
 		}
 		h, err := r.load(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if h.enter() {
+		if h.enter(r.idle.since()) {
 			return h, nil
 		}
 		// Replaced or unloaded between load and enter: look again.
 	}
 }
+
+// leave counts a request of h out.
+func (r *Registry) leave(h *handle) { h.leave(r.idle.since()) }
 
 // load returns the loaded instance of id, building it from the store if
 // there is none.
@@ -231,7 +266,7 @@ func (r *Registry) start(ctx context.Context, rec Record) (*handle, error) {
 		return nil, fmt.Errorf("start tenant %s: %w", rec.TenantID, err)
 	}
 	r.log.Info("tenant loaded", "tenant", rec.TenantID)
-	return newHandle(app, rec), nil
+	return r.newHandle(app, rec), nil
 }
 
 // swap puts h (or, when nil, nothing) in place for id and returns what was
@@ -272,7 +307,7 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 		if err != nil {
 			return Record{}, fmt.Errorf("build tenant %s: %w", rec.TenantID, err)
 		}
-		h = newHandle(app, rec)
+		h = r.newHandle(app, rec)
 	}
 	stored, err := r.store.Upsert(ctx, rec)
 	var old *handle
@@ -362,12 +397,14 @@ func (r *Registry) Close(ctx context.Context) error {
 	all := r.loaded
 	r.loaded = map[string]*handle{}
 	r.mu.Unlock()
+	r.stopSweeper()
 	var wg sync.WaitGroup
 	for _, h := range all {
 		wg.Go(func() { r.retire(ctx, h) })
 	}
 	done := make(chan struct{})
 	go func() {
+		r.idle.wg.Wait() // the sweeper first: it may be retiring a tenant
 		wg.Wait()
 		r.retired.Wait()
 		close(done)

@@ -143,7 +143,7 @@ func TestRegistryReplaceLetsInFlightRequestsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := tr.current("t1")
-	if !old.enter() { // a request inside the old instance
+	if !old.enter(0) { // a request inside the old instance
 		t.Fatal("could not enter")
 	}
 	replaced := make(chan error, 1)
@@ -167,7 +167,7 @@ func TestRegistryReplaceLetsInFlightRequestsFinish(t *testing.T) {
 		t.Fatalf("replace finished (%v) while a request was still inside the old instance", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	old.leave()
+	old.leave(0)
 	if err := <-replaced; err != nil {
 		t.Fatal(err)
 	}
