@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lectern/lectern/internal/accesslog"
 	"github.com/lectern/lectern/internal/caller"
@@ -277,7 +279,7 @@ func TestAccessLine(t *testing.T) {
 
 func TestPanicIsLoggedAndCounted(t *testing.T) {
 	m := metrics.New()
-	var buf bytes.Buffer
+	var buf lockedBuffer
 	mux := policy.NewMux(false, nil)
 	mux.HandleFunc("GET /boom", policy.Public, func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
 	srv := httptest.NewServer(accesslog.New(slog.New(slog.NewJSONHandler(&buf, nil)), m)(mux))
@@ -285,7 +287,32 @@ func TestPanicIsLoggedAndCounted(t *testing.T) {
 	if resp, err := http.Get(srv.URL + "/boom"); err == nil {
 		resp.Body.Close()
 	}
-	if !strings.Contains(buf.String(), `"route":"GET /boom","path":"/boom","status":500`) {
-		t.Errorf("log: %s", buf.String())
+	// The client sees the connection drop before the server's deferred
+	// log line is written: wait for it.
+	want := `"route":"GET /boom","path":"/boom","status":500`
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(buf.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("log: %s", buf.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's writes and the
+// test's reads at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
