@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/lectern/lectern/internal/tenancy"
@@ -28,8 +29,8 @@ it loads the tenant (after a restart, or a PUT or DELETE through the admin
 API); a tenant already loaded keeps serving with the record it was loaded with.
 put checks the id, the two directories (non-empty absolute paths, resolved
 through symbolic links, as the admin API stores them) and extra's limits as the
-admin API does; it does not yet check TENANT_DATA_ROOT or overlaps with the
-server's and other tenants' directories, nor build the tenant: the admin API does.
+admin API does, TENANT_DATA_ROOT and overlaps with the server's and other
+tenants' directories included; it does not build the tenant (the admin API does).
 `
 
 // tenantsCmd runs "lectern tenants …": one JSON value to stdout, errors as
@@ -45,8 +46,9 @@ func tenantsCmd(ctx context.Context, args []string, getenv func(string) string, 
 		return nil
 	}
 	var (
-		id string // the tenant named, for get, put and delete
-		do func(context.Context, *tenancy.Store) (any, error)
+		id    string // the tenant named, for get, put and delete
+		do    func(context.Context, *tenancy.Store) (any, error)
+		rules tenancy.DirRules
 	)
 	switch sub {
 	case "list":
@@ -77,7 +79,14 @@ func tenantsCmd(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		id = rec.TenantID
-		do = func(ctx context.Context, s *tenancy.Store) (any, error) { return s.Upsert(ctx, rec) }
+		do = func(ctx context.Context, s *tenancy.Store) (any, error) {
+			var err error
+			rec.DataDir, rec.UploadsDir, err = tenancy.CheckDirs(ctx, s, rules, id, rec.DataDir, rec.UploadsDir)
+			if err != nil {
+				return nil, err
+			}
+			return s.Upsert(ctx, rec)
+		}
 	default:
 		return usageErr(stderr, fmt.Sprintf("unknown tenants subcommand %q", sub))
 	}
@@ -86,6 +95,10 @@ func tenantsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("bad configuration:\n%w", err)
 	}
+	// The admin API's rules: inside TENANT_DATA_ROOT, clear of the server's
+	// own directories and of every other tenant's.
+	rules = tenancy.DirRules{DataRoot: cfg.Server.DataRoot,
+		Reserved: []string{cfg.Server.DataDir, cfg.Server.UploadsDir, filepath.Dir(cfg.Server.TenantDBPath)}}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := tenancy.OpenStore(ctx, cfg.Server.TenantDBPath, log)
 	if err != nil {
@@ -143,6 +156,8 @@ func parsePut(args []string, stderr io.Writer) (tenancy.Record, error) {
 	if _, err := tenancy.Limits(rec.Extra); err != nil {
 		return tenancy.Record{}, fmt.Errorf("--extra: %w", err)
 	}
+	// Each directory on its own first, before the store opens; against
+	// the server's and the other tenants' with it (CheckDirs).
 	for _, d := range []struct {
 		flag, value string
 		dst         *string

@@ -161,3 +161,29 @@ func TestTenantsHelp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// put applies the admin API's directory rules: never inside the server's
+// own directories, never overlapping another tenant's, data and uploads
+// apart.
+func TestTenantsPutDirectoryRules(t *testing.T) {
+	getenv, dir, _ := tenantsEnv(t)
+	a := filepath.Join(dir, "t", "a")
+	if _, _, err := runTenants(t, getenv, "put", "a", "--data-dir", a+"/data", "--uploads-dir", a+"/uploads"); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		data, uploads, want string
+	}{
+		"inside a's data":      {a + "/data/b", dir + "/t/b/uploads", "overlaps a directory of tenant a"},
+		"the server's data":    {dir + "/data/b", dir + "/t/b/uploads", "belongs to the server"},
+		"uploads inside data":  {dir + "/t/b/data", dir + "/t/b/data/up", "two separate directories"},
+		"the server's uploads": {dir + "/t/b/data", dir + "/uploads", "belongs to the server"},
+	} {
+		if _, _, err := runTenants(t, getenv, "put", "b", "--data-dir", c.data, "--uploads-dir", c.uploads); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, c.want)
+		}
+	}
+	if out, _, _ := runTenants(t, getenv, "list"); strings.Contains(out, `"b"`) {
+		t.Fatalf("a refused put was stored: %s", out)
+	}
+}

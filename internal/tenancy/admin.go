@@ -146,7 +146,7 @@ func (a *Admin) handlePut(w http.ResponseWriter, r *http.Request) {
 	a.putMu.Lock()
 	defer a.putMu.Unlock()
 	var err error
-	if rec.DataDir, rec.UploadsDir, err = a.checkDirs(r.Context(), id, body.DataDir, body.UploadsDir); err != nil {
+	if rec.DataDir, rec.UploadsDir, err = CheckDirs(r.Context(), a.store, DirRules{DataRoot: a.opts.DataRoot, Reserved: a.opts.Reserved}, id, body.DataDir, body.UploadsDir); err != nil {
 		// Every failure, a failed listing of the other tenants too, is
 		// a 400 with its text, as it always was.
 		httpjson.Fail(w, a.log, fault.Wrap(fault.Invalid, err, err.Error()))
@@ -165,19 +165,29 @@ func (a *Admin) handlePut(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, map[string]any{"ok": true, "tenant_id": id})
 }
 
-// checkDirs resolves the two directories and checks them against the data
-// root, the reserved directories and every other tenant's directories.
-func (a *Admin) checkDirs(ctx context.Context, id, dataDir, uploadsDir string) (string, string, error) {
+// DirRules are where a tenant's directories may be: inside DataRoot (when
+// set), and overlapping none of Reserved (the server's own directories).
+type DirRules struct {
+	DataRoot string
+	Reserved []string
+}
+
+// CheckDirs resolves a tenant's data and uploads directories (ResolveDir)
+// and checks them against the rules, each other and every other tenant's
+// in the store: the one check of the admin API and the tenants command.
+// It returns the resolved directories, or an error saying which one is
+// wrong and why.
+func CheckDirs(ctx context.Context, store *Store, rules DirRules, id, dataDir, uploadsDir string) (string, string, error) {
 	var resolved [2]string
 	for i, d := range []struct{ field, value string }{{"data_dir", dataDir}, {"uploads_dir", uploadsDir}} {
 		p, err := ResolveDir(d.value)
 		if err != nil {
 			return "", "", fmt.Errorf("%s %v", d.field, err)
 		}
-		if a.opts.DataRoot != "" && (p == a.opts.DataRoot || !within(p, a.opts.DataRoot)) {
-			return "", "", fmt.Errorf("%s must be inside TENANT_DATA_ROOT (%s)", d.field, a.opts.DataRoot)
+		if rules.DataRoot != "" && (p == rules.DataRoot || !within(p, rules.DataRoot)) {
+			return "", "", fmt.Errorf("%s must be inside TENANT_DATA_ROOT (%s)", d.field, rules.DataRoot)
 		}
-		for _, res := range a.opts.Reserved {
+		for _, res := range rules.Reserved {
 			if overlaps(p, res) {
 				return "", "", fmt.Errorf("%s overlaps %s, which belongs to the server", d.field, res)
 			}
@@ -187,7 +197,7 @@ func (a *Admin) checkDirs(ctx context.Context, id, dataDir, uploadsDir string) (
 	if overlaps(resolved[0], resolved[1]) {
 		return "", "", errors.New("data_dir and uploads_dir must be two separate directories, neither inside the other")
 	}
-	others, err := a.store.List(ctx, false)
+	others, err := store.List(ctx, false)
 	if err != nil {
 		return "", "", err
 	}
