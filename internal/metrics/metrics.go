@@ -59,6 +59,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	max      int
+	life     *lifecycle
 
 	mu      sync.RWMutex
 	series  map[seriesKey]series
@@ -105,13 +106,14 @@ func NewWith(opts Options) *Metrics {
 			Buckets: opts.Buckets,
 		}, []string{"method", "route", "class", "tenant"}),
 		max:     opts.MaxTenants,
+		life:    newLifecycle(),
 		series:  make(map[seriesKey]series),
 		tenants: make(map[string]int),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration,
+		m.requests, m.duration, m.life.events, m.life.loadTime,
 	)
 	if opts.Snapshots != nil {
 		m.reg.MustRegister(&snapshotCollector{m: m, snap: opts.Snapshots, timeout: opts.ScrapeTimeout})

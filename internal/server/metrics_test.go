@@ -47,6 +47,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, want := range []string{
 		`route="GET /exam/{exam_id}"`, `tenant="t1"`, "lectern_jobs_queued", `kind="submission"`,
 		"go_goroutines", "process_resident_memory_bytes", "lectern_tenants_loaded",
+		`lectern_tenant_events_total{event="load"} 1`, "lectern_tenant_load_seconds_count 1",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -57,6 +58,19 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if b := scrape("X-Admin-Key", adminKey); !strings.Contains(b, "lectern_http_requests_total") {
 		t.Error("the admin key does not open /metrics")
+	}
+	// A config change made live, then a disable: a replace (whose old
+	// instance stops: an unload) and an unload.
+	expect(t, e.putTenant("t1", map[string]any{"name": "changed"}), 200, "")
+	expect(t, e.do("DELETE", "/admin/tenants/t1", adminKey, nil), 200, "")
+	after := scrape("X-Admin-Key", adminKey)
+	for _, want := range []string{`lectern_tenant_events_total{event="replace"} 1`, `lectern_tenant_events_total{event="unload"} 2`} {
+		if !strings.Contains(after, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(after, `tenant="t1"`) {
+		t.Error("an unloaded tenant's series are still exported")
 	}
 	resp, err := e.client.Get(e.http.URL + "/t/t1/exams")
 	if err != nil {

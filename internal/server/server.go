@@ -216,6 +216,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("default tenant: %w", err)
 	}
+	// The metrics: HTTP figures from the access log, tenant loads and
+	// unloads from the registry, the rest read from the tenants at scrape.
+	s.metrics = metrics.NewWith(metrics.Options{Snapshots: s.snapshots})
 	// /ready (and, with HEALTH_STRICT, a degraded /health) check the config
 	// store and the tenant's directories before its router.
 	ready := func(a *tenantapp.App) http.Handler {
@@ -223,7 +226,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			Checks: []tenantapp.Check{{Name: "config_store", Run: store.Check}}})
 	}
 	s.registry = tenancy.NewRegistry(store, s.buildTenant, log,
-		tenancy.RegistryOptions{IdleUnload: cfg.TenantIdleUnload, Handler: ready})
+		tenancy.RegistryOptions{IdleUnload: cfg.TenantIdleUnload, Handler: ready, Events: func(e tenancy.Event) {
+			s.metrics.ObserveTenant(e.Kind, e.Tenant, e.Took)
+		}})
 	admin := tenancy.NewAdmin(store, s.registry, tenancy.AdminOptions{
 		Key:      cfg.AdminKey,
 		DataRoot: cfg.DataRoot,
@@ -238,7 +243,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	h = cfg.CORS.Wrap(h)
 	// The access log and the HTTP metrics are outermost, so refusals
 	// (429, 413, preflights) are logged and counted too.
-	s.metrics = metrics.NewWith(metrics.Options{Snapshots: s.snapshots})
 	s.handler = s.metricsRoute(accesslog.New(log, s.metrics)(h))
 	return s, nil
 }

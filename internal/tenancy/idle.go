@@ -26,7 +26,24 @@ type RegistryOptions struct {
 	// its app, once per loaded instance (e.g. tenantapp.WithReadiness);
 	// nil: the app itself.
 	Handler func(*tenantapp.App) http.Handler
+	// Events, when set, is told of every load (with the time its build and
+	// start took), replace and unload, for the metrics; it must not block.
+	Events func(Event)
 }
+
+// Event is one change of the loaded tenants.
+type Event struct {
+	Kind   string        // EventLoad, EventReplace or EventUnload
+	Tenant string        // the tenant's id
+	Took   time.Duration // a load's build and start
+}
+
+// Event kinds.
+const (
+	EventLoad    = "load"
+	EventReplace = "replace"
+	EventUnload  = "unload"
+)
 
 // MinSweepEvery is the shortest default interval of the idle sweeper.
 const MinSweepEvery = time.Second

@@ -44,7 +44,8 @@ type Registry struct {
 	// eviction is off.
 	idle idleState
 	// wrap is RegistryOptions.Handler.
-	wrap func(*tenantapp.App) http.Handler
+	wrap   func(*tenantapp.App) http.Handler
+	events func(Event) // RegistryOptions.Events; nil: none
 }
 
 // NewRegistry returns an empty registry over store. opts (at most one is
@@ -67,6 +68,7 @@ func NewRegistry(store *Store, build Builder, log *slog.Logger, opts ...Registry
 		o = opts[0]
 	}
 	r.wrap = o.Handler
+	r.events = o.Events
 	r.initIdle(o)
 	return r
 }
@@ -257,6 +259,7 @@ func (r *Registry) load(ctx context.Context, id string) (*handle, error) {
 
 // start builds and starts an instance for rec.
 func (r *Registry) start(ctx context.Context, rec Record) (*handle, error) {
+	began := time.Now()
 	app, err := r.build(rec)
 	if err != nil {
 		return nil, fmt.Errorf("build tenant %s: %w", rec.TenantID, err)
@@ -266,6 +269,7 @@ func (r *Registry) start(ctx context.Context, rec Record) (*handle, error) {
 		return nil, fmt.Errorf("start tenant %s: %w", rec.TenantID, err)
 	}
 	r.log.Info("tenant loaded", "tenant", rec.TenantID)
+	r.event(Event{Kind: EventLoad, Tenant: rec.TenantID, Took: time.Since(began)})
 	return r.newHandle(app, rec), nil
 }
 
@@ -302,6 +306,7 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 	unlock := r.lock(rec.TenantID)
 	defer unlock()
 	var h *handle
+	began := time.Now()
 	if rec.Enabled {
 		app, err := r.build(rec)
 		if err != nil {
@@ -320,6 +325,9 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 		}
 		return Record{}, err
 	}
+	if old != nil && h != nil {
+		r.event(Event{Kind: EventReplace, Tenant: rec.TenantID})
+	}
 	r.retire(ctx, old)
 	if h != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tenantapp.LoadTimeout)
@@ -328,6 +336,9 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 			r.log.Error("tenant workers did not start", "tenant", rec.TenantID, "err", err)
 		} else {
 			r.log.Info("tenant loaded", "tenant", rec.TenantID)
+			if old == nil {
+				r.event(Event{Kind: EventLoad, Tenant: rec.TenantID, Took: time.Since(began)})
+			}
 		}
 	}
 	return stored, nil
@@ -387,6 +398,13 @@ func (r *Registry) stop(h *handle) {
 		return
 	}
 	r.log.Info("tenant unloaded", "tenant", h.rec.TenantID)
+	r.event(Event{Kind: EventUnload, Tenant: h.rec.TenantID})
+}
+
+func (r *Registry) event(e Event) {
+	if r.events != nil {
+		r.events(e)
+	}
 }
 
 // Close unloads every tenant, draining them in parallel, and refuses new
