@@ -15,6 +15,8 @@ type TenantSnapshot struct {
 	Workers []WorkerSnapshot // tenantapp.Status.Workers
 	LLM     LLMSnapshot      // tenantapp.Status.LLM (llm.MeterSnapshot)
 	Pools   []PoolSnapshot   // tenantapp.Status.LimitsInUse against EffectiveLimits
+	// OCRPages and OCRFailures are tenantapp.Status.OCR.
+	OCRPages, OCRFailures int64
 }
 
 // WorkerSnapshot is one job kind of a tenant (tenantapp.WorkerStatus).
@@ -60,6 +62,8 @@ var (
 	dLLMAttempts = desc("llm_attempts_total", "HTTP attempts of the LLM calls.", "tenant")
 	dLLMTokens   = desc("llm_tokens_total", "LLM tokens by tenant and type (prompt, completion).", "tenant", "type")
 	dLLMLatency  = desc("llm_latency_seconds_total", "Sum of the LLM calls' latencies.", "tenant")
+	dOCRPages    = desc("ocr_pages_total", "Pages given to the tenant's OCR engine since it was loaded.", "tenant")
+	dOCRFailures = desc("ocr_failures_total", "OCR pages that failed.", "tenant")
 	dPoolInUse   = desc("limiter_slots_in_use", "Limiter slots taken now by tenant and pool.", "tenant", "pool")
 	dPoolLimit   = desc("limiter_slots_limit", "Limiter slots a tenant may hold in a pool.", "tenant", "pool")
 )
@@ -73,7 +77,7 @@ type snapshotCollector struct {
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dTenants, dWorkers, dQueued, dQueueMax, dRunning, dProcessed, dFailed,
-		dLLMCalls, dLLMFailures, dLLMAttempts, dLLMTokens, dLLMLatency, dPoolInUse, dPoolLimit} {
+		dLLMCalls, dLLMFailures, dLLMAttempts, dLLMTokens, dLLMLatency, dOCRPages, dOCRFailures, dPoolInUse, dPoolLimit} {
 		ch <- d
 	}
 }
@@ -114,6 +118,8 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(dLLMTokens, float64(s.LLM.PromptTokens), t, "prompt")
 		counter(dLLMTokens, float64(s.LLM.CompletionTokens), t, "completion")
 		counter(dLLMLatency, s.LLM.LatencyTotal.Seconds(), t)
+		counter(dOCRPages, float64(s.OCRPages), t)
+		counter(dOCRFailures, float64(s.OCRFailures), t)
 		clear(seen)
 		for _, p := range s.Pools {
 			if seen[p.Pool] {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -74,7 +75,13 @@ type Extractor struct {
 
 	mu        sync.Mutex
 	available bool // a successful Available, cached
+
+	pages, failures atomic.Int64 // engine calls, and those that failed
 }
+
+// Stats counts the pages given to the engine since the Extractor was made,
+// and those whose OCR failed (the tenant's OCR figures in its status).
+func (x *Extractor) Stats() (pages, failures int64) { return x.pages.Load(), x.failures.Load() }
 
 // New returns an Extractor with opts, defaults filled in.
 func New(opts Options) *Extractor {
@@ -305,8 +312,10 @@ func (x *Extractor) ocr(ctx context.Context, path string) (PageResult, error) {
 }
 
 func (x *Extractor) engine(ctx context.Context, path string) (PageResult, error) {
+	x.pages.Add(1)
 	p, err := x.opts.Engine.Image(ctx, path)
 	if err != nil {
+		x.failures.Add(1)
 		return PageResult{}, err
 	}
 	engine := p.Engine

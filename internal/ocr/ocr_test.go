@@ -584,3 +584,25 @@ func TestImageFormats(t *testing.T) {
 		})
 	}
 }
+
+// Stats counts the pages given to the engine and the failed ones.
+func TestStatsCountPages(t *testing.T) {
+	img := writePNG(t, renderText(t, goRegular(t), 30, "1. A"), "p.png")
+	fail := false
+	x := New(Options{Engine: engineFunc(func(ctx context.Context, path string) (Page, error) {
+		if fail {
+			return Page{}, errors.New("engine broke")
+		}
+		return Page{Text: "1. A"}, nil
+	})})
+	if _, err := x.Extract(context.Background(), img); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	if _, err := x.Extract(context.Background(), img); err == nil {
+		t.Fatal("a failing engine succeeded")
+	}
+	if pages, failures := x.Stats(); pages != 2 || failures != 1 {
+		t.Fatalf("Stats = %d pages, %d failures; want 2, 1", pages, failures)
+	}
+}

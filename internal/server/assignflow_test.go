@@ -300,6 +300,11 @@ func TestOCRLimitOfOneTenant(t *testing.T) {
 	if len(iv) < 4 {
 		t.Fatalf("%d OCR calls logged, want 4: %v", len(iv), iv)
 	}
+	// The tenant's status and the metrics count the same pages.
+	st := e.do("GET", "/admin/tenants/a", adminKey, nil).json(t)["tenant"].(map[string]any)["status"].(map[string]any)
+	if u := st["ocr_usage"].(map[string]any); u["pages"] != float64(len(iv)) || u["failures"] != 0.0 {
+		t.Errorf("ocr_usage %v, want %d pages", u, len(iv))
+	}
 	sort.Slice(iv, func(i, j int) bool { return iv[i][0] < iv[j][0] })
 	for i := 1; i < len(iv); i++ {
 		if iv[i][0] < iv[i-1][1] {

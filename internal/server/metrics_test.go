@@ -46,7 +46,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	body := scrape("Authorization", "Bearer scrape-token")
 	for _, want := range []string{
 		`route="GET /exam/{exam_id}"`, `tenant="t1"`, "lectern_jobs_queued", `kind="submission"`,
-		"go_goroutines", "process_resident_memory_bytes", "lectern_tenants_loaded",
+		"go_goroutines", "process_resident_memory_bytes", "lectern_tenants_loaded", `lectern_ocr_pages_total{tenant="t1"} 0`,
 		`lectern_tenant_events_total{event="load"} 1`, "lectern_tenant_load_seconds_count 1",
 	} {
 		if !strings.Contains(body, want) {

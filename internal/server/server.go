@@ -434,7 +434,7 @@ func (s *Server) snapshots(ctx context.Context) []metrics.TenantSnapshot {
 }
 
 func snapshot(id string, st tenantapp.Status) metrics.TenantSnapshot {
-	sn := metrics.TenantSnapshot{Tenant: id}
+	sn := metrics.TenantSnapshot{Tenant: id, OCRPages: st.OCR.Pages, OCRFailures: st.OCR.Failures}
 	for _, w := range st.Workers {
 		sn.Workers = append(sn.Workers, metrics.WorkerSnapshot{Kind: w.Kind, Workers: w.Workers, Queued: w.Queued,
 			MaxQueued: w.MaxQueued, Busy: w.Busy, Processed: w.Done, Failed: w.Failed})

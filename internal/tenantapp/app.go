@@ -475,10 +475,19 @@ type Status struct {
 	// the global pools, which are divided fairly between them).
 	EffectiveLimits limits.Config     `json:"effective_limits"`
 	LLM             llm.MeterSnapshot `json:"llm_usage"`
+	// OCR counts the pages the tenant's OCR engine was given, and those
+	// that failed, since it was loaded.
+	OCR OCRUsage `json:"ocr_usage"`
 	// Goroutines is the whole process's count (every tenant's and the
 	// server's), for leak checks: compare it before and after a tenant is
 	// unloaded; /admin/debug/pprof/goroutine lists them.
 	Goroutines int `json:"goroutines"`
+}
+
+// OCRUsage is a tenant's OCR pages since it was loaded.
+type OCRUsage struct {
+	Pages    int64 `json:"pages"`
+	Failures int64 `json:"failures"`
 }
 
 // Status reports queues, workers and limits.
@@ -490,6 +499,7 @@ func (a *App) Status() Status {
 		LLM:          a.meter.Snapshot(),
 		Goroutines:   runtime.NumGoroutine(),
 	}
+	st.OCR.Pages, st.OCR.Failures = a.ocr.Stats()
 	st.EffectiveLimits = limits.Effective(st.Limits, st.GlobalLimits)
 	for _, w := range a.workers {
 		s := w.runner.Stats()
