@@ -229,7 +229,7 @@ func (p *Pipeline) Store() *jobs.Store { return p.store }
 
 // llmConfigured says whether the parse and autofill can ask a model.
 func (p *Pipeline) llmConfigured() bool {
-	return p.llm != nil && p.llm.Gateway.Configured()
+	return p.llm.Configured()
 }
 
 // jobFailure is a failure recorded on the job with hints for the teacher.

@@ -118,7 +118,7 @@ func New(c Config) *Pipeline {
 		slots:   slots,
 		text:    c.Text,
 	}
-	if c.Text != nil && c.LLM != nil && c.LLM.Gateway.Configured() {
+	if c.Text != nil && c.LLM.Configured() {
 		p.llm = c.LLM
 	}
 	p.fields = fields(p.llm != nil)

@@ -80,6 +80,10 @@ type Client struct {
 	Meter          *Meter
 }
 
+// Configured reports whether c can reach a provider (nil-safe): the one
+// check of "is there a model" for every caller holding a Client.
+func (c *Client) Configured() bool { return c != nil && c.Gateway.Configured() }
+
 // errHalfLimits is returned when only one of Tenant and Global is set.
 var errHalfLimits = errors.New("llm: Client needs both Tenant and Global limits, or neither")
 
@@ -95,7 +99,7 @@ func (c *Client) Chat(ctx context.Context, req Request) (*Response, error) {
 	if c != nil {
 		meter = c.Meter
 	}
-	if c == nil || !c.Gateway.Configured() {
+	if !c.Configured() {
 		meter.record(0, time.Since(start), nil, ErrNotConfigured)
 		return nil, ErrNotConfigured
 	}

@@ -71,7 +71,7 @@ func (e *LLM) Name() string { return "llm" }
 
 // Image sends the image at path to the model and returns its text.
 func (e *LLM) Image(ctx context.Context, path string) (Page, error) {
-	if e == nil || e.Client == nil || !e.Client.Gateway.Configured() {
+	if e == nil || !e.Client.Configured() {
 		return Page{}, llmUnavailable(llm.ErrNotConfigured)
 	}
 	if err := ctx.Err(); err != nil {

@@ -119,7 +119,7 @@ func New(c Config) *Service {
 // LLMConfigured reports whether generation can use a model (the
 // predecessor's "generate is effective only with an API key").
 func (s *Service) LLMConfigured() bool {
-	return s.llm != nil && s.llm.Gateway.Configured()
+	return s.llm.Configured()
 }
 
 // Stop cancels the background generations and waits for them to write
