@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/atomicfile"
@@ -19,6 +18,7 @@ import (
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/policy"
+	"github.com/lectern/lectern/internal/students"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -118,9 +118,8 @@ func (p *Pipeline) precheck(form map[string]string) error {
 
 // Bounds of the form's text fields.
 const (
-	maxClassRunes   = 64
-	maxStudentIDs   = 1000
-	maxStudentRunes = 128
+	maxClassRunes = 64
+	maxStudentIDs = 1000
 )
 
 // assignmentID is the form's assignment id, checked (assignments.Service.Resolve).
@@ -236,7 +235,7 @@ func oneLine(s string) string {
 func studentIDs(raw string) ([]string, error) {
 	out := []string{}
 	for _, id := range listOf(raw) {
-		if !validStudentID(id) {
+		if !students.ValidID(id) { // the profile writer's rule
 			return nil, fault.Newf(fault.Invalid, "invalid student id %q", truncate(id, 40))
 		}
 		if !contains(out, id) {
@@ -247,11 +246,6 @@ func studentIDs(raw string) ([]string, error) {
 		return nil, fault.Newf(fault.Invalid, "too many student_ids: %d, at most %d", len(out), maxStudentIDs)
 	}
 	return out, nil
-}
-
-func validStudentID(id string) bool {
-	return id != "" && !strings.HasPrefix(id, ".") && utf8.RuneCountInString(id) <= maxStudentRunes &&
-		!strings.ContainsFunc(id, func(r rune) bool { return r == '/' || r == '\\' || unicode.IsControl(r) })
 }
 
 // resolveScope is the explicit scope (public, class or student), else
