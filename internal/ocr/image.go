@@ -16,37 +16,32 @@ import (
 // The image formats sniff names, decoded by the standard library and
 // golang.org/x/image.
 
+// codecs are the decoders of each image kind sniff names.
+var codecs = map[string]struct {
+	decode func(io.Reader) (image.Image, error)
+	config func(io.Reader) (image.Config, error)
+}{
+	"png":  {png.Decode, png.DecodeConfig},
+	"jpeg": {jpeg.Decode, jpeg.DecodeConfig},
+	"webp": {webp.Decode, webp.DecodeConfig},
+	"tiff": {tiff.Decode, tiff.DecodeConfig},
+	"bmp":  {bmp.Decode, bmp.DecodeConfig},
+}
+
 // decodeConfig reads the size of an image of kind.
 func decodeConfig(r io.Reader, kind string) (image.Config, error) {
-	br := bufio.NewReader(r)
-	switch kind {
-	case "png":
-		return png.DecodeConfig(br)
-	case "jpeg":
-		return jpeg.DecodeConfig(br)
-	case "webp":
-		return webp.DecodeConfig(br)
-	case "tiff":
-		return tiff.DecodeConfig(br)
-	case "bmp":
-		return bmp.DecodeConfig(br)
+	c, ok := codecs[kind]
+	if !ok {
+		return image.Config{}, fmt.Errorf("unknown image kind %q", kind)
 	}
-	return image.Config{}, fmt.Errorf("unknown image kind %q", kind)
+	return c.config(bufio.NewReader(r))
 }
 
 // decodeImage decodes an image of kind.
 func decodeImage(r io.Reader, kind string) (image.Image, error) {
-	switch kind {
-	case "png":
-		return png.Decode(r)
-	case "jpeg":
-		return jpeg.Decode(r)
-	case "webp":
-		return webp.Decode(r)
-	case "tiff":
-		return tiff.Decode(r)
-	case "bmp":
-		return bmp.Decode(r)
+	c, ok := codecs[kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown image kind %q", kind)
 	}
-	return nil, fmt.Errorf("unknown image kind %q", kind)
+	return c.decode(r)
 }
