@@ -96,3 +96,20 @@ func syncDir(dir string) error {
 	_ = d.Sync()
 	return nil
 }
+
+// Sync makes a file written without syncing durable: its content, then its
+// directory entry.
+func Sync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}

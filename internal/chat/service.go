@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/attachments"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/fault"
@@ -167,7 +168,7 @@ func New(cfg Config) *Service {
 	s := &Service{
 		cfg:       cfg,
 		log:       log,
-		store:     jobs.NewStore(filepath.Join(cfg.UploadsDir, "chat_jobs")),
+		store:     jobs.NewJournaledStore(filepath.Join(cfg.UploadsDir, "chat_jobs"), jobs.JournalOptions{Logger: log}),
 		now:       time.Now,
 		recent:    map[string]recentJob{},
 		inflight:  map[string]int{},
@@ -252,7 +253,7 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	defer place.Release()
 
 	jobID := "cjob_" + randomHex(6)
-	winner, syncClaim, err := s.claim(requestID, jobID)
+	winner, err := s.claim(requestID, jobID)
 	if err != nil {
 		return nil, err
 	}
@@ -270,9 +271,8 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	if recordRole == "" {
 		recordRole = "unknown"
 	}
-	// Two writes, each with its fsyncs, made at once before the answer
-	// (they are what a start costs): the request_id's claim made durable,
-	// and the record. The user's turn goes into the history meanwhile,
+	// One durable write before the answer (what a start costs): the record
+	// with the request_id's claim. The user's turn goes into the history meanwhile,
 	// without holding the answer: the job waits for it before it appends
 	// the reply (so the turns keep their order), and when it is missing
 	// (its write failed, or the process died first) the job writes it
@@ -297,9 +297,6 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	if len(warnings) > 0 {
 		rec["warnings"] = warnings
 	}
-	var claimErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { claimErr = syncClaim() })
 	if prewrite {
 		done := make(chan struct{})
 		s.prewrites.Store(jobID, done)
@@ -312,19 +309,11 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 			}
 		})
 	}
-	createErr := s.store.Create(jobID, rec)
-	wg.Wait()
-	switch {
-	case createErr != nil:
+	// The record and the request_id's claim become durable together: one
+	// journal record shared with the starts running meanwhile.
+	if err := s.store.Create(jobID, rec, jobs.File{Path: s.requestPath(requestID), Data: []byte(jobID)}); err != nil {
 		s.releaseRequest(requestID)
-		return nil, createErr
-	case claimErr != nil:
-		s.releaseRequest(requestID)
-		s.store.Update(jobID, func(r map[string]any) error {
-			r["status"], r["error"], r["error_detail"] = StatusFailed, "request_claim_failed", truncate(claimErr.Error(), 200)
-			return nil
-		})
-		return nil, claimErr
+		return nil, err
 	}
 	// job.queued goes first, before a worker can take the job.
 	s.emit(jobID, EventJobQueued, map[string]any{"status": StatusQueued, "lane_id": ref.lane,
@@ -393,45 +382,44 @@ func (s *Service) requestPath(requestID string) string {
 	return filepath.Join(s.store.Dir(), "request_index", fsid.Safe(requestID, "req")+".txt")
 }
 
+// claimRequest maps requestID to the existing job jobID (a debounced
+// start), durably.
 func (s *Service) claimRequest(requestID, jobID string) (string, error) {
-	winner, sync, err := s.claim(requestID, jobID)
+	winner, err := s.claim(requestID, jobID)
 	if err == nil && winner == jobID {
-		err = sync()
+		err = atomicfile.Sync(s.requestPath(requestID))
 	}
 	return winner, err
 }
 
 // claim maps requestID to jobID unless another job has it (winner is then
-// that job). The map file's content is written, visible at once; sync
-// makes it durable (the caller must call it when it won).
-func (s *Service) claim(requestID, jobID string) (winner string, sync func() error, err error) {
+// that job). The map file is written, visible at once, not synced: the
+// new job's record, or claimRequest, makes it durable.
+func (s *Service) claim(requestID, jobID string) (winner string, err error) {
 	p := s.requestPath(requestID)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", nil, err
+		return "", err
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, os.ErrExist) {
 		if id, ok := s.lookupRequest(requestID); ok {
-			return id, nil, nil
+			return id, nil
 		}
 		// A stale map file (its job is gone) was removed: try once more.
 		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	}
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	if _, err := f.WriteString(jobID); err != nil {
-		f.Close()
+	_, err = f.WriteString(jobID)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		os.Remove(p)
-		return "", nil, err
+		return "", err
 	}
-	return jobID, func() error {
-		err := f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}, nil
+	return jobID, nil
 }
 
 func (s *Service) releaseRequest(requestID string) { os.Remove(s.requestPath(requestID)) }

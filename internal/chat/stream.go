@@ -135,12 +135,16 @@ func (s *Service) CloseStreams() {
 	s.closeOnce.Do(func() { close(s.streamsDone) })
 }
 
-// Close ends the open streams and waits for the history writes that
-// starts left running (a tenant's unload calls it before stopping the
-// workers).
+// Close ends the open streams, waits for the history writes that starts
+// left running and closes the job store's journal (a tenant's unload calls
+// it before stopping the workers; a start after it syncs its record the
+// slow way).
 func (s *Service) Close() {
 	s.CloseStreams()
 	s.bg.Wait()
+	if err := s.store.Close(); err != nil {
+		s.log.Error("chat job journal close", "err", err)
+	}
 }
 
 // stream writes job id's events after cursor until the job's last one.

@@ -45,6 +45,13 @@ func Timestamp(t time.Time) string {
 type Store struct {
 	dir string
 
+	// journaled: Create makes records durable through a Journal opened
+	// (after replaying what a crash left) on the store's first use.
+	journaled   bool
+	journalOpts JournalOptions
+	journalOnce sync.Once
+	journal     *Journal
+
 	mu    sync.Mutex
 	locks map[string]*jobLock
 }
@@ -105,19 +112,38 @@ func (s *Store) lock(id string) (unlock func()) {
 	}
 }
 
-// Create writes the first record of job id, creating its directory. It
+// File is a file a record stands for: written by the caller (not
+// necessarily synced) before it calls [Store.Create], made durable with
+// the record. Path is inside the store's directory.
+type File struct {
+	Path string
+	Data []byte
+}
+
+// Create writes the first record of job id, creating its directory, and
+// returns once the record, and the files also names, are durable. It
 // fails with [ErrExists] if the job already has a record; of several
 // concurrent Creates of one id (even from different Stores or processes
 // sharing the directory) exactly one succeeds.
 //
+// With a journal ([NewJournaledStore]) the record is visible at once and
+// made durable by one journal record shared with concurrent Creates; else
+// by syncing the files and their directories.
+//
 // rec is copied, not modified. The stored record gets job_id set to id,
 // created_at and updated_at set to now unless present, and status "queued"
 // unless present.
-func (s *Store) Create(id string, rec map[string]any) error {
+func (s *Store) Create(id string, rec map[string]any, also ...File) error {
 	path, err := s.recordPath(id)
 	if err != nil {
 		return err
 	}
+	for _, f := range also {
+		if !s.inside(f.Path) {
+			return fmt.Errorf("job %s: file %q is outside the store", id, f.Path)
+		}
+	}
+	j := s.openJournal()
 	unlock := s.lock(id)
 	defer unlock()
 
@@ -135,7 +161,38 @@ func (s *Store) Create(id string, rec map[string]any) error {
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: %s", ErrExists, id)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	files := make([]string, 0, 1+len(also))
+	files = append(files, path)
+	for _, f := range also {
+		files = append(files, f.Path)
+	}
+	if j != nil {
+		payload, perr := s.journalRecord(id, data, also)
+		if perr == nil {
+			err = j.Append(payload, files...)
+			if err == nil {
+				return nil
+			}
+		}
+		if perr != nil || !errors.Is(err, ErrRecordTooLarge) && !errors.Is(err, ErrJournalClosed) {
+			os.RemoveAll(filepath.Dir(path))
+			return cmp.Or(perr, err)
+		}
+	}
+	if err := syncFiles(files); err != nil {
+		os.RemoveAll(filepath.Dir(path))
+		return err
+	}
+	return nil
+}
+
+// inside reports whether p is a path under the store's directory.
+func (s *Store) inside(p string) bool {
+	rel, err := filepath.Rel(s.dir, p)
+	return err == nil && filepath.IsLocal(rel)
 }
 
 func newRecord(id string, rec map[string]any, now time.Time) map[string]any {
@@ -158,10 +215,10 @@ func setDefault(rec map[string]any, key string, v any) {
 }
 
 // createExclusive creates path with data, failing with an error matching
-// fs.ErrExist if path exists. The data is written to a temporary file first
-// and hard-linked into place, so the create is both exclusive and atomic.
-// Where hard links are unsupported it falls back to O_EXCL and a direct
-// write.
+// fs.ErrExist if path exists, without syncing (Create makes it durable).
+// The data is written to a temporary file first and hard-linked into
+// place, so the create is both exclusive and atomic. Where hard links are
+// unsupported it falls back to O_EXCL and a direct write.
 func createExclusive(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
@@ -170,13 +227,12 @@ func createExclusive(path string, data []byte) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if err := writeSync(f, data); err != nil {
+	if err := writeClose(f, data); err != nil {
 		return err
 	}
 	err = os.Link(tmp, path)
 	switch {
 	case err == nil:
-		syncDir(dir)
 		return nil
 	case errors.Is(err, fs.ErrExist):
 		return err
@@ -189,22 +245,18 @@ func writeExclusive(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeSync(f, data); err != nil {
+	if err := writeClose(f, data); err != nil {
 		os.Remove(path)
 		return err
 	}
-	syncDir(filepath.Dir(path))
 	return nil
 }
 
-// writeSync writes data to f with mode 0644, syncs and closes it.
-func writeSync(f *os.File, data []byte) error {
+// writeClose writes data to f with mode 0644 and closes it.
+func writeClose(f *os.File, data []byte) error {
 	_, err := f.Write(data)
 	if err == nil {
 		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -212,20 +264,10 @@ func writeSync(f *os.File, data []byte) error {
 	return err
 }
 
-// syncDir makes a new directory entry durable. Some filesystems refuse to
-// sync directories; the entry exists regardless, so errors are ignored.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	d.Close()
-}
-
 // Load returns the record of job id. It fails with [ErrNotFound] if the job
 // has no record.
 func (s *Store) Load(id string) (map[string]any, error) {
+	s.openJournal()
 	path, err := s.recordPath(id)
 	if err != nil {
 		return nil, err
@@ -279,6 +321,7 @@ func (s *Store) Update(id string, fn func(rec map[string]any) error) (map[string
 // directory yields no ids. Entries that are not directories with a valid
 // id, and records that cannot be read or decoded, are skipped.
 func (s *Store) Scan(statuses ...string) ([]string, error) {
+	s.openJournal()
 	entries, err := os.ReadDir(s.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

@@ -1,0 +1,139 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lectern/lectern/internal/atomicfile"
+)
+
+// JournalDir is the journal's directory inside a journaled store's
+// directory (not a valid job id, so Scan never takes it for a job).
+const JournalDir = ".journal"
+
+// NewJournaledStore is [NewStore] whose Create makes a record durable with
+// one journal sync shared by concurrent Creates (see [Journal]) instead of
+// syncing the new files and directories one by one. The journal is opened
+// on the store's first use, after replaying what a crash left, so every
+// record acknowledged before the crash is on disk before the first Load,
+// Scan or Create answers. Call [Store.Close] when done with the store.
+func NewJournaledStore(dir string, o JournalOptions) *Store {
+	s := NewStore(dir)
+	s.journaled, s.journalOpts = true, o
+	return s
+}
+
+// journalEntry is one journal record: a new job's record as written, and
+// the files it stands for (paths relative to the store's directory).
+type journalEntry struct {
+	ID    string        `json:"id"`
+	Job   []byte        `json:"job"`
+	Files []journalFile `json:"files,omitempty"`
+}
+
+type journalFile struct {
+	Path string `json:"path"`
+	Data []byte `json:"data"`
+}
+
+func (s *Store) journalRecord(id string, job []byte, also []File) ([]byte, error) {
+	e := journalEntry{ID: id, Job: job}
+	for _, f := range also {
+		rel, err := filepath.Rel(s.dir, f.Path)
+		if err != nil {
+			return nil, err
+		}
+		e.Files = append(e.Files, journalFile{Path: filepath.ToSlash(rel), Data: f.Data})
+	}
+	return json.Marshal(e)
+}
+
+// openJournal opens the journal once (replaying first); nil when the store
+// has none or it could not be opened (Create then syncs the slow way).
+func (s *Store) openJournal() *Journal {
+	if !s.journaled {
+		return nil
+	}
+	s.journalOnce.Do(func() {
+		j, err := OpenJournal(filepath.Join(s.dir, JournalDir), s.replay, s.journalOpts)
+		if err != nil {
+			log := s.journalOpts.Logger
+			if log != nil {
+				log.Error("job journal not opened: records are synced one by one", "dir", s.dir, "err", err)
+			}
+			return
+		}
+		s.journal = j
+	})
+	return s.journal
+}
+
+// replay restores what one journal record stands for and a crash lost:
+// the job's record when missing or not a JSON object (a torn unsynced
+// file), and each file when missing or empty. A record that is there is
+// kept (later updates wrote it, synced).
+func (s *Store) replay(payload []byte) error {
+	var e journalEntry
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return nil // not ours: nothing to restore
+	}
+	path, err := s.recordPath(e.ID)
+	if err != nil {
+		return nil
+	}
+	if !intactRecord(path) {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
+			return nil
+		}
+		if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("restore job %s: %w", e.ID, err)
+		}
+		if err := syncDirErr(filepath.Dir(filepath.Dir(path))); err != nil {
+			return err
+		}
+	}
+	for _, f := range e.Files {
+		rel := filepath.FromSlash(f.Path)
+		if !filepath.IsLocal(rel) {
+			continue
+		}
+		p := filepath.Join(s.dir, rel)
+		if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+			continue
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := atomicfile.WriteFile(p, f.Data, 0o644); err != nil {
+			return fmt.Errorf("restore %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
+// intactRecord reports whether path holds a JSON object.
+func intactRecord(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var rec map[string]any
+	return json.Unmarshal(data, &rec) == nil && rec != nil
+}
+
+// Close closes the store's journal: what its records stand for is synced
+// and the journal left empty. Create afterwards syncs the slow way.
+func (s *Store) Close() error {
+	if !s.journaled {
+		return nil
+	}
+	s.journalOnce.Do(func() {}) // never opened: nothing to open now
+	if s.journal == nil {
+		return nil
+	}
+	return s.journal.Close()
+}
