@@ -84,6 +84,7 @@ func BenchmarkFirstToken(b *testing.B) {
 				return t / time.Duration(len(ds))
 			}
 			b.ReportMetric(ms(mean(starts)), "start-ms")
+
 			b.ReportMetric(ms(mean(toModel)), "to-model-ms")
 		})
 	}

@@ -311,13 +311,19 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 	}
 	// The record and the request_id's claim become durable together: one
 	// journal record shared with the starts running meanwhile.
-	if err := s.store.Create(jobID, rec, jobs.File{Path: s.requestPath(requestID), Data: []byte(jobID)}); err != nil {
+	commit, err := s.store.Begin(jobID, rec, jobs.File{Path: s.requestPath(requestID), Data: []byte(jobID)})
+	if err != nil {
 		s.releaseRequest(requestID)
 		return nil, err
 	}
-	// job.queued goes first, before a worker can take the job.
+	// job.queued goes first, before a worker can take the job, written
+	// while the record's sync runs.
 	s.emit(jobID, EventJobQueued, map[string]any{"status": StatusQueued, "lane_id": ref.lane,
 		"lane_queue_position": waiting + 1, "lane_queue_size": waiting + 1, "lane_active": running})
+	if err := commit(); err != nil {
+		s.releaseRequest(requestID)
+		return nil, err
+	}
 	s.lanes.assign(jobID, ref)
 	place.Enqueue(jobID)
 	s.mu.Lock()

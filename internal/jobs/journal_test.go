@@ -222,3 +222,30 @@ func TestJournalLockedSegmentSkipped(t *testing.T) {
 		t.Errorf("segments: %d, want a's one", len(left))
 	}
 }
+
+// A create that fails after its record was journaled (here its directory
+// cannot be made) leaves a tombstone: a replay does not bring back a job
+// its caller was told does not exist.
+func TestJournalFailedCreateStaysGone(t *testing.T) {
+	dir := t.TempDir()
+	s := NewJournaledStore(dir, JournalOptions{})
+	if err := s.Create("job1", nil); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "job2"), []byte("in the way"), 0o644)
+	if err := s.Create("job2", nil); err == nil {
+		t.Fatal("create over a file succeeded")
+	}
+	segs := crashCopy(t, dir)
+	s.Close()
+	os.Remove(filepath.Join(dir, "job2"))
+	restore(t, dir, segs)
+	s2 := NewJournaledStore(dir, JournalOptions{})
+	defer s2.Close()
+	if _, err := s2.Load("job2"); err == nil {
+		t.Error("the failed job came back with the replay")
+	}
+	if _, err := s2.Load("job1"); err != nil {
+		t.Error(err)
+	}
+}

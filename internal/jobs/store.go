@@ -121,26 +121,39 @@ type File struct {
 }
 
 // Create writes the first record of job id, creating its directory, and
-// returns once the record, and the files also names, are durable. It
-// fails with [ErrExists] if the job already has a record; of several
-// concurrent Creates of one id (even from different Stores or processes
-// sharing the directory) exactly one succeeds.
+// returns once the record, and the files also names, are durable: it is
+// [Store.Begin] and its commit.
+func (s *Store) Create(id string, rec map[string]any, also ...File) error {
+	commit, err := s.Begin(id, rec, also...)
+	if err != nil {
+		return err
+	}
+	return commit()
+}
+
+// Begin writes the first record of job id, creating its directory; the
+// record is visible when Begin returns, durable (with the files also
+// names) when commit returns nil. Call commit once; what runs between the
+// two overlaps the record's sync. Begin fails with [ErrExists] if the job
+// already has a record; of several concurrent Begins of one id (even from
+// different Stores or processes sharing the directory) exactly one
+// succeeds. A commit that fails removes the record.
 //
-// With a journal ([NewJournaledStore]) the record is visible at once and
-// made durable by one journal record shared with concurrent Creates; else
-// by syncing the files and their directories.
+// With a journal ([NewJournaledStore]) the record is made durable by one
+// journal record shared with concurrent Begins; else by syncing the files
+// and their directories.
 //
 // rec is copied, not modified. The stored record gets job_id set to id,
 // created_at and updated_at set to now unless present, and status "queued"
 // unless present.
-func (s *Store) Create(id string, rec map[string]any, also ...File) error {
+func (s *Store) Begin(id string, rec map[string]any, also ...File) (commit func() error, err error) {
 	path, err := s.recordPath(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, f := range also {
 		if !s.inside(f.Path) {
-			return fmt.Errorf("job %s: file %q is outside the store", id, f.Path)
+			return nil, fmt.Errorf("job %s: file %q is outside the store", id, f.Path)
 		}
 	}
 	j := s.openJournal()
@@ -148,45 +161,55 @@ func (s *Store) Create(id string, rec map[string]any, also ...File) error {
 	defer unlock()
 
 	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("%w: %s", ErrExists, id)
+		return nil, fmt.Errorf("%w: %s", ErrExists, id)
 	}
 	data, err := atomicfile.MarshalJSON(newRecord(id, rec, time.Now()))
 	if err != nil {
-		return fmt.Errorf("encode job %s: %w", id, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	err = createExclusive(path, data)
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%w: %s", ErrExists, id)
-	}
-	if err != nil {
-		return err
+		return nil, fmt.Errorf("encode job %s: %w", id, err)
 	}
 	files := make([]string, 0, 1+len(also))
 	files = append(files, path)
 	for _, f := range also {
 		files = append(files, f.Path)
 	}
-	if j != nil {
-		payload, perr := s.journalRecord(id, data, also)
-		if perr == nil {
-			err = j.Append(payload, files...)
-			if err == nil {
-				return nil
+	// The journal's sync runs while the files are written: the record
+	// vouches for their content, not for their being there yet.
+	journaled := make(chan error, 1)
+	if j == nil {
+		journaled <- ErrJournalClosed
+	} else if payload, err := s.journalRecord(id, data, also); err != nil {
+		return nil, err
+	} else {
+		go func() { journaled <- j.Append(payload, files...) }()
+	}
+	err = os.MkdirAll(filepath.Dir(path), 0o755)
+	if err == nil {
+		err = createExclusive(path, data)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			<-journaled // a replay finds the other job's record there and keeps it
+			return nil, fmt.Errorf("%w: %s", ErrExists, id)
+		}
+		if jerr := <-journaled; jerr == nil {
+			// The journal has the record the caller is told failed: a
+			// tombstone, so a replay does not bring the job back.
+			if tomb, terr := json.Marshal(journalEntry{ID: id, Cancel: true}); terr == nil {
+				j.Append(tomb)
 			}
 		}
-		if perr != nil || !errors.Is(err, ErrRecordTooLarge) && !errors.Is(err, ErrJournalClosed) {
-			os.RemoveAll(filepath.Dir(path))
-			return cmp.Or(perr, err)
+		return nil, err
+	}
+	return func() error {
+		err := <-journaled
+		if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
+			err = syncFiles(files)
 		}
-	}
-	if err := syncFiles(files); err != nil {
-		os.RemoveAll(filepath.Dir(path))
+		if err != nil {
+			os.RemoveAll(filepath.Dir(path))
+		}
 		return err
-	}
-	return nil
+	}, nil
 }
 
 // inside reports whether p is a path under the store's directory.

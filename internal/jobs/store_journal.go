@@ -31,8 +31,11 @@ func NewJournaledStore(dir string, o JournalOptions) *Store {
 // the files it stands for (paths relative to the store's directory).
 type journalEntry struct {
 	ID    string        `json:"id"`
-	Job   []byte        `json:"job"`
+	Job   []byte        `json:"job,omitempty"`
 	Files []journalFile `json:"files,omitempty"`
+	// Cancel is a tombstone: the job's Begin failed after its record was
+	// journaled, so the caller was told it does not exist.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 type journalFile struct {
@@ -84,6 +87,11 @@ func (s *Store) replay(payload []byte) error {
 	path, err := s.recordPath(e.ID)
 	if err != nil {
 		return nil
+	}
+	if e.Cancel {
+		// Written only when this store's own create of the record failed:
+		// whatever is at the path is that create's remains or this replay's.
+		return os.RemoveAll(filepath.Dir(path))
 	}
 	if !intactRecord(path) {
 		var buf bytes.Buffer
