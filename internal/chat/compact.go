@@ -10,11 +10,12 @@ import (
 )
 
 // Teacher session compaction (the predecessor's defaults): after a teacher
-// job on "main", once the dialog exceeds compactMax messages, everything
+// job on "main", once the dialog exceeds CompactMax messages (exported for
+// the teacher-memory flush that runs shortly before), everything
 // but the last compactKeep is replaced by one summary record, built without
 // an LLM. At most once per compactEvery per teacher session.
 const (
-	compactMax       = 160
+	CompactMax       = 160
 	compactKeep      = 39 // min(KEEP_TAIL 40, CHAT_MAX_MESSAGES_TEACHER-1)
 	compactEvery     = 60 * time.Second
 	compactLines     = 14
@@ -49,7 +50,7 @@ func (s *Service) compactTeacher(teacherID, session string) {
 				dialog = append(dialog, r)
 			}
 		}
-		if len(dialog) <= compactMax {
+		if len(dialog) <= CompactMax {
 			return nil, nil, nil // nothing to do
 		}
 		head, tail := dialog[:len(dialog)-compactKeep], dialog[len(dialog)-compactKeep:]

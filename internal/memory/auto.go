@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -16,6 +17,12 @@ const (
 	inferMinPriority  = 58 // AUTO_INFER_MIN_PRIORITY
 	turnPreviewChars  = 160
 	recentTurnMaxRune = 400
+
+	// The flush before compaction (TEACHER_MEMORY_FLUSH_*).
+	FlushMargin    = 24   // FLUSH_MARGIN_MESSAGES: how near the compaction threshold
+	flushTurns     = 12   // the excerpt's last turns
+	flushMaxChars  = 2400 // FLUSH_MAX_SOURCE_CHARS
+	flushLineRunes = 240
 )
 
 // AutoResult is what ObserveTurn did.
@@ -76,6 +83,11 @@ func (s *Service) ObserveTurn(teacherID, sessionID, userText, assistantText stri
 	if Sensitive(in.Title + "\n" + in.Content) {
 		return AutoResult{Reason: "sensitive"}, nil
 	}
+	return s.proposeAuto(teacherID, in)
+}
+
+// proposeAuto stores an automatic proposal within the daily quota.
+func (s *Service) proposeAuto(teacherID string, in Input) (AutoResult, error) {
 	today := s.today()
 	res, reason, err := s.propose(teacherID, in, func(recent []*Proposal) string {
 		count := 0
@@ -115,4 +127,52 @@ func inferCandidate(text string, recent []string) (int, bool) {
 		}
 	}
 	return hits, hits >= inferMinRepeats
+}
+
+// Turn is one message of a dialog: role "user" or "assistant".
+type Turn struct {
+	Role    string
+	Content string
+}
+
+// FlushSession is the predecessor's auto_flush: when a teacher session is
+// about to be compacted (its caller checks it is within FlushMargin
+// messages of the threshold, once per compaction cycle), the last 12
+// turns go into a DAILY proposal, so what the summary drops is still in
+// the day's memory after review. cycle numbers the compaction cycle (the
+// session's compaction runs), which makes the proposal's dedupe key: one
+// per cycle. Quota, secret filter and review rules are ObserveTurn's.
+func (s *Service) FlushSession(teacherID, sessionID string, dialog []Turn, cycle int) (AutoResult, error) {
+	if sessionID = strings.TrimSpace(sessionID); sessionID == "" {
+		sessionID = "main"
+	}
+	dialog = dialog[max(0, len(dialog)-flushTurns):]
+	var b strings.Builder
+	for _, t := range dialog {
+		text := strings.Join(strings.Fields(t.Content), " ")
+		if text == "" {
+			continue
+		}
+		who := "老师"
+		if t.Role == "assistant" {
+			who = "助理"
+		}
+		line := who + ": " + headRunes(text, flushLineRunes) + "\n"
+		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(line) > flushMaxChars {
+			break
+		}
+		b.WriteString(line)
+	}
+	content := strings.TrimSpace(Redact(b.String()))
+	if utf8.RuneCountInString(normText(content)) < autoMinChars {
+		return AutoResult{Reason: "too_short"}, nil
+	}
+	owner := WorkspaceName(teacherID)
+	in := Input{Target: TargetDaily, Title: "自动记录：会话要点（压缩前）", Content: content, Source: SourceAutoFlush,
+		Meta:      map[string]any{"session_id": sessionID, "trigger": "pre_compaction_flush", "flush_cycle": cycle, "turns": len(dialog)},
+		DedupeKey: stableHash(SourceAutoFlush, owner, sessionID, strconv.Itoa(cycle))}
+	if Sensitive(in.Title + "\n" + in.Content) {
+		return AutoResult{Reason: "sensitive"}, nil
+	}
+	return s.proposeAuto(teacherID, in)
 }

@@ -35,6 +35,71 @@ func assistant(text string) map[string]any {
 	return map[string]any{"role": "assistant", "content": text}
 }
 
+func recentTurnsOf(t *testing.T, o *memoryObserver, teacher, session, userText string) []string {
+	t.Helper()
+	recs, _, err := o.history.Messages(history.Teacher, teacher, session, -1, observeRecords, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recentUserTurns(recs, userText)
+}
+
+// Near its compaction (within FlushMargin messages of chat.CompactMax) a
+// teacher's main session is flushed into a DAILY proposal of its last
+// turns, once per compaction cycle; other sessions, shorter dialogs and a
+// second turn of the same cycle are not.
+func TestMemoryObserverFlushBeforeCompaction(t *testing.T) {
+	o, _ := newObserver(t)
+	flushes := func(teacher string) []memory.Proposal {
+		list, err := o.memory.List(teacher, "", 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []memory.Proposal
+		for _, p := range list {
+			if p.Source == memory.SourceAutoFlush {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	n := chat.CompactMax - memory.FlushMargin
+	for i := range n/2 - 1 {
+		appendTurns(t, o.history, "t_alpha", "main", user(fmt.Sprintf("第 %d 题的受力分析怎么讲", i)), assistant(fmt.Sprintf("第 %d 题先画受力图", i)))
+		appendTurns(t, o.history, "t_alpha", "s2", user(fmt.Sprintf("第 %d 题的受力分析怎么讲", i)), assistant("好"))
+	}
+	o.observe("t_alpha", "main", "第 66 题的受力分析怎么讲", "先画受力图")
+	if got := flushes("t_alpha"); len(got) != 0 {
+		t.Fatalf("flushed %d messages short of the margin: %+v", 2, got)
+	}
+	appendTurns(t, o.history, "t_alpha", "main", user("最后一题：斜面上的物块"), assistant("沿斜面分解重力"))
+	appendTurns(t, o.history, "t_alpha", "s2", user("最后一题：斜面上的物块"), assistant("好"))
+	o.observe("t_alpha", "main", "最后一题：斜面上的物块", "沿斜面分解重力")
+	o.observe("t_alpha", "s2", "最后一题：斜面上的物块", "好")
+	got := flushes("t_alpha")
+	if len(got) != 1 {
+		t.Fatalf("flush proposals %+v, want one (main only)", got)
+	}
+	p := got[0]
+	if p.Target != memory.TargetDaily || p.Status != memory.StatusProposed ||
+		!strings.Contains(p.Content, "老师: 最后一题：斜面上的物块") || !strings.Contains(p.Content, "助理: 沿斜面分解重力") ||
+		strings.Contains(p.Content, "第 0 题") {
+		t.Errorf("flush proposal %+v: want a DAILY excerpt of the last turns, waiting for review", p)
+	}
+	// The next turn of the same cycle: no second flush.
+	appendTurns(t, o.history, "t_alpha", "main", user("再讲一道类似的题目吧"), assistant("好的"))
+	o.observe("t_alpha", "main", "再讲一道类似的题目吧", "好的")
+	if got := flushes("t_alpha"); len(got) != 1 {
+		t.Errorf("%d flushes in one compaction cycle", len(got))
+	}
+	items, _, _, _ := o.history.Sessions(history.Teacher, "t_alpha", 10, 0)
+	for _, it := range items {
+		if it["session_id"] == "main" && it["memory_flush_cycle"] != float64(0) {
+			t.Errorf("main's index item %v: want memory_flush_cycle 0", it)
+		}
+	}
+}
+
 // The recent user turns come from the session's history: the last 24,
 // oldest first, without compaction summaries, ending with this turn's.
 func TestMemoryObserverRecentTurns(t *testing.T) {
@@ -43,16 +108,16 @@ func TestMemoryObserverRecentTurns(t *testing.T) {
 	for i := range 30 {
 		appendTurns(t, o.history, "t_alpha", "main", user(fmt.Sprintf("问题 %d", i)), assistant("回答"))
 	}
-	got := o.recentUserTurns("t_alpha", "main", "问题 29")
+	got := recentTurnsOf(t, o, "t_alpha", "main", "问题 29")
 	if len(got) != 24 || got[0] != "问题 6" || got[23] != "问题 29" {
 		t.Fatalf("recent turns %q", got)
 	}
 	// This turn's user message missing from the history (its write failed).
-	got = o.recentUserTurns("t_alpha", "main", "新的问题")
+	got = recentTurnsOf(t, o, "t_alpha", "main", "新的问题")
 	if len(got) != 24 || got[22] != "问题 29" || got[23] != "新的问题" {
 		t.Fatalf("recent turns without this one %q", got)
 	}
-	if got = o.recentUserTurns("t_beta", "main", "只有这一句"); len(got) != 1 || got[0] != "只有这一句" {
+	if got = recentTurnsOf(t, o, "t_beta", "main", "只有这一句"); len(got) != 1 || got[0] != "只有这一句" {
 		t.Fatalf("another teacher's turns %q", got)
 	}
 }
