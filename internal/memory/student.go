@@ -122,24 +122,32 @@ func (e *RiskError) Error() string { return "risk flags: " + strings.Join(e.Flag
 // content_too_short, content_too_long, and content_blocked (with
 // a *RiskError) for scores, rankings, contact data or secrets.
 func (s *Service) ProposeStudent(teacherID string, in StudentInput) (StudentProposal, error) {
+	p, _, err := s.proposeStudent(teacherID, in, nil)
+	return p, err
+}
+
+// proposeStudent is ProposeStudent with admit, when set, deciding under
+// the teacher's lock from the existing proposals whether to store it (""
+// stores it; else the reason it is not stored).
+func (s *Service) proposeStudent(teacherID string, in StudentInput, admit func([]StudentProposal) string) (StudentProposal, string, error) {
 	dir, err := s.WorkspaceDir(teacherID)
 	if err != nil {
-		return StudentProposal{}, err
+		return StudentProposal{}, "", err
 	}
 	in.StudentID = strings.TrimSpace(in.StudentID)
 	in.MemoryType = strings.ToLower(strings.TrimSpace(in.MemoryType))
 	in.Content = strings.TrimSpace(in.Content)
 	switch n := utf8.RuneCountInString(in.Content); {
 	case in.StudentID == "":
-		return StudentProposal{}, fault.New(fault.Invalid, "student_id_required")
+		return StudentProposal{}, "", fault.New(fault.Invalid, "student_id_required")
 	case len(in.StudentID) > studentMaxID:
-		return StudentProposal{}, fault.New(fault.Invalid, "invalid_student_id")
+		return StudentProposal{}, "", fault.New(fault.Invalid, "invalid_student_id")
 	case !slices.Contains(studentMemoryTypes, in.MemoryType):
-		return StudentProposal{}, fault.New(fault.Invalid, "invalid_memory_type")
+		return StudentProposal{}, "", fault.New(fault.Invalid, "invalid_memory_type")
 	case n < studentMinContent:
-		return StudentProposal{}, fault.New(fault.Invalid, "content_too_short")
+		return StudentProposal{}, "", fault.New(fault.Invalid, "content_too_short")
 	case n > studentMaxContent:
-		return StudentProposal{}, fault.New(fault.Invalid, "content_too_long")
+		return StudentProposal{}, "", fault.New(fault.Invalid, "content_too_long")
 	}
 	if flags := studentRiskFlags(in.Content); flags != nil {
 		_ = s.withTeacher(dir, func() error {
@@ -147,7 +155,7 @@ func (s *Service) ProposeStudent(teacherID string, in StudentInput) (StudentProp
 				"memory_type": in.MemoryType, "risk_flags": flags})
 			return nil
 		})
-		return StudentProposal{}, &fault.Error{Code: fault.Invalid, Detail: "content_blocked", Err: &RiskError{Flags: flags}}
+		return StudentProposal{}, "", &fault.Error{Code: fault.Invalid, Detail: "content_blocked", Err: &RiskError{Flags: flags}}
 	}
 	refs := []string{}
 	for _, r := range in.EvidenceRefs {
@@ -163,7 +171,13 @@ func (s *Service) ProposeStudent(teacherID string, in StudentInput) (StudentProp
 	p := StudentProposal{TeacherID: WorkspaceName(teacherID), StudentID: in.StudentID, MemoryType: in.MemoryType,
 		Content: in.Content, Source: src, EvidenceRefs: refs, Status: StatusProposed, CreatedAt: s.stamp(),
 		RiskFlags: []string{}, Provenance: map[string]any{"layer": "student_memory_proposal", "source": src, "origin": origin}}
+	reason := ""
 	err = s.withTeacher(dir, func() error {
+		if admit != nil {
+			if reason = admit(studentRecords(dir)); reason != "" {
+				return nil
+			}
+		}
 		for {
 			p.ID = "smem_" + newProposalID()[len("tmem_"):]
 			if _, err := os.Lstat(s.studentPath(dir, p.ID)); errors.Is(err, fs.ErrNotExist) {
@@ -177,7 +191,7 @@ func (s *Service) ProposeStudent(teacherID string, in StudentInput) (StudentProp
 			"memory_type": p.MemoryType, "source": p.Source})
 		return nil
 	})
-	return p, err
+	return p, reason, err
 }
 
 func (s *Service) studentPath(dir, id string) string {

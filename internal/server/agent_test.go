@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -242,5 +243,39 @@ func TestSkillDecisionInChatStatus(t *testing.T) {
 	r := e.get("/t/a/skills")
 	if r.status != 200 || !strings.Contains(string(r.body), "physics-core-examples") {
 		t.Fatalf("GET /skills: %d %.200s", r.status, r.body)
+	}
+}
+
+// A student's turn that names a lasting confusion becomes a student memory
+// proposal for the tenant's teacher to review; a homework turn does not.
+func TestStudentTurnProposesStudentMemory(t *testing.T) {
+	fake := llmtest.NewServer(t)
+	fake.Respond(func(llmtest.Recorded) llmtest.Step {
+		return llmtest.Step{Reply: "我们先把两个概念分开看。"}
+	})
+	e := newEnv(t, withLLM(5*time.Second, 1, fake))
+	expect(t, e.putTenant("t1", nil), 200, "")
+	for i, text := range []string{"开始今天作业，第一题怎么做", "我总是搞混加速度和速度的方向"} {
+		start := e.startChat("/t/t1", studentTurn(fmt.Sprint("s", i), "s_li", text))
+		if job := e.waitChat("/t/t1", start["job_id"].(string)); job["status"] != "done" {
+			t.Fatalf("job: %v", job)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list := e.get("/t/t1/teacher/student-memory/proposals?teacher_id=teacher&student_id=s_li").json(t)
+		props, _ := list["proposals"].([]any)
+		if len(props) == 1 {
+			p := props[0].(map[string]any)
+			if p["memory_type"] != "stable_misconception" || p["status"] != "proposed" || p["source"] != "auto_student_turn" ||
+				p["content"] != "我总是搞混加速度和速度的方向" {
+				t.Fatalf("proposal: %v", p)
+			}
+			return
+		}
+		if len(props) > 1 || time.Now().After(deadline) {
+			t.Fatalf("student memory proposals: %v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

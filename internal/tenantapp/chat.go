@@ -40,6 +40,17 @@ func (a *App) studentReplied(studentID, assignmentID, userText, reply string) {
 		a.log.Error("profile update from chat not queued", "student_id", studentID, "err", err,
 			"note", students.ChatNote(assignmentID, userText, reply))
 	}
+	// A goal, a preference, a lasting confusion or what helped: a student
+	// memory proposal for the tenant's teacher to review (a student's
+	// conversation names no teacher: the default one owns it).
+	teacher := a.auth.Resolver.Resolve(caller.Claims{}).TeacherID
+	switch res, err := a.memory.ObserveStudentTurn(teacher, studentID, userText, reply); {
+	case err != nil:
+		a.log.Error("automatic student memory failed", "student_id", studentID, "err", err)
+	case res.Created:
+		a.log.Info("automatic student memory proposed", "student_id", studentID, "teacher_id", teacher,
+			"proposal_id", res.Proposal.ID, "memory_type", res.Proposal.MemoryType)
+	}
 }
 
 // examConfirmed queues every student's result of a confirmed exam.
