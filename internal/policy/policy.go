@@ -47,6 +47,12 @@ var (
 	Student = Rule{name: "student", roles: []caller.Role{caller.RoleStudent, caller.RoleTeacher, caller.RoleAdmin}}
 	// Admin: the tenant admin only, in every mode.
 	Admin = Rule{name: "admin", roles: []caller.Role{caller.RoleAdmin}, strict: true}
+	// MCP: the MCP endpoint, which admits its callers itself because it
+	// takes a credential of its own besides tokens (MCP_API_KEY as
+	// X-API-Key; internal/mcpserver): the route lets every request reach
+	// it, as Public does (a presented token must hold), and the handler
+	// admits teachers, the tenant admin and the key, as Teacher would.
+	MCP = Rule{name: "mcp", public: true}
 )
 
 // String names the rule (for the route table and logs).

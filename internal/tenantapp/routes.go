@@ -66,12 +66,11 @@ func (a *App) routes() *policy.Mux {
 	mux.HandleFunc("DELETE /chat/attachments/{attachment_id}", policy.Signed, a.attachments.HandleDelete)
 
 	mux.HandleFunc("GET /skills", policy.Signed, a.skills.HandleSkills)
-	// The MCP server authenticates its own callers (a teacher's token, or
-	// MCP_API_KEY as X-API-Key for the predecessor's clients), so its rule
-	// is Public; a credential that is presented must still hold.
-	mux.Handle("POST /mcp", policy.Public, a.mcp)
-	mux.Handle("GET /mcp", policy.Public, a.mcp)
-	mux.Handle("DELETE /mcp", policy.Public, a.mcp)
+	// The MCP server admits its own callers (a teacher's token, or
+	// MCP_API_KEY as X-API-Key for the predecessor's clients).
+	mux.Handle("POST /mcp", policy.MCP, a.mcp)
+	mux.Handle("GET /mcp", policy.MCP, a.mcp)
+	mux.Handle("DELETE /mcp", policy.MCP, a.mcp)
 
 	mem := a.memory
 	mux.HandleFunc("GET /teacher/memory/proposals", policy.Teacher, mem.ServeProposals)
