@@ -63,6 +63,14 @@ func (s *Service) run(ctx context.Context, id string) error {
 		return s.fail(id, "missing_messages", "", nil)
 	}
 	c := principalOf(rec, s.cfg.Resolver)
+	if rec["status"] == StatusProcessing {
+		// It ran before (the process stopped or died mid-job): if its reply
+		// already reached the history, that effect happened; end the job
+		// with it instead of asking the model again and writing it twice.
+		if reply, ok := s.recordedReply(c, strField(rec, "session_id"), id); ok {
+			return s.finishRecorded(id, rec, reply)
+		}
+	}
 	// The record says processing while the reply is already on its way:
 	// its write (with its fsyncs) is not on the way to the first token.
 	// Every later write of the record waits for it.
@@ -307,6 +315,45 @@ func principalOf(rec map[string]any, res caller.Resolver) caller.Principal {
 		p.TeacherID = res.Resolve(caller.Claims{}).TeacherID
 	}
 	return p
+}
+
+// recordedReply is the assistant reply job id wrote to its session's
+// history, if it did (among the session's last records: a resumed job's
+// reply is at most a few turns old).
+func (s *Service) recordedReply(c caller.Principal, session, jobID string) (string, bool) {
+	kind, owner, ok := historyOwner(c, session)
+	if !ok {
+		return "", false
+	}
+	recs, _, err := s.cfg.History.Messages(kind, owner, session, -1, 200, false)
+	if err != nil {
+		return "", false
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i]["role"] == "assistant" && recs[i]["job_id"] == jobID {
+			text, _ := recs[i]["content"].(string)
+			return text, true
+		}
+	}
+	return "", false
+}
+
+// finishRecorded ends a resumed job whose reply is already in the
+// history: done, with that reply, and its events.
+func (s *Service) finishRecorded(id string, rec map[string]any, reply string) error {
+	s.replay(id, reply)
+	s.emit(id, EventAssistantDone, map[string]any{"text": reply})
+	done, err := s.store.Update(id, func(r map[string]any) error {
+		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
+		r["reply"], r["role"] = reply, rec["role"]
+		r["resumed_from_history"] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.emit(id, EventJobDone, statusPayload(done))
+	return nil
 }
 
 // hasUserTurn reports whether the session's history holds the user turn

@@ -343,7 +343,7 @@ func (e *env) restart(mutate ...func(*Config)) {
 		e.t.Fatal(err)
 	}
 	e.srv = srv
-	e.http = newHTTP(srv)
+	e.http = newHTTP(e.t, srv)
 }
 
 // Queued jobs resume after a restart, and a request_id stays bound to its
@@ -477,5 +477,47 @@ func TestTeacherSessionCompaction(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the session summary did not reach the LLM")
+	}
+}
+
+// A job whose reply reached the history before the process died (its
+// record still says processing) ends at the restart with that reply: the
+// model is not asked again and the reply is not written twice.
+func TestChatResumedJobDoesNotReplyTwice(t *testing.T) {
+	fake := llmtest.NewServer(t)
+	fake.Script(llmtest.Step{Reply: "牛顿第二定律：F=ma"})
+	e := newEnv(t, withLLM(5*time.Second, 1, fake))
+	start := e.startChat("", teacherTurn("once", "讲一下牛顿第二定律"))
+	id := start["job_id"].(string)
+	if job := e.waitChat("", id); job["status"] != "done" {
+		t.Fatalf("job: %v", job)
+	}
+	// The crash: the reply is in the history, "done" never made it.
+	path := filepath.Join(e.srv.cfg.UploadsDir, "chat_jobs", id, "job.json")
+	var rec map[string]any
+	data, _ := os.ReadFile(path)
+	json.Unmarshal(data, &rec)
+	rec["status"], rec["step"] = "processing", "agent"
+	delete(rec, "reply")
+	data, _ = json.Marshal(rec)
+	os.WriteFile(path, data, 0o644)
+
+	e.restart(withLLM(5*time.Second, 1, fake))
+	job := e.waitChat("", id)
+	if job["status"] != "done" || job["reply"] != "牛顿第二定律：F=ma" {
+		t.Fatalf("resumed job: %v", job)
+	}
+	if n := len(fake.Requests()); n != 1 {
+		t.Errorf("%d LLM calls, want 1", n)
+	}
+	hist := e.get("/teacher/history/session?teacher_id=t_zhang&session_id=main").json(t)
+	replies := 0
+	for _, m := range hist["messages"].([]any) {
+		if m := m.(map[string]any); m["role"] == "assistant" && m["job_id"] == id {
+			replies++
+		}
+	}
+	if replies != 1 {
+		t.Errorf("%d assistant records of the job in the history, want 1: %v", replies, hist)
 	}
 }
