@@ -1,10 +1,13 @@
 package httpjson
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -202,5 +205,25 @@ func TestDecodeFailed(t *testing.T) {
 	DecodeFailed(w, errors.New("bad body"))
 	if w.Code != 400 || w.Body.String() != `{"detail":"bad body"}` {
 		t.Errorf("plain error: %d %s", w.Code, w.Body)
+	}
+}
+
+// A JSON answer carries its Content-Length, so one over net/http's 4 KiB
+// buffer is not sent chunked.
+func TestWriteRawContentLength(t *testing.T) {
+	body := []byte(`{"exams":[` + strings.Repeat(`{"exam_id":"e"},`, 400) + `{}]}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteRaw(w, http.StatusOK, body)
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 || !bytes.Equal(got, body) {
+		t.Errorf("Content-Length %d, Transfer-Encoding %v, %d bytes; want %d bytes, not chunked",
+			resp.ContentLength, resp.TransferEncoding, len(got), len(body))
 	}
 }
