@@ -151,20 +151,30 @@ for u in "http://$BARE/health" "http://$LECTERN/health" "http://$LECTERN/t/t1/he
 done
 n=$(curl -fsS "http://$LECTERN/t/t1/exams" | grep -o '"exam_id"' | wc -l)
 [[ $n == "$EXAMS" ]] || { echo "/t/t1/exams lists $n exams, want $EXAMS" >&2; exit 1; }
+# The baseline of the cached read: a bare server answering the very bytes
+# of /t/t1/exams (with Content-Length), pinned like the bare /health one.
+curl -fsS "http://$LECTERN/t/t1/exams" >"$WORK/exams.json"
+"${SRV[@]}" "$WORK/bin/bare" -addr 127.0.0.1:0 -body "$WORK/exams.json" >"$WORK/bare2.out" 2>"$WORK/bare2.err" &
+BARE2_PID=$!
+pids+=("$BARE2_PID")
+BARE2=$(wait_addr "$WORK/bare2.out")
+cmp -s "$WORK/exams.json" <(curl -fsS "http://$BARE2/body") || { echo "the bare /body differs from /t/t1/exams" >&2; exit 1; }
 
 declare -A URL=(
 	[bare]="http://$BARE/health"
 	[root]="http://$LECTERN/health"
 	[tenant]="http://$LECTERN/t/t1/health"
+	[bareexams]="http://$BARE2/body"
 	[exams]="http://$LECTERN/t/t1/exams"
 	[students]="http://$LECTERN/t/t1/exam/BENCH_EXAM_000/students?limit=50"
 )
-declare -A PID=([bare]=$BARE_PID [root]=$LECTERN_PID [tenant]=$LECTERN_PID [exams]=$LECTERN_PID [students]=$LECTERN_PID)
-ORDER=(bare root tenant exams students)
+declare -A PID=([bare]=$BARE_PID [root]=$LECTERN_PID [tenant]=$LECTERN_PID [bareexams]=$BARE2_PID [exams]=$LECTERN_PID [students]=$LECTERN_PID)
+ORDER=(bare root tenant bareexams exams students)
 declare -A LABEL=(
 	[bare]="bare /health"
 	[root]="lectern /health"
 	[tenant]="lectern /t/t1/health"
+	[bareexams]="bare, /t/t1/exams bytes"
 	[exams]="lectern /t/t1/exams"
 	[students]="lectern …/students"
 )
@@ -208,6 +218,10 @@ for k in "${ORDER[@]}"; do
 	printf '%-21s %8.0f %8s %10s %6.1f us %8s   %s\n' "${LABEL[$k]}" "${MED[$k]}" "$(ratio "${MED[$k]}" "${MED[bare]}")" \
 		"$(echo "${RATIOS[$k]}" | median)" "${MEDCPU[$k]}" "$(ratio "${MEDCPU[$k]}" "${MEDCPU[bare]}")" "${RATIOS[$k]}"
 done
+
+read -ra be <<<"${RUNS[bareexams]}"
+read -ra ex <<<"${RUNS[exams]}"
+echo "/t/t1/exams against the bare server answering its bytes: ratio of medians $(ratio "${MED[exams]}" "${MED[bareexams]}"), per round: $(for i in "${!ex[@]}"; do ratio "${ex[$i]}" "${be[$i]}"; printf ' '; done)"
 
 echo "== tenant cold load (PUT is eager: it builds and starts the tenant)"
 loadtool cold -addr "$LECTERN" -key "$KEY" -root "$WORK/tenants" -prefix cold -n "$COLD_N"

@@ -10,13 +10,30 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	body := flag.String("body", "", "a file whose bytes GET /body answers as JSON (with Content-Length): the baseline of a cached read such as /t/t1/exams")
 	flag.Parse()
 	mux := http.NewServeMux()
+	if *body != "" {
+		data, err := os.ReadFile(*body)
+		if err != nil {
+			log.Fatal(err)
+		}
+		mux.HandleFunc("GET /body", func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Content-Type", "application/json")
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Content-Length", strconv.Itoa(len(data)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(data)
+		})
+	}
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
