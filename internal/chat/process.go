@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"time"
 
 	"github.com/lectern/lectern/internal/agent"
@@ -35,16 +34,9 @@ func (s *Service) process(ctx context.Context, id string) (err error) {
 }
 
 func (s *Service) run(ctx context.Context, id string) error {
-	dir, err := s.store.JobDir(id)
-	if err != nil {
-		return err
-	}
+	// The runner holds the job's claim (jobs.Store.Claim): no other
+	// process runs it meanwhile.
 	defer s.prewrites.Delete(id)
-	release, ok, err := flock(filepath.Join(dir, "claim.lock"))
-	if err != nil || !ok {
-		return err // !ok: another process is running this job right now
-	}
-	defer release()
 
 	rec, err := s.store.Load(id)
 	if err != nil {

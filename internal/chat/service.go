@@ -24,7 +24,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/lectern/lectern/internal/atomicfile"
@@ -553,27 +552,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n])
-}
-
-// flock takes an exclusive, non-blocking lock on path: held by a live
-// process only, released by the kernel when that process dies, so a claim
-// can never be stolen from a job that is still running.
-func flock(path string) (release func(), ok bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, err
-	}
-	fmt.Fprintf(f, `{"pid":%d,"ts":%q}`, os.Getpid(), jobs.Timestamp(time.Now()))
-	return func() {
-		os.Remove(path)
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, true, nil
 }

@@ -40,6 +40,7 @@ type Journal struct {
 	dir     string
 	segSize int64
 	log     *slog.Logger
+	step    func(string)
 
 	mu     sync.Mutex // the current segment and its write offset
 	cur    *segment
@@ -69,6 +70,8 @@ type JournalOptions struct {
 	// must fit in a quarter of it.
 	SegmentSize int64
 	Logger      *slog.Logger
+
+	step func(string) // Store.OnStep's hook
 }
 
 // ErrRecordTooLarge is Append's answer for a payload over a quarter of a
@@ -103,7 +106,7 @@ func OpenJournal(dir string, replay func(payload []byte) error, o JournalOptions
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	j := &Journal{dir: dir, segSize: o.SegmentSize, log: o.Logger}
+	j := &Journal{dir: dir, segSize: o.SegmentSize, log: o.Logger, step: o.step}
 	if err := j.replayLeftovers(replay); err != nil {
 		return nil, err
 	}
@@ -163,6 +166,9 @@ func (j *Journal) syncTo(seg *segment, end int64) error {
 	}
 	j.syncs++
 	seg.synced = target
+	if j.step != nil {
+		j.step(StepJournalSynced)
+	}
 	return nil
 }
 
@@ -236,6 +242,9 @@ func (j *Journal) retire(seg *segment) {
 	j.syncMu.Unlock()
 	if err == nil {
 		err = syncFiles(files)
+	}
+	if err == nil && j.step != nil {
+		j.step(StepRetireSynced)
 	}
 	if err == nil {
 		err = os.Remove(seg.path)

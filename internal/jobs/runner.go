@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Errors returned by [Runner.Start].
@@ -28,7 +29,7 @@ type Options struct {
 	// Kind names the jobs ("chat", "exam_upload", ...) in logs and Stats.
 	Kind string
 	// Store holds the job records. It must not be nil.
-	Store *Store
+	Store JobStore
 	// Workers is the number of jobs processed at once; less than 1 means 1.
 	Workers int
 	// Queue orders the waiting jobs; nil means NewFIFO().
@@ -46,6 +47,29 @@ type Options struct {
 	MaxQueued int
 	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger
+	// Observe, when set, is called once per job that finished or failed
+	// (not one cut short by Stop), on the worker's goroutine after the
+	// record is updated; it must return quickly. See [Runner.SetObserver]
+	// for a runner built elsewhere.
+	Observe func(JobEvent)
+}
+
+// Job outcomes in a [JobEvent].
+const (
+	OutcomeDone   = "done"
+	OutcomeFailed = "failed"
+)
+
+// JobEvent is one job a Runner finished: for metrics (the queue and run
+// times by kind) and nothing else.
+type JobEvent struct {
+	Kind    string // Options.Kind
+	ID      string
+	Outcome string // OutcomeDone or OutcomeFailed (an error or a panic)
+	// Queued is the time from Enqueue (or the resume at Start) until a
+	// worker took the job; 0 when unknown (a job queued again while a
+	// worker was taking it). Ran is the time Process took.
+	Queued, Ran time.Duration
 }
 
 // Stats is a snapshot of a Runner's activity.
@@ -77,7 +101,7 @@ type Stats struct {
 // for all of them.
 type Runner struct {
 	kind    string
-	store   *Store
+	store   JobStore
 	workers int
 	queue   Queue
 	resume  []string
@@ -91,6 +115,7 @@ type Runner struct {
 	busy      atomic.Int64
 	processed atomic.Int64
 	failed    atomic.Int64
+	observe   atomic.Pointer[func(JobEvent)]
 
 	mu      sync.Mutex
 	started bool
@@ -99,6 +124,9 @@ type Runner struct {
 	alive   int                 // workers not yet returned
 	exited  chan struct{}       // closed when the last worker returns
 	running map[string]struct{} // ids being processed
+	// queuedAt is when each waiting id was queued, for JobEvent.Queued:
+	// set when a push succeeds, taken by the worker that claims the id.
+	queuedAt map[string]time.Time
 }
 
 // NewRunner returns a Runner configured by o. It panics if o.Store or
@@ -117,8 +145,10 @@ func NewRunner(o Options) *Runner {
 		log:     o.Logger,
 		running: make(map[string]struct{}),
 
+		queuedAt:  make(map[string]time.Time),
 		maxQueued: max(o.MaxQueued, 0),
 	}
+	r.SetObserver(o.Observe)
 	if r.queue == nil {
 		r.queue = NewFIFO()
 	}
@@ -162,8 +192,11 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.stopped {
 		return ErrRunnerStopped
 	}
+	now := time.Now()
 	for _, id := range ids {
-		r.queue.Push(id)
+		if r.queue.Push(id) {
+			r.queuedAt[id] = now
+		}
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
@@ -210,7 +243,11 @@ func (r *Runner) enqueueLocked(id string) bool {
 	if _, ok := r.running[id]; ok {
 		return false
 	}
-	return r.queue.Push(id)
+	if !r.queue.Push(id) {
+		return false
+	}
+	r.queuedAt[id] = time.Now()
+	return true
 }
 
 // Reservation is a place in the queue for a job that is still being
@@ -284,6 +321,18 @@ func (r *Runner) Stop(ctx context.Context) error {
 	}
 }
 
+// SetObserver sets (nil: clears) the function called for each finished
+// job, as Options.Observe: for the tenant's wiring, which gets runners the
+// domain packages built. It is safe at any time; jobs finishing after it
+// returns are reported to fn.
+func (r *Runner) SetObserver(fn func(JobEvent)) {
+	if fn == nil {
+		r.observe.Store(nil)
+		return
+	}
+	r.observe.Store(&fn)
+}
+
 // Stats returns a snapshot of the runner's activity.
 func (r *Runner) Stats() Stats {
 	return Stats{
@@ -325,37 +374,65 @@ func (r *Runner) exit() {
 // handle processes one job taken from the queue and calls done afterwards.
 func (r *Runner) handle(ctx context.Context, id string, done func()) {
 	defer done()
-	if !r.claim(id) {
+	queued, ok := r.claim(id)
+	if !ok {
 		// Queued again after another worker took it but before that
 		// worker's Process began; that Process covers this request too.
 		return
 	}
 	defer r.release(id)
+	// The store's claim: no other process runs the job meanwhile (a job
+	// another holder has is theirs to finish; gone, nothing to run).
+	c, err := r.store.Claim(id)
+	switch {
+	case errors.Is(err, ErrClaimed):
+		r.log.Info("job claimed by another holder: skipped", "job_id", id)
+		return
+	case err != nil:
+		r.log.Warn("job not claimed: skipped", "job_id", id, "err", err)
+		return
+	}
+	defer c.Release()
 	r.busy.Add(1)
 	defer r.busy.Add(-1)
 
-	err := r.call(ctx, id)
+	began := time.Now()
+	err = r.call(ctx, id)
+	ran := time.Since(began)
+	outcome := OutcomeDone
 	switch {
 	case err == nil:
 		r.processed.Add(1)
 	case ctx.Err() != nil:
 		r.log.Info("job interrupted by stop", "job_id", id, "err", err)
+		return // it resumes at the next Start: not an outcome
 	default:
 		r.failed.Add(1)
 		r.log.Warn("job failed", "job_id", id, "err", err)
 		r.markFailed(id, err)
+		outcome = OutcomeFailed
+	}
+	if fn := r.observe.Load(); fn != nil {
+		var q time.Duration
+		if !queued.IsZero() {
+			q = began.Sub(queued)
+		}
+		(*fn)(JobEvent{Kind: r.kind, ID: id, Outcome: outcome, Queued: q, Ran: ran})
 	}
 }
 
-// claim marks id as being processed, unless it already is.
-func (r *Runner) claim(id string) bool {
+// claim marks id as being processed, unless it already is, and returns
+// when it was queued (zero if unknown).
+func (r *Runner) claim(id string) (queued time.Time, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.running[id]; ok {
-		return false
+		return time.Time{}, false
 	}
 	r.running[id] = struct{}{}
-	return true
+	queued = r.queuedAt[id]
+	delete(r.queuedAt, id)
+	return queued, true
 }
 
 func (r *Runner) release(id string) {

@@ -550,3 +550,81 @@ func TestReserveConcurrent(t *testing.T) {
 		t.Fatalf("%d places handed out, want 5", got.Load())
 	}
 }
+
+// The observer hears every finished job once, with its outcome, the time it
+// waited behind the others (one worker) and the time it ran; a resumed job
+// counts its wait from Start, and a job Stop cuts short is not reported.
+func TestRunnerObserve(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	s := NewStore(t.TempDir())
+	createJobs(t, s, "job_resumed", "job_ok", "job_err", "job_panic", "job_stop")
+	for _, id := range []string{"job_ok", "job_err", "job_panic", "job_stop"} {
+		if err := setStatus(s, id, "done"); err != nil { // not resumed: enqueued below
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var events []JobEvent
+	q := newNotifyQueue(8)
+	stopping := make(chan struct{})
+	r := NewRunner(Options{Kind: "k", Store: s, Queue: q, Workers: 1,
+		Process: func(ctx context.Context, id string) error {
+			switch id {
+			case "job_resumed", "job_ok":
+				time.Sleep(20 * time.Millisecond)
+			case "job_err":
+				return errors.New("bad")
+			case "job_panic":
+				panic("boom")
+			case "job_stop":
+				close(stopping)
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}})
+	r.SetObserver(func(e JobEvent) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"job_ok", "job_err", "job_panic"} {
+		r.Enqueue(id)
+	}
+	q.wait(4)
+	r.Enqueue("job_stop")
+	<-stopping
+	stop(t, r)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 4 {
+		t.Fatalf("%d events, want 4: %+v", len(events), events)
+	}
+	want := map[string]string{"job_resumed": OutcomeDone, "job_ok": OutcomeDone, "job_err": OutcomeFailed, "job_panic": OutcomeFailed}
+	for _, e := range events {
+		if e.Kind != "k" || want[e.ID] != e.Outcome {
+			t.Errorf("event %+v", e)
+		}
+		if e.Queued < 0 || e.Ran < 0 {
+			t.Errorf("negative times: %+v", e)
+		}
+		switch e.ID {
+		case "job_ok", "job_resumed":
+			if e.Ran < 20*time.Millisecond {
+				t.Errorf("%s ran %v, want ≥ 20ms", e.ID, e.Ran)
+			}
+		case "job_err", "job_panic":
+			// Queued behind job_ok (and the resumed job) on the one worker.
+			if e.Queued < 20*time.Millisecond {
+				t.Errorf("%s queued %v, want ≥ 20ms", e.ID, e.Queued)
+			}
+		}
+	}
+	if len(r.queuedAt) != 0 {
+		t.Errorf("queue times left behind: %v", r.queuedAt)
+	}
+}

@@ -52,6 +52,10 @@ type Store struct {
 	journalOnce sync.Once
 	journal     *Journal
 
+	// step, when set, is told each durable step as it is passed (fault
+	// injection in tests: see OnStep).
+	step func(string)
+
 	mu    sync.Mutex
 	locks map[string]*jobLock
 }
@@ -200,6 +204,7 @@ func (s *Store) Begin(id string, rec map[string]any, also ...File) (commit func(
 		}
 		return nil, err
 	}
+	s.passed(StepCreateVisible)
 	return func() error {
 		err := <-journaled
 		if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
@@ -207,8 +212,10 @@ func (s *Store) Begin(id string, rec map[string]any, also ...File) (commit func(
 		}
 		if err != nil {
 			os.RemoveAll(filepath.Dir(path))
+			return err
 		}
-		return err
+		s.passed(StepCreateDurable)
+		return nil
 	}, nil
 }
 
@@ -336,6 +343,7 @@ func (s *Store) Update(id string, fn func(rec map[string]any) error) (map[string
 	if err := atomicfile.WriteJSON(path, rec); err != nil {
 		return nil, err
 	}
+	s.passed(StepUpdateDurable)
 	return rec, nil
 }
 
