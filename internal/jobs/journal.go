@@ -90,7 +90,7 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// OpenJournal opens the journal in dir (created when missing), first
+// OpenJournal opens the journal in dir (created with its first record), first
 // replaying the segments other runs left there, oldest first: replay gets
 // each record's payload and must make durable what it stands for (a record
 // may be replayed more than once, so replay must be idempotent). A segment
@@ -102,9 +102,6 @@ func OpenJournal(dir string, replay func(payload []byte) error, o JournalOptions
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
 	}
 	j := &Journal{dir: dir, segSize: o.SegmentSize, log: o.Logger, step: o.step}
 	if err := j.replayLeftovers(replay); err != nil {
@@ -193,6 +190,9 @@ func (j *Journal) rotate() error {
 // newSegment creates, zero-fills, syncs and locks a segment file.
 func (j *Journal) newSegment() (*segment, error) {
 	name := segmentPrefix + strconv.FormatInt(time.Now().UnixNano(), 10) + "-" + strconv.Itoa(os.Getpid()) + segmentSuffix
+	if err := os.MkdirAll(j.dir, 0o755); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(j.dir, name)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -318,6 +318,9 @@ func (j *Journal) Close() error {
 // replayLeftovers replays and removes the segments nobody holds.
 func (j *Journal) replayLeftovers(replay func([]byte) error) error {
 	entries, err := os.ReadDir(j.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // never written: created with the first segment
+	}
 	if err != nil {
 		return err
 	}
