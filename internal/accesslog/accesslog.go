@@ -38,8 +38,10 @@ type idKey struct{}
 
 // RequestID returns the request id in ctx ("" outside the middleware).
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(idKey{}).(string)
-	return id
+	if id, _ := ctx.Value(idKey{}).(*string); id != nil {
+		return *id
+	}
+	return ""
 }
 
 // ValidID reports whether id (from a client) is used as is: 1 to 64
@@ -72,10 +74,19 @@ func New(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 }
 
 // state is everything one request needs, in one allocation: the context
-// (answering the request id and the policy.Match), the response recorder,
-// the generated id's bytes and the echoed header's value.
+// (answering the request id and the policy.Match), the request handed on
+// (r with that context: the copy r.WithContext would allocate), the
+// response recorder, the generated id's bytes and the echoed header's
+// value.
+//
+// It is not pooled: the context may outlive the request (a tenant loaded
+// by this request starts its workers under context.WithoutCancel of it, and
+// their Value lookups go through it for the tenant's life), and so may the
+// header value (net/http writes the headers after the handler returns when
+// it wrote nothing).
 type state struct {
 	ctx   reqCtx
+	req   http.Request
 	rec   recorder
 	match policy.Match
 	id    string
@@ -94,7 +105,7 @@ func (c *reqCtx) Value(k any) any {
 	case policy.MatchKey:
 		return &c.s.match
 	case idKey:
-		return c.s.id
+		return &c.s.id // a pointer: boxing the string would allocate per lookup
 	}
 	return c.Context.Value(k)
 }
@@ -124,7 +135,10 @@ func serve(log *slog.Logger, m *metrics.Metrics, next http.Handler, w http.Respo
 			finish(log, m, s, r, start)
 		}
 	}()
-	next.ServeHTTP(&s.rec, r.WithContext(&s.ctx))
+	// WithContext is inlined and its copy does not escape: it lands in s
+	// instead of an allocation of its own.
+	s.req = *r.WithContext(&s.ctx)
+	next.ServeHTTP(&s.rec, &s.req)
 	done = true
 	finish(log, m, s, r, start)
 }

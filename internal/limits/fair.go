@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // fairSem is a counting semaphore shared between tenants: every slot taken
@@ -82,7 +83,14 @@ type fairSlot struct {
 }
 
 func (s fairSlot) Acquire(ctx context.Context) error { return s.p.acquire(ctx, s.key) }
-func (s fairSlot) Release()                          { s.p.release(s.key) }
+
+func (s fairSlot) Release() { s.p.release(s.key) }
+
+// acquireTimed is Acquire that says whether the call had to queue, and
+// for how long (limits.WaitEvent).
+func (s fairSlot) acquireTimed(ctx context.Context) (bool, time.Duration, error) {
+	return s.p.acquireTimed(ctx, s.key)
+}
 
 // mayTakeLocked is rule 1 for a tenant holding held slots when n tenants
 // are on the pool.
@@ -101,17 +109,25 @@ func (p *fairSem) mayTakeLocked(held, n int) bool {
 // acquire takes a slot for tenant key, or returns ctx.Err() if ctx ends
 // first (also when it is already done).
 func (p *fairSem) acquire(ctx context.Context, key any) error {
+	_, _, err := p.acquireTimed(ctx, key)
+	return err
+}
+
+// acquireTimed is acquire that also says whether the call queued (rule 2)
+// and for how long.
+func (p *fairSem) acquireTimed(ctx context.Context, key any) (blocked bool, wait time.Duration, err error) {
 	done := ctx.Done()
 	select {
 	case <-done:
-		return ctx.Err()
+		return false, 0, ctx.Err()
 	default:
 	}
 	p.mu.Lock()
 	if p.tryLocked(key) {
 		p.mu.Unlock()
-		return nil
+		return false, 0, nil
 	}
+	start := time.Now()
 	t := p.tenants[key]
 	if t == nil {
 		t = &fairTenant{}
@@ -124,7 +140,7 @@ func (p *fairSem) acquire(ctx context.Context, key any) error {
 
 	select {
 	case <-w.ready:
-		return nil
+		return true, time.Since(start), nil
 	case <-done:
 	}
 	p.mu.Lock()
@@ -146,7 +162,7 @@ func (p *fairSem) acquire(ctx context.Context, key any) error {
 		p.dispatchLocked()
 	}
 	p.mu.Unlock()
-	return ctx.Err()
+	return true, time.Since(start), ctx.Err()
 }
 
 // tryLocked is rule 1: it takes a slot for tenant key if it may.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -104,11 +105,28 @@ func NewSem(n int) *Sem {
 
 // Acquire takes a slot, or returns ctx.Err() if ctx ends first.
 func (s *Sem) Acquire(ctx context.Context) error {
-	if err := s.w.Acquire(ctx, 1); err != nil {
-		return err
+	_, _, err := s.acquireTimed(ctx)
+	return err
+}
+
+// acquireTimed is Acquire that also says whether the slot was not free at
+// once, and then how long the call waited (for WaitEvent). The fast path
+// is the semaphore's own: TryAcquire succeeds exactly when Acquire would
+// not block (room, and nobody queued before us).
+func (s *Sem) acquireTimed(ctx context.Context) (blocked bool, wait time.Duration, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, 0, err // as Acquire: a done context never takes a slot
+	}
+	if !s.w.TryAcquire(1) {
+		start := time.Now()
+		err := s.w.Acquire(ctx, 1)
+		if wait = time.Since(start); err != nil {
+			return true, wait, err
+		}
+		blocked = true
 	}
 	s.inUse.Add(1)
-	return nil
+	return blocked, wait, nil
 }
 
 // Release gives a slot back.
@@ -138,6 +156,41 @@ type Set struct {
 	cfg                                   Config
 	id                                    string // tenant id; "" for the process or an anonymous tenant
 	llmTotal, llmStudent, llmTeacher, ocr slot
+	// observe hears the waits of this tenant's calls (see SetObserver).
+	observe atomic.Pointer[func(WaitEvent)]
+}
+
+// Pool names, as in Config's and Usage's JSON and in WaitEvent.
+const (
+	PoolLLMTotal   = "llm_total"
+	PoolLLMStudent = "llm_student"
+	PoolLLMTeacher = "llm_teacher"
+	PoolOCR        = "ocr"
+)
+
+// WaitEvent is one wait for a slot by a call of the tenant whose Set
+// reports it: a slot that was free at once is no wait and is not reported.
+type WaitEvent struct {
+	Pool string // PoolLLMTotal, PoolLLMStudent, PoolLLMTeacher or PoolOCR
+	// Global is true for the process's pool, false for the tenant's own.
+	Global bool
+	Wait   time.Duration
+	// Err is the context's error when the call gave up waiting.
+	Err error
+}
+
+// SetObserver sets (nil: clears) the function that hears every wait of
+// AcquireLLM and AcquireOCR for the calls of tenant Set s, in its own pools
+// and in the global ones (a global Set's own observer is never called: the
+// waits belong to the tenant that waited). fn runs on the caller's
+// goroutine once the wait is over and must return quickly. Safe at any
+// time.
+func (s *Set) SetObserver(fn func(WaitEvent)) {
+	if fn == nil {
+		s.observe.Store(nil)
+		return
+	}
+	s.observe.Store(&fn)
 }
 
 // NewSet builds a Set of plain semaphores sized by c, for an anonymous
@@ -202,28 +255,36 @@ func (s *Set) Usage() Usage {
 	}
 }
 
+// step is one semaphore of a chain with the pool it belongs to.
+type step struct {
+	sem    Semaphore
+	pool   string
+	global bool
+}
+
 // llmChain lists the semaphores an LLM call of role r takes, in order.
-func llmChain(tenant, global *Set, r Role) []Semaphore {
+func llmChain(tenant, global *Set, r Role) []step {
 	k := tenant.key()
-	chain := []Semaphore{tenant.llmTotal.forTenant(k)}
-	if s := tenant.roleSem(r); s != nil {
-		chain = append(chain, s.forTenant(k))
+	chain := make([]step, 0, 4)
+	chain = append(chain, step{tenant.llmTotal.forTenant(k), PoolLLMTotal, false})
+	if s, pool := tenant.roleSem(r); s != nil {
+		chain = append(chain, step{s.forTenant(k), pool, false})
 	}
-	chain = append(chain, global.llmTotal.forTenant(k))
-	if s := global.roleSem(r); s != nil {
-		chain = append(chain, s.forTenant(k))
+	chain = append(chain, step{global.llmTotal.forTenant(k), PoolLLMTotal, true})
+	if s, pool := global.roleSem(r); s != nil {
+		chain = append(chain, step{s.forTenant(k), pool, true})
 	}
 	return chain
 }
 
-func (s *Set) roleSem(r Role) slot {
+func (s *Set) roleSem(r Role) (slot, string) {
 	switch r {
 	case RoleStudent:
-		return s.llmStudent
+		return s.llmStudent, PoolLLMStudent
 	case RoleTeacher:
-		return s.llmTeacher
+		return s.llmTeacher, PoolLLMTeacher
 	}
-	return nil
+	return nil, ""
 }
 
 // AcquireLLM takes the slots an LLM call of role r needs: tenant total,
@@ -231,14 +292,53 @@ func (s *Set) roleSem(r Role) slot {
 // them in reverse order. If ctx ends while waiting, every slot already taken
 // is given back and ctx.Err() is returned.
 func AcquireLLM(ctx context.Context, tenant, global *Set, r Role) (release func(), err error) {
-	return Acquire(ctx, llmChain(tenant, global, r)...)
+	return acquireSteps(ctx, tenant.observe.Load(), llmChain(tenant, global, r))
 }
 
 // AcquireOCR takes the tenant's OCR slot, then the global one.
 func AcquireOCR(ctx context.Context, tenant, global *Set) (release func(), err error) {
 	k := tenant.key()
-	return Acquire(ctx, tenant.ocr.forTenant(k), global.ocr.forTenant(k))
+	return acquireSteps(ctx, tenant.observe.Load(), []step{
+		{tenant.ocr.forTenant(k), PoolOCR, false}, {global.ocr.forTenant(k), PoolOCR, true}})
 }
+
+// timedSemaphore is a Semaphore that tells whether a slot was free at once
+// and, if not, how long the call waited: the package's own semaphores.
+type timedSemaphore interface {
+	acquireTimed(ctx context.Context) (blocked bool, wait time.Duration, err error)
+}
+
+// acquireSteps is Acquire over a chain whose waits are reported to obs
+// (nil: none), pool by pool.
+func acquireSteps(ctx context.Context, obs *func(WaitEvent), chain []step) (release func(), err error) {
+	sems := make([]Semaphore, len(chain))
+	for i, st := range chain {
+		sems[i] = st.sem
+		if obs != nil {
+			if ts, ok := st.sem.(timedSemaphore); ok {
+				sems[i] = observed{ts, st, *obs}
+			}
+		}
+	}
+	return Acquire(ctx, sems...)
+}
+
+// observed is a chain's semaphore whose waits go to obs.
+type observed struct {
+	ts  timedSemaphore
+	st  step
+	obs func(WaitEvent)
+}
+
+func (o observed) Acquire(ctx context.Context) error {
+	blocked, wait, err := o.ts.acquireTimed(ctx)
+	if blocked {
+		o.obs(WaitEvent{Pool: o.st.pool, Global: o.st.global, Wait: wait, Err: err})
+	}
+	return err
+}
+
+func (o observed) Release() { o.st.sem.Release() }
 
 var errDoubleRelease = errors.New("limits: release called twice")
 

@@ -177,3 +177,59 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A tenant Set's observer hears each wait of its calls, in its own pools
+// and in the process's, with the pool and the time waited; a slot free at
+// once is no wait, and a wait given up is reported with its error.
+func TestWaitObserver(t *testing.T) {
+	tenant := NewTenantSet("t1", Config{LLMTotal: 1, LLMStudent: 5, LLMTeacher: 5, OCR: 5})
+	other := NewTenantSet("t2", Config{LLMTotal: 5, LLMStudent: 5, LLMTeacher: 5, OCR: 5})
+	global := NewGlobalSet(Config{LLMTotal: 8, LLMStudent: 8, LLMTeacher: 8, OCR: 1})
+	events := make(chan WaitEvent, 8)
+	tenant.SetObserver(func(e WaitEvent) { events <- e })
+	other.SetObserver(func(e WaitEvent) { t.Errorf("t2 heard t1's wait %+v", e) })
+
+	release, err := AcquireLLM(context.Background(), tenant, global, RoleTeacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 0 {
+		t.Fatalf("a free slot reported a wait: %+v", <-events)
+	}
+	got := make(chan func(), 1)
+	go func() {
+		r, err := AcquireLLM(context.Background(), tenant, global, RoleTeacher)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- r
+	}()
+	time.Sleep(30 * time.Millisecond)
+	release()
+	(<-got)()
+	e := <-events
+	if e.Pool != PoolLLMTotal || e.Global || e.Err != nil || e.Wait < 20*time.Millisecond {
+		t.Errorf("tenant pool wait: %+v", e)
+	}
+
+	// The global OCR pool (1 slot) held by another tenant: t1 waits there,
+	// then gives up.
+	held, err := AcquireOCR(context.Background(), other, global)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := AcquireOCR(ctx, tenant, global); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("OCR acquire: %v", err)
+	}
+	e = <-events
+	if e.Pool != PoolOCR || !e.Global || !errors.Is(e.Err, context.DeadlineExceeded) || e.Wait < 15*time.Millisecond {
+		t.Errorf("global pool wait: %+v", e)
+	}
+	if u := tenant.Usage(); u != (Usage{}) {
+		t.Errorf("slots left taken: %+v", u)
+	}
+	tenant.SetObserver(nil)
+}

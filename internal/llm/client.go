@@ -11,10 +11,33 @@ import (
 
 // Meter records one tenant's LLM usage with atomic counters. The zero value
 // is ready; a Meter is safe for concurrent use.
+//
+// Every Client of a tenant shares its Meter (a teacher's private-provider
+// client too: modelconfig copies it), so the Meter is also where a
+// tenant's finished calls are observed one by one: Observe.
 type Meter struct {
 	calls, failures, attempts      atomic.Int64
 	promptTokens, completionTokens atomic.Int64
 	latencyTotal, latencyMax       atomic.Int64 // nanoseconds
+
+	// Observe, when set (before the Meter is used), hears every call
+	// recorded, on the caller's goroutine once the call is over; it must
+	// return quickly. It is how the server's metrics get the calls by
+	// provider and kind.
+	Observe func(CallEvent)
+}
+
+// CallEvent is one finished Client.Chat call.
+type CallEvent struct {
+	Kind string // Request.Kind
+	// Provider names the target that answered, or for a failed call the
+	// last one tried; "" when none was (no provider, a refused request).
+	Provider string
+	Attempts int // HTTP attempts over all targets
+	Latency  time.Duration
+	// Tokens as the provider reported them (0 for a failed call).
+	PromptTokens, CompletionTokens int
+	Err                            error // nil for a success; ErrorClass names it
 }
 
 // MeterSnapshot is a Meter's counters at one moment (each counter is read
@@ -46,10 +69,18 @@ func (m *Meter) Snapshot() MeterSnapshot {
 	}
 }
 
-// record adds one finished call.
-func (m *Meter) record(attempts int64, latency time.Duration, resp *Response, err error) {
+// record adds one finished call of kind, provider the last target tried.
+func (m *Meter) record(kind, provider string, attempts int64, latency time.Duration, resp *Response, err error) {
 	if m == nil {
 		return
+	}
+	if m.Observe != nil {
+		e := CallEvent{Kind: kind, Provider: provider, Attempts: int(attempts), Latency: latency, Err: err}
+		if err == nil && resp != nil {
+			e.Provider = resp.Provider
+			e.PromptTokens, e.CompletionTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
+		}
+		defer m.Observe(e) // after the counters: a reader of both never sees the event first
 	}
 	m.calls.Add(1)
 	m.attempts.Add(attempts)
@@ -100,11 +131,11 @@ func (c *Client) Chat(ctx context.Context, req Request) (*Response, error) {
 		meter = c.Meter
 	}
 	if !c.Configured() {
-		meter.record(0, time.Since(start), nil, ErrNotConfigured)
+		meter.record(req.Kind, "", 0, time.Since(start), nil, ErrNotConfigured)
 		return nil, ErrNotConfigured
 	}
 	if (c.Tenant == nil) != (c.Global == nil) {
-		meter.record(0, time.Since(start), nil, errHalfLimits)
+		meter.record(req.Kind, "", 0, time.Since(start), nil, errHalfLimits)
 		return nil, errHalfLimits
 	}
 	var attempts atomic.Int64
@@ -119,11 +150,11 @@ func (c *Client) Chat(ctx context.Context, req Request) (*Response, error) {
 		}
 		return release, err
 	}
-	resp, err := c.Gateway.Chat(ctx, req, acquire)
+	resp, provider, err := c.Gateway.chat(ctx, req, acquire)
 	latency := time.Since(start)
 	if resp != nil {
 		latency = resp.Latency
 	}
-	meter.record(attempts.Load(), latency, resp, err)
+	meter.record(req.Kind, provider, attempts.Load(), latency, resp, err)
 	return resp, err
 }

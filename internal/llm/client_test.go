@@ -3,6 +3,8 @@ package llm_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,5 +274,107 @@ func TestClientHalfLimitsRejected(t *testing.T) {
 	c := &llm.Client{Gateway: newGateway(&sleeper{}, prov("p", srv, "k")), Tenant: bigLimits()}
 	if _, err := c.Chat(context.Background(), llm.Request{Messages: userMsg("x")}); err == nil || len(srv.Requests()) != 0 {
 		t.Fatalf("err %v, %d requests", err, len(srv.Requests()))
+	}
+}
+
+// The Meter's observer hears every call: the provider that answered (the
+// fallback after a failing first target), the kind, the attempts and
+// tokens; a failed call under the last target tried, with its error class;
+// a call without a provider under none.
+func TestMeterObserve(t *testing.T) {
+	bad, good := llmtest.NewServer(t), llmtest.NewServer(t)
+	bad.Respond(func(llmtest.Recorded) llmtest.Step { return llmtest.Step{Status: 500} })
+	good.Script(llmtest.Step{Reply: "ok", Usage: &llm.Usage{PromptTokens: 7, CompletionTokens: 3}}, llmtest.Step{Status: 401})
+	a, b := prov("first", bad, "k1"), prov("second", good, "k2")
+	a.MaxAttempts, b.MaxAttempts = 2, 1
+	var mu sync.Mutex
+	var got []llm.CallEvent
+	meter := &llm.Meter{Observe: func(e llm.CallEvent) {
+		mu.Lock()
+		got = append(got, e)
+		mu.Unlock()
+	}}
+	c := &llm.Client{Gateway: newGateway(&sleeper{}, a, b), Tenant: bigLimits(), Global: bigLimits(), Meter: meter}
+	if _, err := c.Chat(context.Background(), llm.Request{Messages: userMsg("x"), Kind: "chat.agent"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Chat(context.Background(), llm.Request{Messages: userMsg("y"), Kind: "profile.judge"})
+	if err == nil {
+		t.Fatal("the second call succeeded")
+	}
+	none := &llm.Client{Meter: meter}
+	none.Chat(context.Background(), llm.Request{Messages: userMsg("z"), Kind: "ocr.llm"})
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 {
+		t.Fatalf("%d events: %+v", len(got), got)
+	}
+	ok, failed, unconfigured := got[0], got[1], got[2]
+	if ok.Kind != "chat.agent" || ok.Provider != "second" || ok.Attempts != 3 || ok.PromptTokens != 7 ||
+		ok.CompletionTokens != 3 || ok.Err != nil || ok.Latency <= 0 {
+		t.Errorf("success: %+v", ok)
+	}
+	if failed.Kind != "profile.judge" || failed.Provider != "second" || failed.Attempts != 3 ||
+		llm.ErrorClass(failed.Err) != llm.ClassHTTP4xx || failed.PromptTokens != 0 {
+		t.Errorf("failure: %+v (class %q)", failed, llm.ErrorClass(failed.Err))
+	}
+	if unconfigured.Provider != "" || llm.ErrorClass(unconfigured.Err) != llm.ClassNotConfigured {
+		t.Errorf("no provider: %+v", unconfigured)
+	}
+	if s := meter.Snapshot(); s.Calls != 3 || s.Failures != 2 || s.PromptTokens != 7 {
+		t.Errorf("meter %+v", s) // the counters are kept as before
+	}
+}
+
+func TestErrorClass(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{llm.ErrNotConfigured, llm.ClassNotConfigured},
+		{fmt.Errorf("llm: %w", context.Canceled), llm.ClassCanceled},
+		{fmt.Errorf("llm: %w (last attempt: x)", context.DeadlineExceeded), llm.ClassDeadline},
+		{fmt.Errorf("p: %w after 1s", llm.ErrTimeout), llm.ClassTimeout},
+		{&llm.APIError{Status: 429}, llm.ClassRateLimited},
+		{&llm.APIError{Status: 503}, llm.ClassHTTP5xx},
+		{&llm.APIError{Status: 403}, llm.ClassHTTP4xx},
+		{fmt.Errorf("%w: no choices", llm.ErrMalformedResponse), llm.ClassMalformed},
+		{errors.New("something else"), llm.ClassOther},
+	} {
+		if got := llm.ErrorClass(c.err); got != c.want {
+			t.Errorf("ErrorClass(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// Over real connections: a refused dial is "connection", a stream cut
+// after its first piece "stream_broken", and a chain is classed by its
+// last target.
+func TestErrorClassOverHTTP(t *testing.T) {
+	srv := llmtest.NewServer(t)
+	srv.Script(llmtest.Step{Reply: "abcdef", Chunks: 3, CutAfter: 1}, llmtest.Step{Status: 500})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	p := prov("p", srv, "k")
+	p.MaxAttempts = 1
+	gone := llm.Provider{Name: "gone", BaseURL: deadURL, Model: "m", MaxAttempts: 1, Timeout: time.Second}
+
+	_, err = newGateway(&sleeper{}, p).Chat(context.Background(), llm.Request{Messages: userMsg("s"), OnDelta: func(string) {}}, nil)
+	if got := llm.ErrorClass(err); got != llm.ClassStream || err.Error() == "" {
+		t.Errorf("broken stream: %q (%v)", got, err)
+	}
+	_, err = newGateway(&sleeper{}, gone).Chat(context.Background(), llm.Request{Messages: userMsg("s")}, nil)
+	if got := llm.ErrorClass(err); got != llm.ClassConnection {
+		t.Errorf("refused dial: %q (%v)", got, err)
+	}
+	_, err = newGateway(&sleeper{}, p, gone).Chat(context.Background(), llm.Request{Messages: userMsg("s")}, nil)
+	if got := llm.ErrorClass(err); got != llm.ClassConnection {
+		t.Errorf("chain 500 then refused: %q (%v)", got, err)
 	}
 }

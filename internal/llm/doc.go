@@ -66,7 +66,10 @@
 // releases the slots as soon as that attempt's answer has been read, so a
 // backoff sleep holds no concurrency slot. [Client] supplies
 // limits.AcquireLLM (tenant total, tenant role, global total, global role)
-// and records usage, latency, attempts and failures in a [Meter].
+// and records usage, latency, attempts and failures in a [Meter], which
+// also reports each finished call to its Observe function (the server's
+// metrics: a [CallEvent] with the provider, the kind and the error's
+// [ErrorClass]).
 //
 // # Streaming
 //

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -54,6 +55,72 @@ func retryableStatus(code int) bool {
 		return true
 	}
 	return code >= 500 && code <= 599
+}
+
+// Error classes, as ErrorClass returns them: a small fixed set, for
+// metrics labels.
+const (
+	ClassNotConfigured = "not_configured"
+	ClassCanceled      = "canceled"  // the caller's context was cancelled
+	ClassDeadline      = "deadline"  // the caller's deadline passed
+	ClassTimeout       = "timeout"   // an attempt's own timeout (Provider.Timeout)
+	ClassRateLimited   = "http_429"  // the last answer was a 429
+	ClassHTTP4xx       = "http_4xx"  // another 4xx (a bad key, a bad request) or a 3xx
+	ClassHTTP5xx       = "http_5xx"  // a 5xx
+	ClassMalformed     = "malformed" // a 2xx answer that could not be used
+	ClassStream        = "stream_broken"
+	ClassConnection    = "connection" // the request could not be sent or the answer read (TLS included)
+	ClassOther         = "other"      // anything else (a bad base URL, a request that cannot be encoded…)
+)
+
+// errStreamBroken is wrapped by the error of a stream that failed after its
+// first piece was passed on.
+var errStreamBroken = errors.New("streamed answer broke off")
+
+// transportError marks an error of sending a request or reading its answer
+// (ErrorClass "connection") without changing its text.
+type transportError struct{ error }
+
+func (e transportError) Unwrap() error { return e.error }
+
+// ErrorClass names the kind of failure of a call's error ("" for nil). A
+// chain that failed on every target is classed by its last target's
+// error; the caller's own context ending wins over what the attempts saw.
+func ErrorClass(err error) string {
+	if err == nil {
+		return ""
+	}
+	switch {
+	case errors.Is(err, ErrNotConfigured):
+		return ClassNotConfigured
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return ClassDeadline
+	}
+	if c, ok := err.(chainError); ok && len(c) > 0 {
+		err = c[len(c)-1]
+	}
+	var apiErr *APIError
+	switch {
+	case errors.Is(err, errStreamBroken):
+		return ClassStream
+	case errors.As(err, &apiErr):
+		switch {
+		case apiErr.Status == 429:
+			return ClassRateLimited
+		case apiErr.Status >= 500:
+			return ClassHTTP5xx
+		}
+		return ClassHTTP4xx
+	case errors.Is(err, ErrTimeout):
+		return ClassTimeout
+	case errors.Is(err, ErrMalformedResponse):
+		return ClassMalformed
+	case errors.As(err, new(transportError)):
+		return ClassConnection
+	}
+	return ClassOther
 }
 
 // chainError is the error of a call on which every target failed. It keeps

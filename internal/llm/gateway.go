@@ -176,11 +176,18 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // ctx ends, Chat returns an error wrapping ctx.Err(). When every target
 // failed, the error wraps each target's last error.
 func (g *Gateway) Chat(ctx context.Context, req Request, acquire func(context.Context) (release func(), err error)) (*Response, error) {
+	resp, _, err := g.chat(ctx, req, acquire)
+	return resp, err
+}
+
+// chat is Chat that also returns the name of the last target it tried
+// ("" when none was): the provider a failed call is reported under.
+func (g *Gateway) chat(ctx context.Context, req Request, acquire func(context.Context) (release func(), err error)) (_ *Response, provider string, _ error) {
 	if !g.Configured() {
-		return nil, ErrNotConfigured
+		return nil, "", ErrNotConfigured
 	}
 	if len(req.Messages) == 0 {
-		return nil, errors.New("llm: request has no messages")
+		return nil, "", errors.New("llm: request has no messages")
 	}
 	start := time.Now()
 	attempts := 0
@@ -200,15 +207,16 @@ func (g *Gateway) Chat(ctx context.Context, req Request, acquire func(context.Co
 		t := &g.targets[ti]
 		body, err := encodeRequest(t.Model, req)
 		if err != nil {
-			return nil, err
+			return nil, provider, err
 		}
+		provider = t.Name
 		for n := 1; n <= t.MaxAttempts; n++ {
 			if err := ctx.Err(); err != nil {
-				return nil, ctxError(err, lastErr)
+				return nil, provider, ctxError(err, lastErr)
 			}
 			res, err := g.attempt(ctx, t, body, acquire, onDelta)
 			if err != nil { // acquire failed: the caller's context ended or the limits refused
-				return nil, ctxError(err, lastErr)
+				return nil, provider, ctxError(err, lastErr)
 			}
 			attempts++
 			if res.err == nil {
@@ -220,17 +228,17 @@ func (g *Gateway) Chat(ctx context.Context, req Request, acquire func(context.Co
 					slog.String("kind", req.Kind), slog.String("provider", t.Name), slog.String("model", t.Model),
 					slog.Int("attempts", attempts), slog.Duration("latency", out.Latency),
 					slog.Int("prompt_tokens", out.Usage.PromptTokens), slog.Int("completion_tokens", out.Usage.CompletionTokens))
-				return out, nil
+				return out, provider, nil
 			}
 			lastErr = res.err
 			if err := ctx.Err(); err != nil {
-				return nil, ctxError(err, lastErr)
+				return nil, provider, ctxError(err, lastErr)
 			}
 			if delivered {
 				g.log.LogAttrs(ctx, slog.LevelWarn, "llm stream broke after its first piece",
 					slog.String("kind", req.Kind), slog.String("provider", t.Name), slog.String("model", t.Model),
 					slog.Int("attempt", n), slog.String("error", res.err.Error()))
-				return nil, fmt.Errorf("llm: streamed answer broke off: %w", res.err)
+				return nil, provider, fmt.Errorf("llm: %w: %w", errStreamBroken, res.err)
 			}
 			retry := res.retryable && n < t.MaxAttempts
 			var delay time.Duration
@@ -252,15 +260,15 @@ func (g *Gateway) Chat(ctx context.Context, req Request, acquire func(context.Co
 				if cerr := ctx.Err(); cerr != nil {
 					err = cerr
 				}
-				return nil, ctxError(err, lastErr)
+				return nil, provider, ctxError(err, lastErr)
 			}
 		}
 		failed = append(failed, lastErr)
 	}
 	if len(failed) == 1 {
-		return nil, failed[0]
+		return nil, provider, failed[0]
 	}
-	return nil, failed
+	return nil, provider, failed
 }
 
 func ctxError(err, last error) error {
@@ -388,13 +396,13 @@ func transportFailure(actx context.Context, t *target, err error) result {
 	)
 	if errors.As(err, &verifyErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) ||
 		errors.As(err, &invalidErr) || errors.As(err, &recordErr) {
-		return result{err: fmt.Errorf("llm: provider %q: %w", t.Name, err)}
+		return result{err: transportError{fmt.Errorf("llm: provider %q: %w", t.Name, err)}}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // drop the URL: it repeats the configured base URL in every log line
 	}
-	return result{err: fmt.Errorf("llm: provider %q: connection error: %w", t.Name, err), retryable: true}
+	return result{err: transportError{fmt.Errorf("llm: provider %q: connection error: %w", t.Name, err)}, retryable: true}
 }
 
 // parseRetryAfter reads retry-after-ms (milliseconds, sent by some

@@ -1,17 +1,21 @@
 // Package metrics is Lectern's Prometheus instrumentation: one registry
 // per server (never the global default one), built by the server and
 // handed down, with the Go runtime and process collectors, the HTTP
-// request metrics (updated per request by the access-log middleware) and
-// the tenants' metrics, computed at scrape time from snapshots the server
-// supplies (nothing on the hot path).
+// request metrics (updated per request by the access-log middleware), the
+// tenants' state computed at scrape time from snapshots the server
+// supplies (queues, workers, slots in use), and the events the tenants
+// report as they happen (events.go: each finished job, LLM call and
+// limiter wait, through ObserveJob, ObserveLLMCall and ObserveLimitWait).
 //
 // Label cardinality is bounded: a route label is a registered route
 // pattern ("GET /exam/{exam_id}"), never a raw path ("other" when no route
 // matched); a method outside the standard ones is "OTHER"; a tenant label
-// is a tenant that served the request, up to MaxTenants of them at once
-// ("other" beyond, "none" when no tenant served it), and the tenants that
-// are no longer loaded are dropped at each scrape when Options.Snapshots
-// is set.
+// is a tenant that served the request or reported the event, up to
+// MaxTenants of them at once ("other" beyond, "none" when no tenant served
+// it), and the tenants that are no longer loaded are dropped, at their
+// unload (ObserveTenant) and at each scrape when Options.Snapshots is set;
+// an LLM kind is one of the code's (LLMKind), a provider one of the
+// configured ones ("private" for a teacher's own).
 package metrics
 
 import (
@@ -51,6 +55,10 @@ type Options struct {
 	ScrapeTimeout time.Duration
 	// Buckets overrides DefaultBuckets.
 	Buckets []float64
+	// Providers are the configured LLM providers' names (the shared chain
+	// and the OCR model's): an LLM call answered by any other provider (a
+	// teacher's own) is labelled "private".
+	Providers []string
 }
 
 // Metrics holds the registry and the HTTP metrics.
@@ -60,10 +68,11 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	max      int
 	life     *lifecycle
+	ev       *events
 
 	mu      sync.RWMutex
 	series  map[seriesKey]series
-	tenants map[string]int // admitted tenant label -> series count
+	tenants map[string]struct{} // admitted tenant labels (HTTP and events)
 }
 
 type seriesKey struct {
@@ -107,14 +116,16 @@ func NewWith(opts Options) *Metrics {
 		}, []string{"method", "route", "class", "tenant"}),
 		max:     opts.MaxTenants,
 		life:    newLifecycle(),
+		ev:      newEvents(opts.Providers),
 		series:  make(map[seriesKey]series),
-		tenants: make(map[string]int),
+		tenants: make(map[string]struct{}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.life.events, m.life.loadTime,
 	)
+	m.reg.MustRegister(m.ev.collectors()...)
 	if opts.Snapshots != nil {
 		m.reg.MustRegister(&snapshotCollector{m: m, snap: opts.Snapshots, timeout: opts.ScrapeTimeout})
 	}
@@ -166,12 +177,7 @@ func (m *Metrics) newSeries(k seriesKey) series {
 	if s, ok := m.series[k]; ok {
 		return s
 	}
-	label := k.tenant
-	if label != NoTenant && label != Other {
-		if _, ok := m.tenants[label]; !ok && len(m.tenants) >= m.max {
-			label = Other
-		}
-	}
+	label := m.admitLocked(k.tenant)
 	code, class := codeLabel(k.code)
 	s := series{
 		count:    m.requests.WithLabelValues(k.method, k.route, code, label),
@@ -179,14 +185,49 @@ func (m *Metrics) newSeries(k seriesKey) series {
 		overflow: label != k.tenant,
 	}
 	m.series[k] = s
-	if label != NoTenant && label != Other {
-		m.tenants[label]++
-	}
 	return s
 }
 
-// ForgetTenant drops the HTTP series of tenant and frees its label (for
-// an unloaded tenant). With Options.Snapshots set, every scrape does it for
+// admitLocked returns the label of tenant (NoTenant and Other as they
+// are), admitting it if there is room: Other when MaxTenants others hold
+// the labels.
+func (m *Metrics) admitLocked(tenant string) string {
+	if tenant == NoTenant || tenant == Other {
+		return tenant
+	}
+	if _, ok := m.tenants[tenant]; ok {
+		return tenant
+	}
+	if len(m.tenants) >= m.max {
+		return Other
+	}
+	m.tenants[tenant] = struct{}{}
+	return tenant
+}
+
+// withTenant calls record with the label of tenant ("" is NoTenant),
+// admitting it if there is room, under the lock ForgetTenant takes: an
+// event racing with its tenant's unload cannot leave a series behind that
+// no label accounts for.
+func (m *Metrics) withTenant(tenant string, record func(label string)) {
+	if tenant == "" {
+		tenant = NoTenant
+	}
+	m.mu.RLock()
+	_, ok := m.tenants[tenant]
+	if ok || tenant == NoTenant || tenant == Other {
+		defer m.mu.RUnlock()
+		record(tenant)
+		return
+	}
+	m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	record(m.admitLocked(tenant))
+}
+
+// ForgetTenant drops the HTTP and event series of tenant and frees its
+// label (for an unloaded tenant). With Options.Snapshots set, every scrape does it for
 // the tenants not in the snapshots.
 func (m *Metrics) ForgetTenant(tenant string) {
 	m.mu.Lock()
@@ -206,6 +247,7 @@ func (m *Metrics) forgetLocked(tenant string) {
 	}
 	m.requests.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
 	m.duration.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	m.ev.forget(tenant)
 }
 
 // retain forgets the admitted tenants not in loaded (the default tenant

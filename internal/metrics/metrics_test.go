@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/limits"
+	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/metrics"
 )
 
@@ -44,7 +47,6 @@ func TestSnapshotCollector(t *testing.T) {
 					{Kind: "chat", Workers: 4, Queued: 3, MaxQueued: 100, Busy: 2, Processed: 17, Failed: 1},
 					{Kind: "upload", Workers: 1},
 				},
-				LLM:   metrics.LLMSnapshot{Calls: 9, Failures: 2, Attempts: 11, PromptTokens: 1000, CompletionTokens: 250, LatencyTotal: 1500 * time.Millisecond},
 				Pools: []metrics.PoolSnapshot{{Pool: "llm_total", InUse: 3, Limit: 8}, {Pool: "ocr", InUse: 0, Limit: 2}},
 			})
 		}
@@ -61,12 +63,6 @@ func TestSnapshotCollector(t *testing.T) {
 		`lectern_job_workers{kind="upload",tenant="_default"} 1`,
 		`lectern_jobs_processed_total{kind="chat",tenant="t1"} 17`,
 		`lectern_jobs_failed_total{kind="chat",tenant="_default"} 1`,
-		`lectern_llm_calls_total{tenant="t1"} 9`,
-		`lectern_llm_failures_total{tenant="t1"} 2`,
-		`lectern_llm_attempts_total{tenant="t1"} 11`,
-		`lectern_llm_tokens_total{tenant="t1",type="prompt"} 1000`,
-		`lectern_llm_tokens_total{tenant="t1",type="completion"} 250`,
-		`lectern_llm_latency_seconds_total{tenant="t1"} 1.5`,
 		`lectern_limiter_slots_in_use{pool="llm_total",tenant="t1"} 3`,
 		`lectern_limiter_slots_limit{pool="ocr",tenant="t1"} 2`,
 		"# TYPE lectern_jobs_processed_total counter",
@@ -118,4 +114,100 @@ func TestRegistriesAreSeparate(t *testing.T) {
 	if strings.Contains(scrape(t, b), `route="GET /x"`) {
 		t.Error("registries share metrics")
 	}
+}
+
+// The events: jobs, LLM calls and limiter waits by tenant with bounded
+// labels (a provider outside the configured ones is private, an unknown
+// kind other, a client's agent id cut off), the tenant cap shared with the
+// HTTP metrics, and the series of a tenant dropped at its unload and at a
+// scrape that no longer sees it loaded.
+func TestEventMetrics(t *testing.T) {
+	loaded := []string{"t1", "t2"}
+	m := metrics.NewWith(metrics.Options{MaxTenants: 2, Providers: []string{"deepseek", "ocr"},
+		Snapshots: func(context.Context) []metrics.TenantSnapshot {
+			var out []metrics.TenantSnapshot
+			for _, id := range loaded {
+				out = append(out, metrics.TenantSnapshot{Tenant: id})
+			}
+			return out
+		}})
+	m.ObserveJob("t1", jobs.JobEvent{Kind: "chat", ID: "job_SECRET", Outcome: jobs.OutcomeDone, Queued: 20 * time.Millisecond, Ran: 3 * time.Second})
+	m.ObserveJob("t1", jobs.JobEvent{Kind: "chat", Outcome: jobs.OutcomeFailed, Ran: time.Second})
+	m.ObserveLLMCall("t1", llm.CallEvent{Kind: "chat.agent.my-AGENT", Provider: "deepseek", Attempts: 2, Latency: 1200 * time.Millisecond,
+		PromptTokens: 100, CompletionTokens: 20})
+	m.ObserveLLMCall("t1", llm.CallEvent{Kind: "upload.exam_scores_parse", Provider: "teacher-own-https://x", Attempts: 1,
+		Err: &llm.APIError{Status: 429}})
+	m.ObserveLLMCall("t2", llm.CallEvent{Kind: "made.up.kind", Err: llm.ErrNotConfigured})
+	m.ObserveLimitWait("t1", limits.WaitEvent{Pool: limits.PoolLLMTeacher, Wait: 30 * time.Millisecond})
+	m.ObserveLimitWait("t1", limits.WaitEvent{Pool: limits.PoolOCR, Global: true, Wait: 2 * time.Second, Err: context.Canceled})
+	m.ObserveLimitWait("t3", limits.WaitEvent{Pool: limits.PoolOCR, Wait: time.Millisecond}) // beyond the cap of 2
+	out := scrape(t, m)
+	for _, want := range []string{
+		`lectern_job_queue_wait_seconds_count{kind="chat",tenant="t1"} 2`,
+		`lectern_job_queue_wait_seconds_bucket{kind="chat",tenant="t1",le="0.025"} 2`,
+		`lectern_job_run_seconds_count{kind="chat",outcome="done",tenant="t1"} 1`,
+		`lectern_job_run_seconds_count{kind="chat",outcome="failed",tenant="t1"} 1`,
+		`lectern_job_run_seconds_bucket{kind="chat",outcome="done",tenant="t1",le="2.5"} 0`,
+		`lectern_llm_calls_total{kind="chat.agent",outcome="ok",provider="deepseek",tenant="t1"} 1`,
+		`lectern_llm_attempts_total{kind="chat.agent",provider="deepseek",tenant="t1"} 2`,
+		`lectern_llm_tokens_total{kind="chat.agent",provider="deepseek",tenant="t1",type="prompt"} 100`,
+		`lectern_llm_tokens_total{kind="chat.agent",provider="deepseek",tenant="t1",type="completion"} 20`,
+		`lectern_llm_call_duration_seconds_sum{kind="chat.agent",provider="deepseek",tenant="t1"} 1.2`,
+		`lectern_llm_calls_total{kind="upload.exam_scores_parse",outcome="error",provider="private",tenant="t1"} 1`,
+		`lectern_llm_errors_total{class="http_429",kind="upload.exam_scores_parse",provider="private",tenant="t1"} 1`,
+		`lectern_llm_errors_total{class="not_configured",kind="other",provider="none",tenant="t2"} 1`,
+		`lectern_limiter_wait_seconds_count{pool="llm_teacher",scope="tenant",tenant="t1"} 1`,
+		`lectern_limiter_wait_seconds_count{pool="ocr",scope="global",tenant="t1"} 1`,
+		`lectern_limiter_wait_seconds_count{pool="ocr",scope="tenant",tenant="other"} 1`,
+		"# TYPE lectern_job_run_seconds histogram", "# TYPE lectern_llm_calls_total counter",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, bad := range []string{"SECRET", "AGENT", "made.up", "https://", `tenant="t3"`} {
+		if strings.Contains(out, bad) {
+			t.Errorf("/metrics carries %q", bad)
+		}
+	}
+	// t1 unloads (the registry's event): its series go, its label is free.
+	m.ObserveTenant(metrics.TenantUnload, "t1", 0)
+	loaded = []string{"t2"}
+	out = scrape(t, m)
+	if strings.Contains(out, `tenant="t1"`) {
+		t.Errorf("t1's series after its unload:\n%s", grep(out, `tenant="t1"`))
+	}
+	// t2 stops being loaded without an event: the scrape drops it (the
+	// scrape that notices exports it one last time).
+	loaded = nil
+	scrape(t, m)
+	if out = scrape(t, m); strings.Contains(out, `tenant="t2"`) {
+		t.Errorf("t2's series after it left the snapshots:\n%s", grep(out, `tenant="t2"`))
+	}
+	var nilM *metrics.Metrics
+	nilM.ObserveJob("t", jobs.JobEvent{})
+	nilM.ObserveLLMCall("t", llm.CallEvent{})
+	nilM.ObserveLimitWait("t", limits.WaitEvent{})
+}
+
+func TestLLMKind(t *testing.T) {
+	for in, want := range map[string]string{
+		"chat.agent": "chat.agent", "chat.agent.teacher-7": "chat.agent", "chat.agent_no_tools.x": "chat.agent_no_tools",
+		"upload.assignment_parse": "upload.assignment_parse", "ocr.llm": "ocr.llm", "": "other", "chat": "other",
+		"chat.agentx": "other", "evil.kind.x": "other",
+	} {
+		if got := metrics.LLMKind(in); got != want {
+			t.Errorf("LLMKind(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func grep(s, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }

@@ -9,11 +9,11 @@ import (
 
 // TenantSnapshot is one loaded tenant's state at scrape time, mirroring
 // tenantapp.Status (the server converts one into the other; this package
-// does not import the tenants').
+// does not import the tenants'). The LLM calls are not in it: they are
+// events (ObserveLLMCall), labelled by provider and kind as well.
 type TenantSnapshot struct {
 	Tenant  string
 	Workers []WorkerSnapshot // tenantapp.Status.Workers
-	LLM     LLMSnapshot      // tenantapp.Status.LLM (llm.MeterSnapshot)
 	Pools   []PoolSnapshot   // tenantapp.Status.LimitsInUse against EffectiveLimits
 	// OCRPages and OCRFailures are tenantapp.Status.OCR.
 	OCRPages, OCRFailures int64
@@ -28,13 +28,6 @@ type WorkerSnapshot struct {
 	Busy      int
 	Processed int64
 	Failed    int64
-}
-
-// LLMSnapshot is a tenant's LLM meter (llm.MeterSnapshot).
-type LLMSnapshot struct {
-	Calls, Failures, Attempts      int64
-	PromptTokens, CompletionTokens int64
-	LatencyTotal                   time.Duration
 }
 
 // PoolSnapshot is one limiter pool of a tenant ("llm_total", "llm_student",
@@ -57,11 +50,6 @@ var (
 	dRunning     = desc("jobs_running", "Jobs running (busy workers) by tenant and job kind.", "tenant", "kind")
 	dProcessed   = desc("jobs_processed_total", "Jobs done since the tenant was loaded, by tenant and job kind.", "tenant", "kind")
 	dFailed      = desc("jobs_failed_total", "Jobs failed since the tenant was loaded, by tenant and job kind.", "tenant", "kind")
-	dLLMCalls    = desc("llm_calls_total", "LLM calls since the tenant was loaded.", "tenant")
-	dLLMFailures = desc("llm_failures_total", "LLM calls that failed.", "tenant")
-	dLLMAttempts = desc("llm_attempts_total", "HTTP attempts of the LLM calls.", "tenant")
-	dLLMTokens   = desc("llm_tokens_total", "LLM tokens by tenant and type (prompt, completion).", "tenant", "type")
-	dLLMLatency  = desc("llm_latency_seconds_total", "Sum of the LLM calls' latencies.", "tenant")
 	dOCRPages    = desc("ocr_pages_total", "Pages given to the tenant's OCR engine since it was loaded.", "tenant")
 	dOCRFailures = desc("ocr_failures_total", "OCR pages that failed.", "tenant")
 	dPoolInUse   = desc("limiter_slots_in_use", "Limiter slots taken now by tenant and pool.", "tenant", "pool")
@@ -77,7 +65,7 @@ type snapshotCollector struct {
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dTenants, dWorkers, dQueued, dQueueMax, dRunning, dProcessed, dFailed,
-		dLLMCalls, dLLMFailures, dLLMAttempts, dLLMTokens, dLLMLatency, dOCRPages, dOCRFailures, dPoolInUse, dPoolLimit} {
+		dOCRPages, dOCRFailures, dPoolInUse, dPoolLimit} {
 		ch <- d
 	}
 }
@@ -112,12 +100,6 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(dProcessed, float64(w.Processed), t, w.Kind)
 			counter(dFailed, float64(w.Failed), t, w.Kind)
 		}
-		counter(dLLMCalls, float64(s.LLM.Calls), t)
-		counter(dLLMFailures, float64(s.LLM.Failures), t)
-		counter(dLLMAttempts, float64(s.LLM.Attempts), t)
-		counter(dLLMTokens, float64(s.LLM.PromptTokens), t, "prompt")
-		counter(dLLMTokens, float64(s.LLM.CompletionTokens), t, "completion")
-		counter(dLLMLatency, s.LLM.LatencyTotal.Seconds(), t)
 		counter(dOCRPages, float64(s.OCRPages), t)
 		counter(dOCRFailures, float64(s.OCRFailures), t)
 		clear(seen)

@@ -192,6 +192,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if !s.shared.LLM.Configured() {
 		log.Warn("no LLM provider configured: chat answers 503 until LLM_BASE_URL (or LLM_PROVIDERS_FILE) is set")
 	}
+	// The metrics, before any tenant is built: HTTP figures from the access
+	// log, tenant loads and unloads from the registry, each tenant's jobs,
+	// LLM calls and limiter waits as they finish (Shared.Observer), the
+	// rest read from the tenants at scrape. A provider outside the
+	// configured ones (a teacher's own) is labelled "private".
+	s.metrics = metrics.NewWith(metrics.Options{Snapshots: s.snapshots,
+		Providers: slices.Concat(s.shared.LLM.Providers(), s.shared.OCRLLM.Providers())})
+	s.shared.Observer = s.metrics
 	s.fallback, err = tenantapp.New(tenantapp.Settings{
 		TenantID:         tenantapp.DefaultTenantID,
 		DataDir:          cfg.DataDir,
@@ -216,9 +224,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("default tenant: %w", err)
 	}
-	// The metrics: HTTP figures from the access log, tenant loads and
-	// unloads from the registry, the rest read from the tenants at scrape.
-	s.metrics = metrics.NewWith(metrics.Options{Snapshots: s.snapshots})
 	// /ready (and, with HEALTH_STRICT, a degraded /health) check the config
 	// store and the tenant's directories before its router.
 	ready := func(a *tenantapp.App) http.Handler {
@@ -236,6 +241,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Logger:   log,
 	})
 	var h http.Handler = tenancy.NewDispatcher(admin.Handler(), s.registry, ready(s.fallback), log)
+	h = s.consoleRoutes(h)
+	h = s.apidocRoutes(h)
 	h = cfg.Body.Wrap(h)
 	h = ratelimit.New(cfg.LoginRateLimit).Middleware(ratelimit.Not(isLoginRoute))(h)
 	h = ratelimit.New(cfg.RateLimit).Middleware(isHealthRoute)(h)
@@ -439,14 +446,13 @@ func snapshot(id string, st tenantapp.Status) metrics.TenantSnapshot {
 		sn.Workers = append(sn.Workers, metrics.WorkerSnapshot{Kind: w.Kind, Workers: w.Workers, Queued: w.Queued,
 			MaxQueued: w.MaxQueued, Busy: w.Busy, Processed: w.Done, Failed: w.Failed})
 	}
-	sn.LLM = metrics.LLMSnapshot{Calls: st.LLM.Calls, Failures: st.LLM.Failures, Attempts: st.LLM.Attempts,
-		PromptTokens: st.LLM.PromptTokens, CompletionTokens: st.LLM.CompletionTokens, LatencyTotal: st.LLM.LatencyTotal}
+	// The LLM calls are events (Shared.Observer), by provider and kind.
 	in, lim := st.LimitsInUse, st.EffectiveLimits
 	sn.Pools = []metrics.PoolSnapshot{
-		{Pool: "llm_total", InUse: in.LLMTotal, Limit: lim.LLMTotal},
-		{Pool: "llm_student", InUse: in.LLMStudent, Limit: lim.LLMStudent},
-		{Pool: "llm_teacher", InUse: in.LLMTeacher, Limit: lim.LLMTeacher},
-		{Pool: "ocr", InUse: in.OCR, Limit: lim.OCR},
+		{Pool: limits.PoolLLMTotal, InUse: in.LLMTotal, Limit: lim.LLMTotal},
+		{Pool: limits.PoolLLMStudent, InUse: in.LLMStudent, Limit: lim.LLMStudent},
+		{Pool: limits.PoolLLMTeacher, InUse: in.LLMTeacher, Limit: lim.LLMTeacher},
+		{Pool: limits.PoolOCR, InUse: in.OCR, Limit: lim.OCR},
 	}
 	return sn
 }

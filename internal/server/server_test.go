@@ -56,7 +56,7 @@ func newEnv(t testing.TB, mutate ...func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, root: root, srv: srv, http: newHTTP(srv)}
+	e := &env{t: t, root: root, srv: srv, http: newHTTP(t, srv)}
 	// No keep-alive: a finished request leaves no connection goroutine
 	// behind, so goleak sees only what the server itself keeps running.
 	e.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
@@ -71,7 +71,18 @@ func newEnv(t testing.TB, mutate ...func(*Config)) *env {
 	return e
 }
 
-func newHTTP(srv *Server) *httptest.Server { return httptest.NewServer(srv.Handler()) }
+// newHTTP serves srv over real HTTP. Every request and response goes
+// through the OpenAPI validator (validated, openapi_test.go), whose
+// disagreements fail t; a fuzz target's requests, hostile on purpose, and
+// a benchmark's, which measure the server alone, are not checked.
+func newHTTP(t testing.TB, srv *Server) *httptest.Server {
+	t.Helper()
+	switch t.(type) {
+	case *testing.F, *testing.B:
+		return httptest.NewServer(srv.Handler())
+	}
+	return httptest.NewServer(validated(t, srv.Handler()))
+}
 
 type response struct {
 	status int

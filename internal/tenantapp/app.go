@@ -112,6 +112,19 @@ type Shared struct {
 	Font string
 	// Models configures the teachers' private providers.
 	Models ModelSettings
+	// Observer hears each tenant's finished jobs, LLM calls and limiter
+	// waits (the server's metrics); nil: nobody.
+	Observer Observer
+}
+
+// Observer hears what a tenant's work reports as it finishes, with the
+// tenant's id: each job (by the tenant's worker kind), LLM call and wait
+// for a limiter slot. The server's metrics implement it. Its methods run on
+// the worker's or the caller's goroutine and must return quickly.
+type Observer interface {
+	ObserveJob(tenant string, e jobs.JobEvent)
+	ObserveLLMCall(tenant string, e llm.CallEvent)
+	ObserveLimitWait(tenant string, e limits.WaitEvent)
 }
 
 // ModelSettings configure the teachers' private model providers.
@@ -223,6 +236,13 @@ func New(s Settings, shared Shared) (*App, error) {
 		auth:     caller.Authenticator{Resolver: caller.Resolver{Tenant: s.TenantID, DefaultTeacherID: s.DefaultTeacherID}},
 		meter:    &llm.Meter{},
 		llmOK:    shared.LLM.Configured(),
+	}
+	// The observer hears the tenant's limiter waits and LLM calls (every
+	// client below shares this Set and this Meter; the jobs are wired at
+	// the end, once the runners exist).
+	if obs := shared.Observer; obs != nil {
+		a.limits.SetObserver(func(e limits.WaitEvent) { obs.ObserveLimitWait(s.TenantID, e) })
+		a.meter.Observe = func(e llm.CallEvent) { obs.ObserveLLMCall(s.TenantID, e) }
 	}
 	if s.Auth.Enabled {
 		if err := a.openAccounts(s); err != nil {
@@ -361,6 +381,15 @@ func New(s Settings, shared Shared) (*App, error) {
 		KindSubmission: a.grading.Runner(), KindAssignmentUpload: a.assignUp.Runner(),
 		KindChatAttachment: a.attachments.Runner(),
 	})
+	if obs := shared.Observer; obs != nil {
+		for _, w := range a.workers {
+			kind := w.kind // the snapshots' kind label, whatever the domain named its runner
+			w.runner.SetObserver(func(e jobs.JobEvent) {
+				e.Kind = kind
+				obs.ObserveJob(s.TenantID, e)
+			})
+		}
+	}
 	return a, nil
 }
 
