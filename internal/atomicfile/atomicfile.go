@@ -16,16 +16,28 @@ import (
 // WriteFile atomically replaces path with data. Parent directories are
 // created as needed.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	return Write(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return replace(path, perm, data, nil, true)
 }
 
 // Write atomically replaces path with what write writes (through a
 // buffer), so a large file need not be held in memory first. If write
 // fails, path is left as it was.
 func Write(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
+	return replace(path, perm, nil, write, true)
+}
+
+// WriteUnsynced replaces path with data atomically for readers (a
+// reader sees the old content or the new, never a mix) but without the
+// fsyncs: after a machine crash path may hold either. For what a crash may
+// lose (an intermediate state, an index that is rebuilt) and nothing that
+// was acknowledged.
+func WriteUnsynced(path string, data []byte, perm os.FileMode) error {
+	return replace(path, perm, data, nil, false)
+}
+
+// replace writes data, or what write writes (through a buffer), to a
+// temporary file renamed over path; durable adds the fsyncs.
+func replace(path string, perm os.FileMode, data []byte, write func(io.Writer) error, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -41,24 +53,35 @@ func Write(path string, perm os.FileMode, write func(io.Writer) error) (err erro
 			os.Remove(tmp)
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 64<<10)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
+	if write == nil {
+		if _, err = f.Write(data); err != nil {
+			return err
+		}
+	} else {
+		bw := bufio.NewWriterSize(f, 64<<10)
+		if err = write(bw); err != nil {
+			return err
+		}
+		if err = bw.Flush(); err != nil {
+			return err
+		}
 	}
 	if err = f.Chmod(perm); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if durable {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }
@@ -113,3 +136,7 @@ func Sync(path string) error {
 	}
 	return syncDir(filepath.Dir(path))
 }
+
+// SyncDir makes the entries of dir (a file created or renamed in it)
+// durable.
+func SyncDir(dir string) error { return syncDir(dir) }

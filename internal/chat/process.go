@@ -64,11 +64,12 @@ func (s *Service) run(ctx context.Context, id string) error {
 		}
 	}
 	// The record says processing while the reply is already on its way:
-	// its write (with its fsyncs) is not on the way to the first token.
+	// its write is not on the way to the first token, and not synced (a
+	// crash leaves the job queued or processing: it resumes either way).
 	// Every later write of the record waits for it.
 	marked := make(chan error, 1)
 	go func() {
-		_, err := s.store.Update(id, func(r map[string]any) error {
+		_, err := s.store.Mark(id, func(r map[string]any) error {
 			r["status"], r["step"], r["error"] = StatusProcessing, "agent", ""
 			return nil
 		})
@@ -128,7 +129,7 @@ func (s *Service) run(ctx context.Context, id string) error {
 		records = append(records, map[string]any{"ts": now, "role": "assistant", "content": reply, "job_id": id,
 			"request_id": rec["request_id"], "agent_id": rec["agent_id"], "skill_id": rec["skill_id"],
 			"skill_id_requested": skill["skill_id_requested"], "skill_id_effective": skill["skill_id_effective"]})
-		if err := s.cfg.History.Append(kind, owner, session, records, indexExtra(c, &req, s.now())); err != nil {
+		if err := s.cfg.History.AppendAs(history.RecordsDurable, kind, owner, session, records, indexExtra(c, &req, s.now())); err != nil {
 			return s.fail(id, "history_persist_failed", err.Error(), nil)
 		}
 	}
@@ -142,7 +143,10 @@ func (s *Service) run(ctx context.Context, id string) error {
 		s.replay(id, reply) // not streamed (a replier without events): the text all the same
 	}
 	s.emit(id, EventAssistantDone, map[string]any{"text": reply})
-	done, err := s.store.Update(id, func(r map[string]any) error {
+	// Not synced: the reply in the history (synced above) is the job's
+	// durable effect; a crash that loses "done" resumes the job, which
+	// finds the reply there and ends with it (recordedReply).
+	done, err := s.store.Mark(id, func(r map[string]any) error {
 		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
 		r["duration_ms"] = time.Since(started).Milliseconds()
 		r["reply"], r["role"] = reply, rec["role"]
@@ -245,7 +249,7 @@ func (s *Service) Chat(ctx context.Context, p caller.Principal, req *Request) (S
 			records = append(records, map[string]any{"ts": ts, "role": "user", "content": text, "source": "chat"})
 		}
 		records = append(records, map[string]any{"ts": ts, "role": "assistant", "content": reply, "source": "chat", "agent_id": str(req.AgentID)})
-		if err := s.cfg.History.Append(kind, owner, session, records, indexExtra(c, req, now)); err != nil {
+		if err := s.cfg.History.AppendAs(history.RecordsDurable, kind, owner, session, records, indexExtra(c, req, now)); err != nil {
 			s.log.Error("chat history write failed", "err", err)
 		}
 	}
@@ -335,7 +339,7 @@ func (s *Service) recordedReply(c caller.Principal, session, jobID string) (stri
 func (s *Service) finishRecorded(id string, rec map[string]any, reply string) error {
 	s.replay(id, reply)
 	s.emit(id, EventAssistantDone, map[string]any{"text": reply})
-	done, err := s.store.Update(id, func(r map[string]any) error {
+	done, err := s.store.Mark(id, func(r map[string]any) error {
 		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
 		r["reply"], r["role"] = reply, rec["role"]
 		r["resumed_from_history"] = true

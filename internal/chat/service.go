@@ -301,7 +301,8 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 		s.prewrites.Store(jobID, done)
 		s.bg.Go(func() {
 			defer close(done)
-			if err := s.cfg.History.Append(kind, owner, session, []map[string]any{{
+			// Not synced: the job writes the turn itself when a crash lost it.
+			if err := s.cfg.History.AppendAs(history.Volatile, kind, owner, session, []map[string]any{{
 				"ts": jobs.Timestamp(now), "role": "user", "content": text, "request_id": requestID, "source": "start_prewrite",
 			}}, indexExtra(c, req, now)); err != nil {
 				s.log.Error("chat history prewrite failed: the job writes the turn with its reply", "job_id", jobID, "err", err)

@@ -171,6 +171,28 @@ func (s *Store) nowMillis() string  { return s.now().Format("2006-01-02T15:04:05
 //
 // With no records only the index item is updated.
 func (s *Store) Append(kind Kind, owner, sessionID string, records []map[string]any, indexExtra map[string]any) error {
+	return s.AppendAs(Durable, kind, owner, sessionID, records, indexExtra)
+}
+
+// Durability is what an append must survive (a machine crash; a killed
+// process loses nothing written either way).
+type Durability int
+
+const (
+	// Durable: the records and the index synced before the append returns.
+	Durable Durability = iota
+	// RecordsDurable: the records synced; the index replaced without a
+	// sync, so after a machine crash it may be an append behind (its
+	// count and preview; the messages are all in the session file).
+	RecordsDurable
+	// Volatile: nothing synced, for records a crash may lose because
+	// their writer writes them again (a chat job writes its user turn
+	// when the start's early copy is missing).
+	Volatile
+)
+
+// AppendAs is Append with the durability d.
+func (s *Store) AppendAs(d Durability, kind Kind, owner, sessionID string, records []map[string]any, indexExtra map[string]any) error {
 	dir, err := s.ownerPath(kind, owner)
 	if err != nil {
 		return err
@@ -202,11 +224,11 @@ func (s *Store) Append(kind Kind, owner, sessionID string, records []map[string]
 		return err
 	}
 	if len(data) > 0 {
-		if err := appendLines(filepath.Join(dir, name), data); err != nil {
+		if err := appendLines(filepath.Join(dir, name), data, d != Volatile); err != nil {
 			return fmt.Errorf("history: append %s: %w", name, err)
 		}
 	}
-	return s.updateIndex(dir, func(items []object) ([]object, error) {
+	return s.updateIndexAs(d == Durable, dir, func(items []object) ([]object, error) {
 		item, rest := takeItem(items, sessionID)
 		if item == nil {
 			item = object{}
@@ -304,12 +326,14 @@ func toInt(o object, key string) int {
 
 // appendLines appends data with one write and fsyncs. If the file does not
 // end with a newline (a torn write), a newline goes first.
-func appendLines(path string, data []byte) error {
+func appendLines(path string, data []byte, durable bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+	fi, err := f.Stat()
+	isNew := err == nil && fi.Size() == 0
+	if err == nil && fi.Size() > 0 {
 		if r, err := os.Open(path); err == nil {
 			last := make([]byte, 1)
 			if _, err := r.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
@@ -322,11 +346,19 @@ func appendLines(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
 		return err
 	}
-	return f.Close()
+	if durable && isNew {
+		return atomicfile.SyncDir(filepath.Dir(path)) // the new file's entry
+	}
+	return nil
 }
 
 const indexFile = "index.json"
@@ -362,6 +394,11 @@ var errCorruptIndex = errors.New("history: index.json is not a JSON array")
 // owner's lock. A corrupt index is moved aside (index.json.corrupt-<unix>)
 // rather than silently overwritten.
 func (s *Store) updateIndex(dir string, change func([]object) ([]object, error)) error {
+	return s.updateIndexAs(true, dir, change)
+}
+
+// updateIndexAs rewrites the index, synced when durable.
+func (s *Store) updateIndexAs(durable bool, dir string, change func([]object) ([]object, error)) error {
 	items, err := loadIndex(dir)
 	if errors.Is(err, errCorruptIndex) {
 		p := filepath.Join(dir, indexFile)
@@ -385,6 +422,13 @@ func (s *Store) updateIndex(dir string, change func([]object) ([]object, error))
 	}
 	if items == nil {
 		items = []object{}
+	}
+	if !durable {
+		data, err := atomicfile.MarshalJSON(items)
+		if err != nil {
+			return err
+		}
+		return atomicfile.WriteUnsynced(filepath.Join(dir, indexFile), data, 0o644)
 	}
 	return atomicfile.WriteJSON(filepath.Join(dir, indexFile), items)
 }

@@ -386,3 +386,34 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// Mark is Update without durability: the record is replaced atomically
+// (readers see the old or the new one) but not synced, so a machine crash
+// may leave the previous state. For the states a crash may lose because
+// the job gets past them again when it resumes (processing, and done when
+// the job's effect is durable and found again: see JobStore).
+func (s *Store) Mark(id string, fn func(rec map[string]any) error) (map[string]any, error) {
+	path, err := s.recordPath(id)
+	if err != nil {
+		return nil, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+
+	rec, err := s.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(rec); err != nil {
+		return nil, err
+	}
+	rec["updated_at"] = Timestamp(time.Now())
+	data, err := atomicfile.MarshalJSON(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteUnsynced(path, data, 0o644); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
