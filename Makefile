@@ -11,7 +11,9 @@ run:
 build:
 	$(GO) build -o lectern ./cmd/lectern
 
-# deps installs the system packages the test suite uses: Go (checked only),
+# deps installs the system packages the test suite uses (runtime: what a
+# server needs too, and the Dockerfile's runtime image installs; testonly:
+# the console's browser test): Go (checked only),
 # and for internal/ocr tesseract with the chi_sim and eng data, poppler-utils
 # (pdftotext, pdftoppm, pdfinfo), a CJK font for the test images
 # (fonts-noto-cjk) and a CJK TrueType font assignment PDFs are rendered
@@ -21,7 +23,9 @@ build:
 # is a no-op when they are present.
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go is required: https://go.dev/dl/"; exit 1; }
-	@pkgs="tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng poppler-utils fonts-noto-cjk fonts-droid-fallback chromium"; \
+	@runtime="tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng poppler-utils fonts-noto-cjk fonts-droid-fallback"; \
+	testonly="chromium"; \
+	pkgs="$$runtime $$testonly"; \
 	ok=1; \
 	for b in tesseract pdftotext pdftoppm pdfinfo chromium; do command -v $$b >/dev/null 2>&1 || ok=0; done; \
 	if [ $$ok = 1 ]; then tesseract --list-langs 2>&1 | grep -qx chi_sim || ok=0; fi; \

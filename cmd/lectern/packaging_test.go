@@ -187,14 +187,24 @@ func TestDockerfile(t *testing.T) {
 			}
 		}
 	}
-	var deps []string
+	// The runtime packages of make deps are the image's; its test-only
+	// ones (the browser of the console test) must stay out of it.
+	var deps, testOnly []string
 	for _, l := range makeRecipe(t, "deps") {
-		if m := regexp.MustCompile(`pkgs="([^"]+)"`).FindStringSubmatch(l); m != nil {
+		if m := regexp.MustCompile(`runtime="([^"]+)"`).FindStringSubmatch(l); m != nil {
 			deps = strings.Fields(m[1])
+		}
+		if m := regexp.MustCompile(`testonly="([^"]+)"`).FindStringSubmatch(l); m != nil {
+			testOnly = strings.Fields(m[1])
 		}
 	}
 	if len(deps) == 0 {
-		t.Fatal(`make deps has no pkgs="…" list`)
+		t.Fatal(`make deps has no runtime="…" list`)
+	}
+	for _, p := range testOnly {
+		if slices.Contains(installed, p) {
+			t.Errorf("the runtime image installs %s, a test-only package of make deps", p)
+		}
 	}
 	for _, p := range append(deps, "tesseract-ocr-chi-sim", "tesseract-ocr-eng", "poppler-utils", "fonts-noto-cjk", "ca-certificates") {
 		if !slices.Contains(installed, p) {

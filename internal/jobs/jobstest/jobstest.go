@@ -56,7 +56,7 @@ const (
 
 // The workload: jobs created one after another, a third of them updated,
 // and then a runner over all of them.
-const workloadJobs = 9
+const workloadJobs = 4
 
 // MaybeChild runs the child's workload and exits when the process is a
 // child of Run (over the store Run named); otherwise it returns at once.
@@ -251,7 +251,7 @@ func Run(t *testing.T, name string, open Open) {
 		base := seed(t)
 		child(t, name, base, "runner", 0)
 		steps := readSteps(t, base)
-		for k := 1; k <= len(steps); k += max(1, len(steps)/12) {
+		for k := 1; k <= len(steps); k += max(1, len(steps)/6) {
 			dir := seed(t)
 			child(t, name, dir, "runner", k)
 			if child(t, name, dir, "runner", 0) {
