@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"time"
 )
 
 // JobStore is where one kind's job records live: the seam between the job
@@ -57,10 +55,6 @@ var _ JobStore = (*Store)(nil)
 // ErrClaimed is Claim's answer while another holder runs the job.
 var ErrClaimed = errors.New("job claimed by another holder")
 
-// ClaimFile is the lock file of a claimed job inside its directory (the
-// predecessor's chat jobs used the same name).
-const ClaimFile = "claim.lock"
-
 // A Claim is the right to run one job until Release.
 type Claim struct {
 	release func()
@@ -74,20 +68,21 @@ func (c *Claim) Release() {
 	}
 }
 
-// Claim takes job id's claim: an exclusive lock on its claim file, held
-// by this process until Release or its death (the kernel drops it), so two
-// processes sharing the directory never run one job at once. Within the
-// process it is exclusive too (a second Claim of a held job fails).
+// Claim takes job id's claim: an exclusive lock (flock) on the job's
+// directory, held by this process until Release or its death (the kernel
+// drops it), so two processes sharing the directory never run one job at
+// once. Within the process it is exclusive too (a second Claim of a held
+// job fails). The directory, not a file in it: its inode outlives every
+// rewrite of the record, and a claim creates nothing.
 func (s *Store) Claim(id string) (*Claim, error) {
 	dir, err := s.JobDir(id)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(dir); err != nil {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	path := filepath.Join(dir, ClaimFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +91,6 @@ func (s *Store) Claim(id string) (*Claim, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s", ErrClaimed, id)
 	}
-	fmt.Fprintf(f, `{"pid":%d,"ts":%q}`, os.Getpid(), Timestamp(time.Now()))
 	return &Claim{release: func() {
 		unlock()
 		f.Close()
