@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# chatjobs.sh: chat jobs per second end to end (POST /chat/start until done,
+# against an instant fake LLM over HTTP: BenchmarkChatJobs in
+# internal/server), this checkout against BASE, interleaved ROUNDS times so
+# the machine's drift hits both alike; prints each run and the per-round
+# ratio HEAD/BASE (HEAD: the last commit, not the working tree). Also the time to the first streamed token added by
+# Lectern (BenchmarkFirstToken in internal/chat), the same way.
+#
+#   BASE=8bb8fe4 ROUNDS=3 JOBS=400 bash bench/chatjobs.sh
+set -euo pipefail
+BASE=${BASE:?set BASE to the revision to compare with}
+ROUNDS=${ROUNDS:-3}
+JOBS=${JOBS:-400}
+TURNS=${TURNS:-200}
+ROOT=$(git rev-parse --show-toplevel)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+# Both from their commits (git archive), not the working tree.
+build() { # rev dir
+	mkdir -p "$2/src"
+	git -C "$ROOT" archive "$1" | tar -x -C "$2/src"
+	(cd "$2/src" && go test -c -o "$2/server.test" ./internal/server/ && go test -c -o "$2/chat.test" ./internal/chat/)
+}
+build "$BASE" "$WORK/base"
+build HEAD "$WORK/head"
+metric() { awk -v m="$1" '{for (i = 1; i <= NF; i++) if ($i == m) print $(i-1)}'; }
+echo "== chat jobs/s (tenants=1 and 16; $JOBS jobs per run), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$ROUNDS"); do
+	for t in 1 16; do
+		b=$(cd "$WORK" && "$WORK/base/server.test" -test.run '^$' -test.bench "BenchmarkChatJobs/tenants=$t\$" -test.benchtime "${JOBS}x" | metric jobs/s)
+		h=$(cd "$WORK" && "$WORK/head/server.test" -test.run '^$' -test.bench "BenchmarkChatJobs/tenants=$t\$" -test.benchtime "${JOBS}x" | metric jobs/s)
+		echo "round $r tenants=$t: base $b jobs/s, head $h jobs/s, ratio $(awk -v a="$h" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+	done
+done
+echo "== first streamed token added (model delay 0; $TURNS turns per run), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$ROUNDS"); do
+	b=$(cd "$WORK" && "$WORK/base/chat.test" -test.run '^$' -test.bench 'BenchmarkFirstToken/model_delay=0s' -test.benchtime "${TURNS}x" | metric added-ms)
+	h=$(cd "$WORK" && "$WORK/head/chat.test" -test.run '^$' -test.bench 'BenchmarkFirstToken/model_delay=0s' -test.benchtime "${TURNS}x" | metric added-ms)
+	echo "round $r: base $b ms, head $h ms added (mean), ratio $(awk -v a="$h" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+done
+echo "(load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
