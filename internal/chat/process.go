@@ -113,6 +113,14 @@ func (s *Service) run(ctx context.Context, id string) error {
 		return s.fail(id, truncate(err.Error(), 200), "", nil)
 	}
 
+	markDone := func(r map[string]any) error {
+		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
+		r["duration_ms"] = time.Since(started).Milliseconds()
+		r["reply"], r["role"] = reply, rec["role"]
+		maps.Copy(r, skill)
+		return nil
+	}
+	var done map[string]any
 	if kind, owner, ok := historyOwner(c, session); ok {
 		// The start's write of the user turn runs beside the reply: let it
 		// end first, so the turns keep their order.
@@ -129,9 +137,32 @@ func (s *Service) run(ctx context.Context, id string) error {
 		records = append(records, map[string]any{"ts": now, "role": "assistant", "content": reply, "job_id": id,
 			"request_id": rec["request_id"], "agent_id": rec["agent_id"], "skill_id": rec["skill_id"],
 			"skill_id_requested": skill["skill_id_requested"], "skill_id_effective": skill["skill_id_effective"]})
-		if err := s.cfg.History.AppendAs(history.RecordsDurable, kind, owner, session, records, indexExtra(c, &req, s.now())); err != nil {
+		// The job's end is one durable step: the turns appended unsynced,
+		// then "done" journaled with them as the job's effect (a crash
+		// replays the append if the history lost it), one sync shared with
+		// the jobs ending meanwhile. A job resumed without it finds its
+		// reply in the history (recordedReply).
+		eff := historyEffect{Kind: kind, Owner: owner, Session: session, Records: records, Index: indexExtra(c, &req, s.now())}
+		if len(records) == 1 {
+			// The user turn is the start's early copy (written unsynced):
+			// journaled too, so a crash that lost both brings both back.
+			if text := lastUser(req.Messages); text != "" {
+				eff.UserTurn = map[string]any{"ts": now, "role": "user", "content": text, "request_id": rec["request_id"]}
+			}
+		}
+		if err := s.cfg.History.AppendAs(history.Volatile, kind, owner, session, records, eff.Index); err != nil {
 			return s.fail(id, "history_persist_failed", err.Error(), nil)
 		}
+		files, _ := s.cfg.History.Files(kind, owner, session)
+		effect, err := json.Marshal(eff)
+		if err != nil {
+			return err
+		}
+		if done, err = s.store.Finish(id, markDone, effect, files...); err != nil {
+			return err
+		}
+	} else if done, err = s.store.Mark(id, markDone); err != nil {
+		return err // nothing but the record to keep: a crash reruns the job
 	}
 	if c.Role == caller.RoleStudent && c.StudentID != "" && s.cfg.OnStudentReply != nil {
 		s.cfg.OnStudentReply(c.StudentID, str(req.AssignmentID), lastUser(req.Messages), reply)
@@ -143,19 +174,6 @@ func (s *Service) run(ctx context.Context, id string) error {
 		s.replay(id, reply) // not streamed (a replier without events): the text all the same
 	}
 	s.emit(id, EventAssistantDone, map[string]any{"text": reply})
-	// Not synced: the reply in the history (synced above) is the job's
-	// durable effect; a crash that loses "done" resumes the job, which
-	// finds the reply there and ends with it (recordedReply).
-	done, err := s.store.Mark(id, func(r map[string]any) error {
-		r["status"], r["step"], r["progress"] = StatusDone, "done", 100
-		r["duration_ms"] = time.Since(started).Milliseconds()
-		r["reply"], r["role"] = reply, rec["role"]
-		maps.Copy(r, skill)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
 	s.emit(id, EventJobDone, statusPayload(done))
 	// The predecessor's teacher post-step order: memory, then compaction
 	// (deferred above), both after done.
@@ -311,6 +329,49 @@ func principalOf(rec map[string]any, res caller.Resolver) caller.Principal {
 		p.TeacherID = res.Resolve(caller.Claims{}).TeacherID
 	}
 	return p
+}
+
+// historyEffect is a finished job's history append, journaled with its
+// end (jobs.Store.Finish) and replayed by restoreHistory.
+type historyEffect struct {
+	Kind    history.Kind     `json:"kind"`
+	Owner   string           `json:"owner"`
+	Session string           `json:"session"`
+	Records []map[string]any `json:"records"`
+	Index   map[string]any   `json:"index,omitempty"`
+	// UserTurn is the start's early copy of the user turn, when Records
+	// does not hold it: restored only if the session lacks it.
+	UserTurn map[string]any `json:"user_turn,omitempty"`
+}
+
+// restoreHistory is the job store's effect replay after a crash: the
+// job's turns appended again, durably, unless the session has them (the
+// reply by job id, the user turn by request id).
+func (s *Service) restoreHistory(id string, effect []byte) error {
+	var e historyEffect
+	if err := json.Unmarshal(effect, &e); err != nil || len(e.Records) == 0 {
+		return nil // not ours
+	}
+	recs, _, err := s.cfg.History.Messages(e.Kind, e.Owner, e.Session, -1, 200, false)
+	if err != nil {
+		return err
+	}
+	hasReply, hasUser := false, e.UserTurn == nil
+	for _, r := range recs {
+		hasReply = hasReply || r["role"] == "assistant" && r["job_id"] == id
+		hasUser = hasUser || r["role"] == "user" && r["request_id"] == e.UserTurn["request_id"]
+	}
+	var missing []map[string]any
+	if !hasUser {
+		missing = append(missing, e.UserTurn)
+	}
+	if !hasReply {
+		missing = append(missing, e.Records...)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return s.cfg.History.AppendAs(history.Durable, e.Kind, e.Owner, e.Session, missing, e.Index)
 }
 
 // recordedReply is the assistant reply job id wrote to its session's

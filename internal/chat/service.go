@@ -175,6 +175,7 @@ func New(cfg Config) *Service {
 
 		streamsDone: make(chan struct{}),
 	}
+	s.store.SetEffectReplay(s.restoreHistory)
 	s.events = newEventHub(s.store.JobDir)
 	s.lanes = newLanes(s.laneOf)
 	s.runner = jobs.NewRunner(jobs.Options{

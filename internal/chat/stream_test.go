@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/lectern/lectern/internal/agent"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/history"
+	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/llm/llmtest"
 )
@@ -406,5 +408,64 @@ func TestSkillResolutionRecorded(t *testing.T) {
 	}
 	if p := evs[len(evs)-1].data.Payload; p["skill_id_effective"] != "physics-homework-generator" {
 		t.Fatalf("job.done %v", p)
+	}
+}
+
+// A machine crash right after a job ended (what was written unsynced is
+// gone: its record says processing, the session has neither turn) loses
+// nothing: the journal brings back the finished record and both turns, and
+// the model is not asked again.
+func TestFinishedJobSurvivesAMachineCrash(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnvIn(t, dir, nil)
+	e.fake.Script(llmtest.Step{Reply: "牛顿第二定律：F=ma"})
+	id := e.start(teacherA, "r1", "讲一下牛顿第二定律", map[string]any{"session_id": "main"})
+	if rec := e.waitJob(teacherA, id); rec["status"] != StatusDone {
+		t.Fatalf("job: %v", rec)
+	}
+	journal := filepath.Join(dir, "chat_jobs", jobs.JournalDir)
+	segs := map[string][]byte{}
+	ents, _ := os.ReadDir(journal)
+	for _, en := range ents {
+		data, _ := os.ReadFile(filepath.Join(journal, en.Name()))
+		segs[en.Name()] = data
+	}
+	if len(segs) == 0 {
+		t.Fatal("no journal segment")
+	}
+	e.close()
+
+	// The crash: the journal's synced segment is all that is left of the
+	// job's end.
+	for name, data := range segs {
+		os.WriteFile(filepath.Join(journal, name), data, 0o644)
+	}
+	recPath := filepath.Join(dir, "chat_jobs", id, jobs.RecordFile)
+	var rec map[string]any
+	data, _ := os.ReadFile(recPath)
+	json.Unmarshal(data, &rec)
+	rec["status"] = StatusProcessing
+	delete(rec, "reply")
+	data, _ = json.Marshal(rec)
+	os.WriteFile(recPath, data, 0o644)
+	files, err := history.NewStore(dir, 0).Files(history.Teacher, "t_zhang", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		os.Remove(f)
+	}
+
+	e2 := newEnvIn(t, dir, nil)
+	got := e2.waitJob(teacherA, id)
+	if got["status"] != StatusDone || got["reply"] != "牛顿第二定律：F=ma" {
+		t.Fatalf("after the crash: %v", got)
+	}
+	if n := len(e2.fake.Requests()); n != 0 {
+		t.Errorf("the model was asked %d times after the crash", n)
+	}
+	msgs, _, err := history.NewStore(dir, 0).Messages(history.Teacher, "t_zhang", "main", -1, 50, false)
+	if err != nil || len(msgs) != 2 || msgs[0]["role"] != "user" || msgs[1]["job_id"] != id {
+		t.Fatalf("history after the crash: %v %v", msgs, err)
 	}
 }

@@ -114,6 +114,21 @@ func (s *Store) ownerPath(kind Kind, owner string) (string, error) {
 	return filepath.Join(s.dataDir, kd, OwnerDir(kind, owner)), nil
 }
 
+// Files are the files an append to a session writes: the session's
+// JSONL file and the owner's index (for a writer that syncs them later,
+// such as a job journal vouching for an unsynced append).
+func (s *Store) Files(kind Kind, owner, sessionID string) ([]string, error) {
+	dir, err := s.ownerPath(kind, owner)
+	if err != nil {
+		return nil, err
+	}
+	name, err := sessionFileName(strings.TrimSpace(sessionID))
+	if err != nil {
+		return nil, err
+	}
+	return []string{filepath.Join(dir, name), filepath.Join(dir, indexFile)}, nil
+}
+
 func sessionFileName(sessionID string) (string, error) {
 	if strings.TrimSpace(sessionID) == "" {
 		return "", fmt.Errorf("%w: blank session id", ErrInvalidID)

@@ -103,6 +103,7 @@ const (
 	StepCreateVisible = "create.visible" // the record is readable, not yet durable
 	StepCreateDurable = "create.durable" // Create/commit is about to return nil
 	StepUpdateDurable = "update.durable" // Update is about to return the record
+	StepFinishDurable = "finish.durable" // Finish's journal record is synced
 	StepJournalSynced = "journal.synced" // a journal sync covered the records written before it
 	StepRetireSynced  = "retire.synced"  // a segment's files are synced, the segment not yet removed
 )

@@ -267,7 +267,12 @@ func (j *Journal) retire(seg *segment) {
 // A file that no longer exists (a job deleted since) is skipped.
 func syncFiles(files []string) error {
 	dirs := map[string]bool{}
+	seen := map[string]bool{}
 	for _, p := range files {
+		if seen[p] {
+			continue // a history file many jobs appended to
+		}
+		seen[p] = true
 		f, err := os.Open(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue

@@ -55,6 +55,9 @@ type Store struct {
 	// step, when set, is told each durable step as it is passed (fault
 	// injection in tests: see OnStep).
 	step func(string)
+	// effectReplay restores a finished job's effect after a crash
+	// (SetEffectReplay).
+	effectReplay func(id string, effect []byte) error
 
 	mu    sync.Mutex
 	locks map[string]*jobLock

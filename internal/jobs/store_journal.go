@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 )
@@ -36,6 +37,104 @@ type journalEntry struct {
 	// Cancel is a tombstone: the job's Begin failed after its record was
 	// journaled, so the caller was told it does not exist.
 	Cancel bool `json:"cancel,omitempty"`
+	// Final marks Finish's record: Job is the finished record, Effect
+	// what the job did besides (handed to the effect replay).
+	Final  bool            `json:"final,omitempty"`
+	Effect json.RawMessage `json:"effect,omitempty"`
+}
+
+// SetEffectReplay sets what restores a finished job's effect after a
+// crash (Finish's effect, once per replayed record: it must check whether
+// the effect is already there). Call it before the store is first used.
+func (s *Store) SetEffectReplay(fn func(id string, effect []byte) error) { s.effectReplay = fn }
+
+// Finish is the end of a job in one durable step: fn's changes replace the
+// record (atomically, not synced) and one journal record carries the new
+// record and effect (what the job did, such as the reply it appended to a
+// history, already written unsynced by the caller to files): durable when
+// Finish returns, with one sync shared by concurrent writers. files are
+// synced before the journal segment is dropped. After a crash the replay
+// writes the finished record back unless the job's record on disk is
+// finished, then hands effect to the effect replay (SetEffectReplay).
+// Without a journal (or for a record too large for it) the record is
+// written with Update's fsyncs, then files are synced.
+func (s *Store) Finish(id string, fn func(rec map[string]any) error, effect []byte, files ...string) (map[string]any, error) {
+	j := s.openJournal()
+	if j == nil {
+		return s.finishSynced(id, fn, files)
+	}
+	path, err := s.recordPath(id)
+	if err != nil {
+		return nil, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	rec, err := s.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(rec); err != nil {
+		return nil, err
+	}
+	rec["updated_at"] = Timestamp(time.Now())
+	data, err := atomicfile.MarshalJSON(rec)
+	if err != nil {
+		return nil, err
+	}
+	// Durable first, visible after: no reader sees the job finished
+	// before a crash would keep it so.
+	payload, err := json.Marshal(journalEntry{ID: id, Job: data, Final: true, Effect: effect})
+	if err != nil {
+		return nil, err
+	}
+	all := append([]string{path}, files...)
+	err = j.Append(payload, all...)
+	switch {
+	case errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed):
+		if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+			return nil, err
+		}
+		if err := syncFiles(files); err != nil {
+			return nil, err
+		}
+		return rec, nil
+	case err != nil:
+		return nil, err
+	}
+	s.passed(StepFinishDurable)
+	if err := atomicfile.WriteUnsynced(path, data, 0o644); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func (s *Store) finishSynced(id string, fn func(map[string]any) error, files []string) (map[string]any, error) {
+	rec, err := s.Update(id, fn)
+	if err != nil {
+		return nil, err
+	}
+	if err := syncFiles(files); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// finished reports whether the record at path is intact and in a final
+// status.
+func finished(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var rec map[string]any
+	if json.Unmarshal(data, &rec) != nil || rec == nil {
+		return false
+	}
+	switch rec["status"] {
+	case "done", "failed", "cancelled":
+		return true
+	}
+	return false
 }
 
 type journalFile struct {
@@ -92,6 +191,23 @@ func (s *Store) replay(payload []byte) error {
 		// Written only when this store's own create of the record failed:
 		// whatever is at the path is that create's remains or this replay's.
 		return os.RemoveAll(filepath.Dir(path))
+	}
+	if e.Final {
+		if !finished(path) {
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
+				return nil
+			}
+			if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				return fmt.Errorf("restore finished job %s: %w", e.ID, err)
+			}
+		}
+		if s.effectReplay != nil && len(e.Effect) > 0 {
+			if err := s.effectReplay(e.ID, e.Effect); err != nil {
+				return fmt.Errorf("restore the effect of job %s: %w", e.ID, err)
+			}
+		}
+		return nil
 	}
 	if !intactRecord(path) {
 		var buf bytes.Buffer
