@@ -19,6 +19,9 @@ trap 'rm -rf "$WORK"' EXIT
 build() { # rev dir
 	mkdir -p "$2/src"
 	git -C "$ROOT" archive "$1" | tar -x -C "$2/src"
+	# The same harness for both: HEAD's benchmark files (test code only).
+	git -C "$ROOT" show HEAD:internal/server/chat_bench_test.go >"$2/src/internal/server/chat_bench_test.go"
+	git -C "$ROOT" show HEAD:internal/chat/bench_test.go >"$2/src/internal/chat/bench_test.go"
 	(cd "$2/src" && go test -c -o "$2/server.test" ./internal/server/ && go test -c -o "$2/chat.test" ./internal/chat/)
 }
 build "$BASE" "$WORK/base"
