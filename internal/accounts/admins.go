@@ -4,17 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/layout"
 )
-
-// AdminBootstrapFile is where EnsureAdmin writes a generated password,
-// relative to DATA_DIR (the predecessor's).
-const AdminBootstrapFile = "auth/admin_bootstrap.txt"
 
 func (r *Registry) checkUsername(username string) (string, error) {
 	u := strings.TrimSpace(username)
@@ -110,7 +106,7 @@ func (r *Registry) createAdmin(ctx context.Context, actor Actor, username, passw
 			// Written before the commit: if the file cannot be written,
 			// no admin exists whose password nobody knows.
 			body := fmt.Sprintf("username=%s\npassword=%s\ngenerated_at=%s\n", u, password, fmtTime(now))
-			path := filepath.Join(r.dataDir, filepath.FromSlash(AdminBootstrapFile))
+			path := layout.Tenant{DataDir: r.dataDir}.AdminBootstrap()
 			if err := atomicfile.WriteFile(path, []byte(body), 0o600); err != nil {
 				return fmt.Errorf("write %s: %w", path, err)
 			}

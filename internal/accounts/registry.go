@@ -16,6 +16,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Role is the role of an account and of the tokens minted for it.
@@ -78,17 +80,13 @@ type Registry struct {
 	cacheGen uint64
 }
 
-// RegistryFile is the registry's path relative to DATA_DIR (the
-// predecessor's).
-const RegistryFile = "auth/auth_registry.sqlite3"
-
 // Open opens (creating and migrating if needed) the registry of dataDir.
 func Open(ctx context.Context, dataDir string, opts Options) (*Registry, error) {
 	opt, err := opts.withDefaults(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dataDir, filepath.FromSlash(RegistryFile))
+	path := layout.Tenant{DataDir: dataDir}.AuthRegistry()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("auth registry: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Student is a student as the tenant's profiles describe it.
@@ -33,7 +35,7 @@ type StudentSource interface {
 // from the file, else the file stem; the first occurrence of an id wins;
 // unreadable files are skipped).
 func ProfileDir(dataDir string) StudentSource {
-	return profileDir(filepath.Join(dataDir, "student_profiles"))
+	return profileDir(layout.Tenant{DataDir: dataDir}.StudentProfiles())
 }
 
 type profileDir string

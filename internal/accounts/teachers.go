@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/fsid"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // resolveTeacherID is the predecessor's resolve_teacher_id for a
@@ -40,7 +41,7 @@ func (r *Registry) bootstrapTeachers(ctx context.Context) error {
 	}
 	def := r.resolveTeacherID(r.opt.DefaultTeacherID)
 	seeds := []teacherSeed{{id: def, name: def}}
-	dir := filepath.Join(r.dataDir, "teacher_workspaces")
+	dir := layout.Tenant{DataDir: r.dataDir}.TeacherWorkspaces()
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/caller"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 //go:embed prompts/*.md
@@ -54,7 +55,7 @@ type cachedPrompt struct {
 func NewPrompts(dataDir string) *Prompts {
 	p := &Prompts{builtins: map[string]string{}, cache: map[string]cachedPrompt{}}
 	if dataDir != "" {
-		p.dir = filepath.Join(dataDir, "prompts")
+		p.dir = layout.Tenant{DataDir: dataDir}.Prompts()
 	}
 	for _, n := range promptNames {
 		p.builtins[n] = embeddedPrompt(n)

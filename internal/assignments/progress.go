@@ -16,6 +16,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/history"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // DefaultDiscussionMarker is the text an assistant message carries when a
@@ -321,7 +322,7 @@ func (s *Service) expectedStudents(meta map[string]any, scope string) []string {
 // profileIDs are the stems of DATA_DIR/student_profiles/*.json that can
 // be student ids.
 func (s *Service) profileIDs() []string {
-	entries, _ := os.ReadDir(filepath.Join(s.dataDir, "student_profiles"))
+	entries, _ := os.ReadDir(layout.Tenant{DataDir: s.dataDir}.StudentProfiles())
 	var ids []string
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
@@ -335,7 +336,7 @@ func (s *Service) profileIDs() []string {
 // profile is DATA_DIR/student_profiles/<id>.json (nil when missing,
 // invalid or too large); id must be valid.
 func (s *Service) profile(id string) map[string]any {
-	p := filepath.Join(s.dataDir, "student_profiles", id+".json")
+	p := layout.Tenant{DataDir: s.dataDir}.StudentProfile(id)
 	if !smallFile(p) {
 		return nil
 	}
@@ -359,7 +360,7 @@ func smallFile(p string) bool {
 // passes when an assistant message holds the marker; a pass beats none,
 // then more messages win.
 func (s *Service) discussion(hist *history.Store, sid, aid, marker string) Discussion {
-	ownerDir := filepath.Join(s.dataDir, "student_chat_sessions", history.OwnerDir(history.Student, sid))
+	ownerDir := filepath.Join(layout.Tenant{DataDir: s.dataDir}.StudentChatSessions(), history.OwnerDir(history.Student, sid))
 	candidates := []string{aid}
 	if smallFile(filepath.Join(ownerDir, "index.json")) {
 		for cursor := 0; ; {
@@ -420,7 +421,7 @@ func (s *Service) discussion(hist *history.Store, sid, aid, marker string) Discu
 // (score_earned, correct, graded_total, submitted_at).
 func (s *Service) submission(aid, sid string) Submission {
 	out := Submission{}
-	rel := filepath.Join("student_submissions", aid, sid)
+	rel := layout.Relative().SubmissionsOfAssignment(aid, sid)
 	entries, _ := os.ReadDir(filepath.Join(s.dataDir, rel))
 	for _, e := range entries {
 		name := e.Name()

@@ -27,6 +27,7 @@ import (
 	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // TimeLayout is the predecessor's timestamp form: local time, no zone.
@@ -79,7 +80,7 @@ func NewService(dataDir string) *Service {
 // DataDir is the tenant's data directory.
 func (s *Service) DataDir() string { return s.dataDir }
 
-func (s *Service) root() string { return filepath.Join(s.dataDir, "assignments") }
+func (s *Service) root() string { return layout.Tenant{DataDir: s.dataDir}.Assignments() }
 
 // cached returns parse(path) from the cache when the file's size and
 // modification time are unchanged; ok is false when path is not a
@@ -207,7 +208,7 @@ func (s *Service) existing(id string) (aid, dir string, err error) {
 // CoreVariantsFolder holds the variants generated from core examples
 // (DATA_DIR/assignments/generated_from_core/): it sits among the
 // assignments, as in the predecessor's layout, but is not one.
-const CoreVariantsFolder = "generated_from_core"
+const CoreVariantsFolder = layout.CoreVariantsFolder
 
 // isAssignmentFolder says whether a folder of DATA_DIR/assignments can be
 // an assignment: a valid id that is not the core-variants folder.
@@ -547,7 +548,7 @@ type Lesson struct {
 // folder name; its summary, else ""), sorted by lesson_id. A missing
 // directory is an empty list.
 func (s *Service) Lessons() ([]Lesson, error) {
-	root := filepath.Join(s.dataDir, "lessons")
+	root := layout.Tenant{DataDir: s.dataDir}.Lessons()
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return []Lesson{}, nil

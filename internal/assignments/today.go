@@ -15,6 +15,7 @@ import (
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Today is GET /assignment/today: the date and the student's assignment
@@ -255,7 +256,7 @@ func (s *Service) studentClass(id string) string {
 	}) {
 		return ""
 	}
-	p := s.jsonObject(filepath.Join(s.dataDir, "student_profiles", id+".json"))
+	p := s.jsonObject(layout.Tenant{DataDir: s.dataDir}.StudentProfile(id))
 	c, _ := p["class_name"].(string)
 	return strings.TrimSpace(c)
 }

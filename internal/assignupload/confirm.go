@@ -15,6 +15,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // errExists is the cause of a confirm onto an assignment that exists.
@@ -244,7 +245,7 @@ func (p *Pipeline) plan(id string, r map[string]any, reqOverride map[string]any,
 // and moves it into place. Run again on the same plan (after a restart) it
 // writes the same files.
 func (p *Pipeline) execute(id string, pl *confirmPlan) error {
-	root := filepath.Join(p.dataDir, "assignments")
+	root := p.paths.Assignments()
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
@@ -275,7 +276,7 @@ func (p *Pipeline) execute(id string, pl *confirmPlan) error {
 	cw := csv.NewWriter(&csvBuf)
 	cw.Write([]string{"question_id", "kp_id", "difficulty", "type", "stem_ref", "answer_ref", "answer_text", "source", "tags"})
 	rel := func(sub, name string) string {
-		return filepath.ToSlash(filepath.Join("assignments", pl.AssignmentID, sub, name))
+		return filepath.ToSlash(filepath.Join(layout.Relative().AssignmentDir(pl.AssignmentID), sub, name))
 	}
 	for _, q := range pl.Questions {
 		stem := q.Stem

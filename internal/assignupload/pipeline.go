@@ -96,6 +96,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/upload"
@@ -154,15 +155,15 @@ type Config struct {
 
 // Pipeline is one tenant's assignment upload pipeline and its worker.
 type Pipeline struct {
-	dataDir string
-	store   *jobs.Store
-	svc     *assignments.Service
-	text    upload.Extractor
-	llm     *llm.Client
-	limits  upload.Limits
-	log     *slog.Logger
-	now     func() time.Time
-	runner  *jobs.Runner
+	paths  layout.Tenant
+	store  *jobs.Store
+	svc    *assignments.Service
+	text   upload.Extractor
+	llm    *llm.Client
+	limits upload.Limits
+	log    *slog.Logger
+	now    func() time.Time
+	runner *jobs.Runner
 
 	// writeMu serialises everything that writes under
 	// DATA_DIR/assignments: confirms (so two never both pass the exists
@@ -198,15 +199,16 @@ func New(c Config) *Pipeline {
 	if x, ok := text.(*ocr.Extractor); ok && x == nil {
 		text = nil // a nil *Extractor in the interface: no OCR, not a panic
 	}
+	paths := layout.New(c.DataDir, c.UploadsDir)
 	p := &Pipeline{
-		dataDir: c.DataDir,
-		store:   jobs.NewStore(filepath.Join(c.UploadsDir, "assignment_jobs")),
-		svc:     svc,
-		text:    text,
-		llm:     c.LLM,
-		limits:  lim,
-		log:     log,
-		now:     now,
+		paths:  paths,
+		store:  jobs.NewStore(paths.AssignmentJobs()),
+		svc:    svc,
+		text:   text,
+		llm:    c.LLM,
+		limits: lim,
+		log:    log,
+		now:    now,
 	}
 	p.runner = jobs.NewRunner(jobs.Options{
 		Kind:    Kind,

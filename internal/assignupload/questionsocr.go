@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -124,7 +125,9 @@ func (p *Pipeline) writeExplicit(id string, rec map[string]any, texts []string) 
 			kept = append(kept, r)
 		}
 	}
-	rel := func(sub, name string) string { return filepath.ToSlash(filepath.Join("assignments", aid, sub, name)) }
+	rel := func(sub, name string) string {
+		return filepath.ToSlash(filepath.Join(layout.Relative().AssignmentDir(aid), sub, name))
+	}
 	for i, qid := range ids {
 		stem := texts[i]
 		if stem == "" {

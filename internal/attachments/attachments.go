@@ -41,6 +41,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -116,7 +117,7 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	root := filepath.Join(cfg.UploadsDir, "chat_attachments")
+	root := layout.Tenant{UploadsDir: cfg.UploadsDir}.ChatAttachments()
 	s := &Service{cfg: cfg, log: log, root: root, store: jobs.NewStore(root), now: time.Now,
 		running: map[string]context.CancelFunc{}, changed: make(chan struct{})}
 	s.runner = jobs.NewRunner(jobs.Options{Kind: "chat_attachment", Store: s.store, Workers: max(cfg.Workers, 1),

@@ -33,6 +33,7 @@ import (
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/policy"
 )
 
@@ -167,7 +168,7 @@ func New(cfg Config) *Service {
 	s := &Service{
 		cfg:       cfg,
 		log:       log,
-		store:     jobs.NewJournaledStore(filepath.Join(cfg.UploadsDir, "chat_jobs"), jobs.JournalOptions{Logger: log}),
+		store:     jobs.NewJournaledStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ChatJobs(), jobs.JournalOptions{Logger: log}),
 		now:       time.Now,
 		recent:    map[string]recentJob{},
 		inflight:  map[string]int{},

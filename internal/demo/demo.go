@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Exam describes one generated exam.
@@ -44,7 +45,7 @@ func SampleExams(seed uint64) []Exam {
 // derived/responses_scored.csv, derived/questions.csv) unless that exam
 // already has a manifest; it reports whether it wrote anything.
 func WriteExam(dataDir string, e Exam) (bool, error) {
-	dir := filepath.Join(dataDir, "exams", e.ID)
+	dir := layout.Tenant{DataDir: dataDir}.ExamDir(e.ID)
 	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
 		return false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -88,7 +89,9 @@ func WriteExam(dataDir string, e Exam) (bool, error) {
 	if err := atomicfile.WriteFile(filepath.Join(derived, "questions.csv"), questions.Bytes(), 0o644); err != nil {
 		return false, err
 	}
-	rel := func(name string) string { return filepath.ToSlash(filepath.Join("exams", e.ID, "derived", name)) }
+	rel := func(name string) string {
+		return filepath.ToSlash(filepath.Join(layout.Relative().ExamDerived(e.ID), name))
+	}
 	manifest := map[string]any{
 		"exam_id":      e.ID,
 		"generated_at": e.Date + "T09:00:00",

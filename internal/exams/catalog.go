@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Summary is one entry of GET /exams. Fields the manifest lacks are null,
@@ -52,7 +54,7 @@ type fileSig struct {
 
 // NewCatalog returns the catalogue of dataDir/exams.
 func NewCatalog(dataDir string) *Catalog {
-	return &Catalog{dir: filepath.Join(dataDir, "exams"), ttl: Revalidate}
+	return &Catalog{dir: layout.Tenant{DataDir: dataDir}.Exams(), ttl: Revalidate}
 }
 
 // Invalidate makes the next listing check the files.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // maxCached bounds how many parsed exams a tenant keeps in memory.
@@ -58,7 +60,7 @@ func (s *Service) Catalog() *Catalog { return s.catalog }
 func (s *Service) DataDir() string { return s.dataDir }
 
 func (s *Service) manifestPath(id string) string {
-	return filepath.Join(s.dataDir, "exams", id, "manifest.json")
+	return layout.Tenant{DataDir: s.dataDir}.ExamManifest(id)
 }
 
 // Exam returns the parsed exam in folder id, from the cache when none of
@@ -180,7 +182,7 @@ func (s *Service) parse(id string) (*cached, error) {
 		c.paths = append(c.paths, p)
 		c.sigs = append(c.sigs, statSig(p))
 	}
-	defaultDerived := func(name string) string { return filepath.Join("exams", id, "derived", name) }
+	defaultDerived := func(name string) string { return filepath.Join(layout.Relative().ExamDerived(id), name) }
 
 	if p := s.firstFile(m.Files, []string{"responses_scored", "responses", "responses_csv"}, defaultDerived("responses_scored.csv")); p != "" {
 		track(p)
@@ -201,9 +203,9 @@ func (s *Service) parse(id string) (*cached, error) {
 	}
 	draftDefault := ""
 	if m.ExamID != "" && ValidID(m.ExamID) {
-		draftDefault = filepath.Join("analysis", m.ExamID, "draft.json")
+		draftDefault = filepath.Join(layout.Relative().AnalysisDir(m.ExamID), "draft.json")
 	} else if m.ExamID == "" {
-		draftDefault = filepath.Join("analysis", id, "draft.json")
+		draftDefault = filepath.Join(layout.Relative().AnalysisDir(id), "draft.json")
 	}
 	if p := s.firstFile(m.Files, []string{"analysis_draft_json"}, draftDefault); p != "" {
 		track(p)
@@ -217,7 +219,7 @@ func (s *Service) parse(id string) (*cached, error) {
 	} else if draftDefault != "" {
 		track(filepath.Join(s.dataDir, draftDefault))
 	}
-	kpPath := filepath.Join(s.dataDir, "knowledge", "knowledge_point_map.csv")
+	kpPath := layout.Tenant{DataDir: s.dataDir}.KnowledgePointMap()
 	track(kpPath)
 	e.kpMap = readKnowledgeMap(kpPath)
 	e.parsedAt = s.now()
@@ -286,5 +288,5 @@ func readKnowledgeMap(path string) map[string]string {
 // KnowledgeMap returns the question → knowledge point map of the tenant
 // (DATA_DIR/knowledge/knowledge_point_map.csv), or nil.
 func (s *Service) KnowledgeMap() map[string]string {
-	return readKnowledgeMap(filepath.Join(s.dataDir, "knowledge", "knowledge_point_map.csv"))
+	return readKnowledgeMap(layout.Tenant{DataDir: s.dataDir}.KnowledgePointMap())
 }

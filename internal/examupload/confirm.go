@@ -12,6 +12,7 @@ import (
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/scoresheet"
 )
 
@@ -153,7 +154,7 @@ func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 	if !exams.ValidID(examID) {
 		return "", false, fault.New(fault.Invalid, "invalid exam_id")
 	}
-	final := filepath.Join(p.dataDir, "exams", examID)
+	final := p.paths.ExamDir(examID)
 	if _, err := os.Lstat(final); err == nil {
 		return examID, false, examExists(examID, ErrExamExists)
 	}
@@ -193,7 +194,7 @@ func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 // its analysis, then renames the folder into place: the exam appears whole
 // or not at all.
 func (p *Pipeline) write(id, examID string, st *state) error {
-	examsDir := filepath.Join(p.dataDir, "exams")
+	examsDir := p.paths.Exams()
 	staging := filepath.Join(examsDir, ".confirm-"+id)
 	if err := os.RemoveAll(staging); err != nil {
 		return err
@@ -207,7 +208,9 @@ func (p *Pipeline) write(id, examID string, st *state) error {
 		}
 	}
 	p.step(id, "write_derived", 50)
-	rel := func(name string) string { return filepath.ToSlash(filepath.Join("exams", examID, "derived", name)) }
+	rel := func(name string) string {
+		return filepath.ToSlash(filepath.Join(layout.Relative().ExamDerived(examID), name))
+	}
 	for i := range st.scored {
 		st.scored[i].ExamID = examID
 	}
@@ -241,15 +244,16 @@ func (p *Pipeline) write(id, examID string, st *state) error {
 	kp := p.exams.KnowledgeMap()
 	e := exams.NewExam(examID, meta, st.scored, st.questions, kp, p.now())
 	analysis := e.Analysis()
-	analysisDir := filepath.Join(p.dataDir, "analysis", examID)
+	analysisDir := p.paths.AnalysisDir(examID)
 	if err := atomicfile.WriteJSON(filepath.Join(analysisDir, "draft.json"), analysis); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(analysisDir, "draft.md"), []byte(analysisMarkdown(analysis)), 0o644); err != nil {
 		return err
 	}
-	files["analysis_draft_json"] = filepath.ToSlash(filepath.Join("analysis", examID, "draft.json"))
-	files["analysis_draft_md"] = filepath.ToSlash(filepath.Join("analysis", examID, "draft.md"))
+	relAnalysis := layout.Relative().AnalysisDir(examID)
+	files["analysis_draft_json"] = filepath.ToSlash(filepath.Join(relAnalysis, "draft.json"))
+	files["analysis_draft_md"] = filepath.ToSlash(filepath.Join(relAnalysis, "draft.md"))
 
 	p.step(id, "manifest", 90)
 	manifest := map[string]any{
@@ -283,12 +287,12 @@ func (p *Pipeline) step(id, step string, progress int) {
 // to done so the teacher can confirm again.
 func (p *Pipeline) recoverConfirm(id string, rec map[string]any) error {
 	examID, _ := rec["confirm_exam_id"].(string)
-	os.RemoveAll(filepath.Join(p.dataDir, "exams", ".confirm-"+id))
+	os.RemoveAll(filepath.Join(p.paths.Exams(), ".confirm-"+id))
 	var m struct {
 		Meta map[string]any `json:"meta"`
 	}
 	confirmed := examID != "" && exams.ValidID(examID) &&
-		readJSON(filepath.Join(p.dataDir, "exams", examID, "manifest.json"), &m) == nil && m.Meta["job_id"] == id
+		readJSON(p.paths.ExamManifest(examID), &m) == nil && m.Meta["job_id"] == id
 	_, err := p.store.Update(id, func(r map[string]any) error {
 		if confirmed {
 			r["status"], r["step"], r["progress"], r["exam_id"] = StatusConfirmed, "confirmed", 100, examID

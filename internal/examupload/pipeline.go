@@ -27,6 +27,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
@@ -78,18 +79,18 @@ type TextExtractor interface {
 
 // Pipeline is one tenant's exam upload pipeline and its worker.
 type Pipeline struct {
-	dataDir string
-	store   *jobs.Store
-	exams   *exams.Service
-	limits  Limits
-	log     *slog.Logger
-	runner  *jobs.Runner
-	now     func() time.Time
-	onDone  func(e *exams.Exam, date string)
-	slots   limits.Semaphore // nil: no limit on concurrent sheet parses
-	text    TextExtractor    // nil: no OCR
-	llm     *llm.Client      // nil: score sheets are not read from scans
-	fields  map[string]upload.Field
+	paths  layout.Tenant
+	store  *jobs.Store
+	exams  *exams.Service
+	limits Limits
+	log    *slog.Logger
+	runner *jobs.Runner
+	now    func() time.Time
+	onDone func(e *exams.Exam, date string)
+	slots  limits.Semaphore // nil: no limit on concurrent sheet parses
+	text   TextExtractor    // nil: no OCR
+	llm    *llm.Client      // nil: score sheets are not read from scans
+	fields map[string]upload.Field
 
 	// confirmMu serialises confirms, so two of them never both create the
 	// exam or both pass the exists check.
@@ -107,16 +108,17 @@ func New(c Config) *Pipeline {
 		slots = nil // a nil *Sem in the interface: no limit, not a panic
 	}
 	lim := c.Limits.WithDefaults()
+	paths := layout.New(c.DataDir, c.UploadsDir)
 	p := &Pipeline{
-		dataDir: c.DataDir,
-		store:   jobs.NewStore(filepath.Join(c.UploadsDir, "exam_jobs")),
-		exams:   c.Exams,
-		limits:  lim,
-		log:     log,
-		now:     time.Now,
-		onDone:  c.OnConfirmed,
-		slots:   slots,
-		text:    c.Text,
+		paths:  paths,
+		store:  jobs.NewStore(paths.ExamJobs()),
+		exams:  c.Exams,
+		limits: lim,
+		log:    log,
+		now:    time.Now,
+		onDone: c.OnConfirmed,
+		slots:  slots,
+		text:   c.Text,
 	}
 	if c.Text != nil && c.LLM.Configured() {
 		p.llm = c.LLM

@@ -40,6 +40,7 @@ import (
 	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/upload"
@@ -112,7 +113,7 @@ type Service struct {
 func New(c Config) *Service {
 	s := &Service{
 		dataDir:       c.DataDir,
-		store:         jobs.NewStore(filepath.Join(c.UploadsDir, "submission_jobs")),
+		store:         jobs.NewStore(layout.New(c.DataDir, c.UploadsDir).SubmissionJobs()),
 		assignments:   c.Assignments,
 		text:          c.Text,
 		llm:           c.LLM,
@@ -313,8 +314,8 @@ func (s *Service) run(ctx context.Context, id string, rec map[string]any) error 
 		return err
 	}
 	rep.SubmissionID, rep.SubmittedAt = name, at
-	rep.StudentDir = filepath.Join("student_submissions", sid, name)
-	rep.AssignmentDir = filepath.Join("student_submissions", aid, sid, name)
+	rep.StudentDir = filepath.Join(layout.Relative().SubmissionsOfStudent(sid), name)
+	rep.AssignmentDir = filepath.Join(layout.Relative().SubmissionsOfAssignment(aid, sid), name)
 	result := &ocr.Result{Kind: "submission", Pages: pages}
 	for _, rel := range []string{rep.StudentDir, rep.AssignmentDir} {
 		d, err := s.inData(rel)
@@ -348,7 +349,7 @@ func (s *Service) assignmentOf(id string, rec map[string]any, full string) (stri
 		}
 		return aid, nil
 	}
-	aid = detectAssignment(head(full, maxDetectText), filepath.Join(s.dataDir, "assignments"), s.gradable)
+	aid = detectAssignment(head(full, maxDetectText), layout.Tenant{DataDir: s.dataDir}.Assignments(), s.gradable)
 	if aid == "" {
 		return "", &jobFailure{step: "assignment", code: "assignment_not_detected", detail: "no assignment id was found on the sheet", hints: []string{
 			"请在提交时填写作业编号 assignment_id。(Send assignment_id with the submission.)",
@@ -467,11 +468,11 @@ func (s *Service) folder(id string, rec map[string]any, sid, aid string) (name, 
 		return name, at, nil
 	}
 	t := s.now()
-	studentRoot, err := s.inData(filepath.Join("student_submissions", sid))
+	studentRoot, err := s.inData(layout.Relative().SubmissionsOfStudent(sid))
 	if err != nil {
 		return "", "", err
 	}
-	bucketRoot, err := s.inData(filepath.Join("student_submissions", aid, sid))
+	bucketRoot, err := s.inData(layout.Relative().SubmissionsOfAssignment(aid, sid))
 	if err != nil {
 		return "", "", err
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Defaults (the predecessor's TEACHER_MEMORY_* settings).
@@ -185,7 +186,7 @@ func (s *Service) WorkspaceDir(teacherID string) (string, error) {
 	if strings.TrimSpace(teacherID) == "" {
 		return "", ErrNoTeacher
 	}
-	return filepath.Join(s.dataDir, "teacher_workspaces", WorkspaceName(teacherID)), nil
+	return layout.Tenant{DataDir: s.dataDir}.TeacherWorkspace(WorkspaceName(teacherID)), nil
 }
 
 // proposalFile is the record's file name: fsid.Safe(id,"proposal").json.

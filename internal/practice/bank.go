@@ -17,6 +17,7 @@ import (
 	"github.com/lectern/lectern/internal/assignments"
 	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/exams"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Columns are the question bank's columns, and the header of every
@@ -183,7 +184,7 @@ func ComputeMix(total int) Mix {
 // meta.question_ids.
 func (s *Service) recentIDs(exclude string, now time.Time) map[string]bool {
 	recent := map[string]bool{}
-	root := filepath.Join(s.dataDir, "assignments")
+	root := layout.Tenant{DataDir: s.dataDir}.Assignments()
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return recent

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // maxVariables bounds the name = value lines of a variants file.
@@ -42,7 +43,7 @@ func (s *Service) coreVariants(id string, count int) ([]Row, error) {
 		}
 		list = append(list, variable{strings.TrimSpace(name), strings.TrimSpace(value)})
 	}
-	dir := filepath.Join(s.dataDir, "assignments", coreDir, id)
+	dir := layout.Tenant{DataDir: s.dataDir}.CoreVariantsDir(id)
 	rel := "assignments/" + coreDir + "/" + id
 	type entry struct {
 		ID      string `json:"id"`

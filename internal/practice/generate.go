@@ -18,6 +18,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Bounds of a generation request.
@@ -361,7 +362,7 @@ func (s *Service) run(ctx context.Context, p *plan) (*GenerateResult, error) {
 		warn("no LLM is configured: gaps are filled with placeholders")
 	}
 
-	bank, err := readRows(filepath.Join(s.dataDir, "question_bank", "questions.csv"))
+	bank, err := readRows(layout.Tenant{DataDir: s.dataDir}.QuestionBankCSV())
 	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "read question bank failed")
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lectern/lectern/internal/layout"
 )
 
 //go:embed builtin
@@ -108,7 +110,7 @@ func New(cfg Config) (*Set, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.DataDir != "" {
-		s.dir = filepath.Join(cfg.DataDir, "skills")
+		s.dir = layout.Tenant{DataDir: cfg.DataDir}.Skills()
 	}
 	if err := s.loadBuiltins(); err != nil {
 		return nil, err

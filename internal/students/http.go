@@ -20,6 +20,7 @@ import (
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/httpjson"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // API holds the student endpoints; the tenant's routes.go maps them.
@@ -209,7 +210,7 @@ func (a *API) importExam(b importBody) (*exams.Exam, string, string, error) {
 		date, _ := e.Manifest.Meta["date"].(string)
 		return e, e.ResponsesFile, date, nil
 	default:
-		path = newestStaging(filepath.Join(a.dataDir, "staging"))
+		path = newestStaging(layout.Tenant{DataDir: a.dataDir}.Staging())
 		if path == "" {
 			return nil, "", "", notFound
 		}
@@ -325,7 +326,7 @@ func (a *API) Upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uploadID := "up_" + randomHex(8)
-	dir := filepath.Join(a.uploadsDir, "uploads", uploadID)
+	dir := filepath.Join(layout.Tenant{UploadsDir: a.uploadsDir}.Uploads(), uploadID)
 	saved, err := a.receive(mr, dir)
 	if err != nil {
 		os.RemoveAll(dir) // a refused upload leaves nothing behind
@@ -333,7 +334,7 @@ func (a *API) Upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, name := range saved {
-		saved[i] = filepath.ToSlash(filepath.Join("uploads", uploadID, name))
+		saved[i] = filepath.ToSlash(filepath.Join(layout.Relative().Uploads(), uploadID, name))
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"saved": saved, "upload_id": uploadID})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // Errors. ErrInvalidID is the cause of the Invalid fault a bad student id
@@ -68,7 +69,7 @@ type Store struct {
 
 // NewStore returns the profiles of dataDir.
 func NewStore(dataDir string) *Store {
-	return &Store{dir: filepath.Join(dataDir, "student_profiles")}
+	return &Store{dir: layout.Tenant{DataDir: dataDir}.StudentProfiles()}
 }
 
 func (s *Store) path(id string) (string, error) {

@@ -8,12 +8,12 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // ErrQueueFull is the backpressure signal: the queue is at its bound. It
@@ -62,7 +62,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, log: log, jobs: jobs.NewStore(filepath.Join(cfg.UploadsDir, "profile_jobs")),
+	w := &Worker{cfg: cfg, log: log, jobs: jobs.NewStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ProfileJobs()),
 		pending: map[string][]string{}, space: make(chan struct{}), applied: map[string]chan struct{}{}}
 	w.runner = jobs.NewRunner(jobs.Options{Kind: "profile_update", Store: w.jobs, Workers: 1, Process: w.process, Logger: log})
 	if ids, err := w.jobs.Scan("queued", "processing"); err == nil {

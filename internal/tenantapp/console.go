@@ -16,6 +16,7 @@ import (
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // The operator console's reads of a tenant (internal/console). They only
@@ -36,18 +37,19 @@ type FailedJob struct {
 	UpdatedAt string   `json:"updated_at,omitempty"`
 }
 
-// jobStoreDirs are the job stores of each worker kind, under UPLOADS_DIR,
-// as each domain names its own (jobs.NewStore in examupload, chat,
-// students, grading, assignupload, attachments): read from disk, so the
-// failures of a tenant that is not loaded, or is disabled, show too.
-func jobStoreDirs() []struct{ kind, dir string } {
+// jobStoreDirs are the job stores of each worker kind under uploadsDir,
+// as the layout names them for every domain (jobs.NewStore in examupload,
+// chat, students, grading, assignupload, attachments): read from disk, so
+// the failures of a tenant that is not loaded, or is disabled, show too.
+func jobStoreDirs(uploadsDir string) []struct{ kind, dir string } {
+	l := layout.Tenant{UploadsDir: uploadsDir}
 	return []struct{ kind, dir string }{
-		{KindChat, "chat_jobs"},
-		{KindChatAttachment, "chat_attachments"},
-		{KindAssignmentUpload, "assignment_jobs"},
-		{KindExamUpload, "exam_jobs"},
-		{KindSubmission, "submission_jobs"},
-		{KindProfileUpdate, "profile_jobs"},
+		{KindChat, l.ChatJobs()},
+		{KindChatAttachment, l.ChatAttachments()},
+		{KindAssignmentUpload, l.AssignmentJobs()},
+		{KindExamUpload, l.ExamJobs()},
+		{KindSubmission, l.SubmissionJobs()},
+		{KindProfileUpdate, l.ProfileJobs()},
 	}
 }
 
@@ -73,8 +75,8 @@ func FailedJobs(uploadsDir string, perKind int) ([]FailedJob, error) {
 	perKind = min(max(perKind, 1), maxFailedPerKind)
 	var out []FailedJob
 	var errs []error
-	for _, s := range jobStoreDirs() {
-		got, err := failedJobsIn(s.kind, filepath.Join(uploadsDir, s.dir), perKind)
+	for _, s := range jobStoreDirs(uploadsDir) {
+		got, err := failedJobsIn(s.kind, s.dir, perKind)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s jobs: %w", s.kind, err))
 		}

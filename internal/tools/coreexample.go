@@ -18,6 +18,7 @@ import (
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/policy"
 	"github.com/lectern/lectern/internal/upload"
 )
@@ -53,7 +54,7 @@ type PDFRenderer func(ctx context.Context, title string, paragraphs []string) ([
 // answers 503 pdf_unavailable). dataDir is the tenant's DATA_DIR;
 // uploadsDir its UPLOADS_DIR, where files to register may come from.
 func CoreExampleTools(dataDir, uploadsDir string, render PDFRenderer) []Tool {
-	ce := &coreExamples{dir: filepath.Join(dataDir, "core_examples"), dataDir: dataDir,
+	ce := &coreExamples{dir: layout.Tenant{DataDir: dataDir}.CoreExamples(), dataDir: dataDir,
 		files: fileRoots{dataDir: dataDir, uploadsDir: uploadsDir}, render: render}
 	fileArg := func(what string) map[string]any {
 		return str(what + "文件路径（POST /upload 上传的 uploads/…，或 lessons/、core_examples/ 下的文件）")
@@ -272,7 +273,7 @@ func (ce *coreExamples) register(ctx context.Context, c caller.Principal, args m
 			texts["stems"] = stem
 		}
 		if name := ArgString(args, "lesson_figure"); name != "" {
-			p, err := ce.files.resolve(filepath.Join("lessons", lesson, "sources", filepath.Base(name)))
+			p, err := ce.files.resolve(filepath.Join(layout.Relative().Lessons(), lesson, "sources", filepath.Base(name)))
 			if err != nil {
 				return nil, fault.New(fault.Invalid, map[string]any{"error": "lesson_figure_not_found", "lesson_figure": name})
 			}
@@ -409,7 +410,7 @@ func encodeExamples(rows []map[string]string, header []string) []byte {
 // lessonExample is the stem (and options) of example exID of lesson's
 // examples.csv.
 func (ce *coreExamples) lessonExample(lesson, exID string) (string, error) {
-	p, err := ce.files.resolve(filepath.Join("lessons", lesson, "examples.csv"))
+	p, err := ce.files.resolve(filepath.Join(layout.Relative().Lessons(), lesson, "examples.csv"))
 	if err != nil {
 		return "", fault.New(fault.NotFound, map[string]any{"error": "lesson_examples_not_found", "from_lesson": lesson})
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/datapath"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -31,10 +32,13 @@ type fileRoots struct {
 	dataDir, uploadsDir string
 }
 
+// paths is the tenant's layout.
+func (f fileRoots) paths() layout.Tenant { return layout.New(f.dataDir, f.uploadsDir) }
+
 func (f fileRoots) roots() []string {
-	out := []string{filepath.Join(f.dataDir, "lessons"), filepath.Join(f.dataDir, "core_examples")}
+	out := []string{f.paths().Lessons(), f.paths().CoreExamples()}
 	if f.uploadsDir != "" {
-		out = append(out, filepath.Join(f.uploadsDir, "uploads"))
+		out = append(out, f.paths().Uploads())
 	}
 	return out
 }

@@ -172,7 +172,7 @@ func (lc *lessonCapture) run(ctx context.Context, c caller.Principal, args map[s
 		return nil, fault.Newf(fault.TooLarge, "discussion_notes may have at most %d KiB", maxNotesBytes>>10)
 	}
 
-	root := filepath.Join(lc.files.dataDir, "lessons")
+	root := lc.files.paths().Lessons()
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "capture lesson failed")
 	}
