@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lectern/lectern/internal/layout"
 )
 
 // authSettings is what the environment says about authentication.
@@ -36,7 +38,7 @@ func loadAuth(getenv func(string) string, dataDir string) (authSettings, error) 
 	secret := strings.TrimSpace(getenv("AUTH_TOKEN_SECRET"))
 	file := strings.TrimSpace(getenv("AUTH_TOKEN_SECRET_FILE"))
 	if file == "" {
-		file = filepath.Join(dataDir, "_system", "auth_token_secret")
+		file = layout.Tenant{DataDir: dataDir}.AuthTokenSecret()
 	}
 	if secret == "" {
 		if b, err := os.ReadFile(file); err == nil {

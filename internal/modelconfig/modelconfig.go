@@ -43,6 +43,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/llm"
 )
 
@@ -254,7 +255,7 @@ func New(c Config) (*Service, error) {
 	}
 	s := &Service{
 		dataDir:      c.DataDir,
-		root:         filepath.Join(c.DataDir, workspacesDir),
+		root:         layout.Tenant{DataDir: c.DataDir}.TeacherWorkspaces(),
 		sealer:       sl,
 		legacy:       c.LegacySecret,
 		shared:       append([]llm.Provider(nil), c.Shared.Providers...),

@@ -13,6 +13,7 @@ import (
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/policy"
 	"github.com/lectern/lectern/internal/students"
 )
@@ -181,7 +182,7 @@ func importStudents(ctx context.Context, profiles *students.Store, worker *stude
 	default:
 		ref := filePath
 		if ref == "" {
-			ref = newestStaging(filepath.Join(ex.DataDir(), "staging"))
+			ref = newestStaging(layout.Tenant{DataDir: ex.DataDir()}.Staging())
 		}
 		path, err := exams.ResolveInDataDir(ex.DataDir(), ref)
 		if ref == "" || err != nil {
