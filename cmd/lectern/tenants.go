@@ -24,9 +24,10 @@ const tenantsUsage = `Usage:
 
 They work on the config store the server uses (TENANT_DB_PATH, default
 ./data/_system/tenants.sqlite3) and are safe while the server runs (SQLite in
-WAL mode). A running server notices a changed or deleted record the next time
-it loads the tenant (after a restart, or a PUT or DELETE through the admin
-API); a tenant already loaded keeps serving with the record it was loaded with.
+WAL mode). Every running server on the store notices a changed, disabled or
+deleted record within a second: a tenant it has loaded is rebuilt with the new
+record (or unloaded), as after a PUT or DELETE through its admin API; a new
+record that does not build leaves the loaded tenant serving as it was.
 put checks the id, the two directories (non-empty absolute paths, resolved
 through symbolic links, as the admin API stores them) and extra's limits as the
 admin API does, TENANT_DATA_ROOT and overlaps with the server's and other

@@ -154,7 +154,7 @@ func TestTenantsRefusals(t *testing.T) {
 func TestTenantsHelp(t *testing.T) {
 	getenv, _, _ := tenantsEnv(t)
 	out, _, err := runTenants(t, getenv, "help")
-	if err != nil || !strings.Contains(out, "next time") {
+	if err != nil || !strings.Contains(out, "within a second") {
 		t.Fatalf("help = %q, %v", out, err)
 	}
 	if err := run(context.Background(), []string{"lectern", "help"}, getenv, io.Discard, io.Discard); err != nil {

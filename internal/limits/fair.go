@@ -86,9 +86,9 @@ func (s fairSlot) Acquire(ctx context.Context) error { return s.p.acquire(ctx, s
 
 func (s fairSlot) Release() { s.p.release(s.key) }
 
-// acquireTimed is Acquire that says whether the call had to queue, and
+// AcquireTimed is Acquire that says whether the call had to queue, and
 // for how long (limits.WaitEvent).
-func (s fairSlot) acquireTimed(ctx context.Context) (bool, time.Duration, error) {
+func (s fairSlot) AcquireTimed(ctx context.Context) (bool, time.Duration, error) {
 	return s.p.acquireTimed(ctx, s.key)
 }
 

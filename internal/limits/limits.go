@@ -11,6 +11,10 @@
 // tenant holding the fewest, and a reserve of a quarter of each pool is kept
 // for tenants below their fair share, so one tenant's hanging calls cannot
 // make another tenant wait (see fairSem).
+//
+// The global side is reached only through the Limiter interface, so a
+// limiter shared by several processes can take the place of the
+// process's own Set without any caller changing.
 package limits
 
 import (
@@ -105,15 +109,15 @@ func NewSem(n int) *Sem {
 
 // Acquire takes a slot, or returns ctx.Err() if ctx ends first.
 func (s *Sem) Acquire(ctx context.Context) error {
-	_, _, err := s.acquireTimed(ctx)
+	_, _, err := s.AcquireTimed(ctx)
 	return err
 }
 
-// acquireTimed is Acquire that also says whether the slot was not free at
+// AcquireTimed is Acquire that also says whether the slot was not free at
 // once, and then how long the call waited (for WaitEvent). The fast path
 // is the semaphore's own: TryAcquire succeeds exactly when Acquire would
 // not block (room, and nobody queued before us).
-func (s *Sem) acquireTimed(ctx context.Context) (blocked bool, wait time.Duration, err error) {
+func (s *Sem) AcquireTimed(ctx context.Context) (blocked bool, wait time.Duration, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, 0, err // as Acquire: a done context never takes a slot
 	}
@@ -237,6 +241,69 @@ func (s *Set) key() any {
 // Config returns the sizes the Set was built with.
 func (s *Set) Config() Config { return s.cfg }
 
+// Limiter is the global side of the limits: the pools every tenant's LLM
+// and OCR calls take after their tenant's own Set (AcquireLLM,
+// AcquireOCR). The Set of NewGlobalSet is the process's own, fair between
+// tenants; a limiter whose slots are counted for several processes at
+// once (in a shared service) can take its place. Any Set is a Limiter (a
+// plain one, from NewSet, in tests).
+//
+// An implementation keeps this contract:
+//   - Pool(pool, tenant) is the Semaphore a call of tenant takes in pool
+//     (PoolLLMTotal, PoolLLMStudent, PoolLLMTeacher or PoolOCR), or nil
+//     when the limiter does not bound that pool. tenant is the tenant's id
+//     (a string), or for a tenant Set made without one (NewSet) a value
+//     unique to that Set; slots are counted against it (fairness, release).
+//   - Acquire blocks until a slot is free or ctx ends; then it returns
+//     ctx.Err() and holds nothing, also when ctx was done before the call.
+//     Release gives back one slot its tenant took, exactly once per
+//     successful Acquire; a slot of a caller that dies (its process, for a
+//     shared limiter) must come back by itself (a lease), or the pool
+//     shrinks for good.
+//   - A Semaphore that also implements TimedSemaphore has its waits
+//     reported (WaitEvent); one that does not is used, unobserved.
+//   - Config is the pools' sizes and Usage the slots taken now by every
+//     caller the limiter counts (every process, for a shared one).
+//
+// The order AcquireLLM and AcquireOCR take the pools in (tenant before
+// global, total before role) is what keeps two callers from deadlocking
+// on each other: an implementation needs no deadlock avoidance of its own.
+type Limiter interface {
+	Pool(pool string, tenant any) Semaphore
+	Config() Config
+	Usage() Usage
+}
+
+// TimedSemaphore is a Semaphore that tells, when a slot is taken, whether
+// it was not free at once and how long the call then waited (for
+// WaitEvent): the package's own semaphores are.
+type TimedSemaphore interface {
+	Semaphore
+	AcquireTimed(ctx context.Context) (blocked bool, wait time.Duration, err error)
+}
+
+// Pool is the Semaphore a call of tenant takes in the Set's pool (the
+// Limiter method): for a global Set, the fair pool bound to tenant; for a
+// tenant's Set, its own semaphore whoever asks. nil for an unknown pool.
+func (s *Set) Pool(pool string, tenant any) Semaphore {
+	var sl slot
+	switch pool {
+	case PoolLLMTotal:
+		sl = s.llmTotal
+	case PoolLLMStudent:
+		sl = s.llmStudent
+	case PoolLLMTeacher:
+		sl = s.llmTeacher
+	case PoolOCR:
+		sl = s.ocr
+	default:
+		return nil
+	}
+	return sl.forTenant(tenant)
+}
+
+var _ Limiter = (*Set)(nil)
+
 // Usage is a snapshot of the slots taken in a Set.
 type Usage struct {
 	LLMTotal   int `json:"llm_total"`
@@ -262,50 +329,55 @@ type step struct {
 	global bool
 }
 
-// llmChain lists the semaphores an LLM call of role r takes, in order.
-func llmChain(tenant, global *Set, r Role) []step {
+// llmChain lists the semaphores an LLM call of role r takes, in order; a
+// pool global does not bound is left out.
+func llmChain(tenant *Set, global Limiter, r Role) []step {
 	k := tenant.key()
+	role := rolePool(r)
 	chain := make([]step, 0, 4)
 	chain = append(chain, step{tenant.llmTotal.forTenant(k), PoolLLMTotal, false})
-	if s, pool := tenant.roleSem(r); s != nil {
-		chain = append(chain, step{s.forTenant(k), pool, false})
+	if role != "" {
+		chain = append(chain, step{tenant.Pool(role, k), role, false})
 	}
-	chain = append(chain, step{global.llmTotal.forTenant(k), PoolLLMTotal, true})
-	if s, pool := global.roleSem(r); s != nil {
-		chain = append(chain, step{s.forTenant(k), pool, true})
+	if s := global.Pool(PoolLLMTotal, k); s != nil {
+		chain = append(chain, step{s, PoolLLMTotal, true})
+	}
+	if role != "" {
+		if s := global.Pool(role, k); s != nil {
+			chain = append(chain, step{s, role, true})
+		}
 	}
 	return chain
 }
 
-func (s *Set) roleSem(r Role) (slot, string) {
+// rolePool is the pool of role r's own limit; "" for RoleOther, which has
+// none.
+func rolePool(r Role) string {
 	switch r {
 	case RoleStudent:
-		return s.llmStudent, PoolLLMStudent
+		return PoolLLMStudent
 	case RoleTeacher:
-		return s.llmTeacher, PoolLLMTeacher
+		return PoolLLMTeacher
 	}
-	return nil, ""
+	return ""
 }
 
 // AcquireLLM takes the slots an LLM call of role r needs: tenant total,
 // tenant role, global total, global role. The returned function releases
 // them in reverse order. If ctx ends while waiting, every slot already taken
 // is given back and ctx.Err() is returned.
-func AcquireLLM(ctx context.Context, tenant, global *Set, r Role) (release func(), err error) {
+func AcquireLLM(ctx context.Context, tenant *Set, global Limiter, r Role) (release func(), err error) {
 	return acquireSteps(ctx, tenant.observe.Load(), llmChain(tenant, global, r))
 }
 
 // AcquireOCR takes the tenant's OCR slot, then the global one.
-func AcquireOCR(ctx context.Context, tenant, global *Set) (release func(), err error) {
+func AcquireOCR(ctx context.Context, tenant *Set, global Limiter) (release func(), err error) {
 	k := tenant.key()
-	return acquireSteps(ctx, tenant.observe.Load(), []step{
-		{tenant.ocr.forTenant(k), PoolOCR, false}, {global.ocr.forTenant(k), PoolOCR, true}})
-}
-
-// timedSemaphore is a Semaphore that tells whether a slot was free at once
-// and, if not, how long the call waited: the package's own semaphores.
-type timedSemaphore interface {
-	acquireTimed(ctx context.Context) (blocked bool, wait time.Duration, err error)
+	chain := []step{{tenant.ocr.forTenant(k), PoolOCR, false}}
+	if s := global.Pool(PoolOCR, k); s != nil {
+		chain = append(chain, step{s, PoolOCR, true})
+	}
+	return acquireSteps(ctx, tenant.observe.Load(), chain)
 }
 
 // acquireSteps is Acquire over a chain whose waits are reported to obs
@@ -315,7 +387,7 @@ func acquireSteps(ctx context.Context, obs *func(WaitEvent), chain []step) (rele
 	for i, st := range chain {
 		sems[i] = st.sem
 		if obs != nil {
-			if ts, ok := st.sem.(timedSemaphore); ok {
+			if ts, ok := st.sem.(TimedSemaphore); ok {
 				sems[i] = observed{ts, st, *obs}
 			}
 		}
@@ -325,13 +397,13 @@ func acquireSteps(ctx context.Context, obs *func(WaitEvent), chain []step) (rele
 
 // observed is a chain's semaphore whose waits go to obs.
 type observed struct {
-	ts  timedSemaphore
+	ts  TimedSemaphore
 	st  step
 	obs func(WaitEvent)
 }
 
 func (o observed) Acquire(ctx context.Context) error {
-	blocked, wait, err := o.ts.acquireTimed(ctx)
+	blocked, wait, err := o.ts.AcquireTimed(ctx)
 	if blocked {
 		o.obs(WaitEvent{Pool: o.st.pool, Global: o.st.global, Wait: wait, Err: err})
 	}

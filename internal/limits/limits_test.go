@@ -233,3 +233,94 @@ func TestWaitObserver(t *testing.T) {
 	}
 	tenant.SetObserver(nil)
 }
+
+// recordingLimiter is a Limiter that is not a Set (as a limiter shared by
+// several processes would be): its semaphores are plain (no timing), it
+// bounds no OCR, and it records which tenant asked for which pool.
+type recordingLimiter struct {
+	trace *[]string
+	sems  map[string]*fakeSem
+	asked []string
+}
+
+func (l *recordingLimiter) Pool(pool string, tenant any) Semaphore {
+	l.asked = append(l.asked, pool+"/"+tenant.(string))
+	if s, ok := l.sems[pool]; ok {
+		return plainSem{s}
+	}
+	return nil
+}
+
+func (l *recordingLimiter) Config() Config { return Config{} }
+func (l *recordingLimiter) Usage() Usage   { return Usage{} }
+
+// plainSem hides fakeSem's other methods: only Semaphore is left.
+type plainSem struct{ s *fakeSem }
+
+func (p plainSem) Acquire(ctx context.Context) error { return p.s.Acquire(ctx) }
+func (p plainSem) Release()                          { p.s.Release() }
+
+// Any Limiter can be the global side: its pools are taken after the
+// tenant's, in order, under the tenant's id; a pool it does not bound (nil)
+// is skipped; waits on its untimed semaphores go unobserved, not refused.
+func TestAcquireThroughLimiterInterface(t *testing.T) {
+	var trace []string
+	g := &recordingLimiter{trace: &trace, sems: map[string]*fakeSem{
+		PoolLLMTotal:   {name: "shared.total", trace: &trace},
+		PoolLLMStudent: {name: "shared.student", trace: &trace},
+	}}
+	tenant := NewTenantSet("t1", Config{LLMTotal: 1, LLMStudent: 1, LLMTeacher: 1, OCR: 1})
+	tenant.SetObserver(func(e WaitEvent) {
+		if e.Global {
+			t.Errorf("an untimed semaphore reported a wait: %+v", e)
+		}
+	})
+	release, err := AcquireLLM(context.Background(), tenant, g, RoleStudent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := tenant.Usage(); u.LLMTotal != 1 || u.LLMStudent != 1 {
+		t.Fatalf("tenant usage %+v", u)
+	}
+	release()
+	want := []string{"acquire shared.total", "acquire shared.student", "release shared.student", "release shared.total"}
+	if !reflect.DeepEqual(trace, want) {
+		t.Fatalf("trace\n got %q\nwant %q", trace, want)
+	}
+	if want := []string{PoolLLMTotal + "/t1", PoolLLMStudent + "/t1"}; !reflect.DeepEqual(g.asked, want) {
+		t.Fatalf("asked %q, want %q", g.asked, want)
+	}
+
+	// No OCR pool in the limiter: only the tenant's slot is taken.
+	release, err = AcquireOCR(context.Background(), tenant, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := tenant.Usage(); u.OCR != 1 {
+		t.Fatalf("tenant OCR usage %+v", u)
+	}
+	release()
+	if u := tenant.Usage(); u != (Usage{}) {
+		t.Fatalf("slots left taken: %+v", u)
+	}
+}
+
+// A global Set's Pool is the fair pool bound to the tenant asking: slots
+// taken through it count against that tenant.
+func TestSetPool(t *testing.T) {
+	g := NewGlobalSet(Config{LLMTotal: 4, LLMStudent: 4, LLMTeacher: 4, OCR: 4})
+	s := g.Pool(PoolOCR, "t1")
+	if err := s.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.ocr.(*fairSem).heldBy("t1"); n != 1 {
+		t.Fatalf("t1 holds %d OCR slots, want 1", n)
+	}
+	s.Release()
+	if g.Pool("nope", "t1") != nil {
+		t.Fatal("an unknown pool is not nil")
+	}
+	if _, ok := g.Pool(PoolLLMTotal, "t1").(TimedSemaphore); !ok {
+		t.Fatal("the package's pools are timed")
+	}
+}

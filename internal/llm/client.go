@@ -104,11 +104,14 @@ func (m *Meter) record(kind, provider string, attempts int64, latency time.Durat
 // and the process's concurrency limits, with the tenant's meter.
 //
 // Tenant and Global must both be set (normal use) or both be nil (no limits,
-// for tools and tests). Meter may be nil.
+// for tools and tests). Global is the process's limits (limits.NewGlobalSet)
+// or any other limits.Limiter, such as one shared by several processes.
+// Meter may be nil.
 type Client struct {
-	Gateway        *Gateway
-	Tenant, Global *limits.Set
-	Meter          *Meter
+	Gateway *Gateway
+	Tenant  *limits.Set
+	Global  limits.Limiter
+	Meter   *Meter
 }
 
 // Configured reports whether c can reach a provider (nil-safe): the one

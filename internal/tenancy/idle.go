@@ -5,13 +5,11 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/lectern/lectern/internal/tenantapp"
 )
 
-// RegistryOptions configure a [Registry]. The zero value is a registry
-// without idle eviction.
-type RegistryOptions struct {
+// OptionsOf configure a [RegistryOf]. The zero value is a registry
+// without idle eviction, with its store watcher.
+type OptionsOf[I Instance] struct {
 	// IdleUnload unloads a tenant that has had no request for this long
 	// and has no queued or running job (TENANT_IDLE_UNLOAD); its next
 	// request loads it again. 0 (or less) disables idle eviction.
@@ -23,12 +21,21 @@ type RegistryOptions struct {
 	// Now is the clock of idle eviction (nil: time.Now); tests move it.
 	Now func() time.Time
 	// Handler, when set, makes the handler a tenant's requests reach from
-	// its app, once per loaded instance (e.g. tenantapp.WithReadiness);
-	// nil: the app itself.
-	Handler func(*tenantapp.App) http.Handler
+	// its instance, once per loaded instance (e.g. tenantapp.WithReadiness);
+	// nil: the instance itself.
+	Handler func(I) http.Handler
 	// Events, when set, is told of every load (with the time its build and
 	// start took), replace and unload, for the metrics; it must not block.
 	Events func(Event)
+	// WatchEvery is how often the registry's one store watcher looks for
+	// changes made by other connections (other processes: the admin API
+	// of another server, `lectern tenants put`) where it cannot be told of
+	// them by file events (see DefaultWatchEvery); 0 means
+	// DefaultWatchEvery; less than 0 turns the watcher off.
+	WatchEvery time.Duration
+	// pollOnly makes the watcher poll every WatchEvery even where file
+	// events work (tests of the polling path).
+	pollOnly bool
 }
 
 // Event is one change of the loaded tenants.
@@ -63,7 +70,7 @@ type idleState struct {
 	wg       sync.WaitGroup
 }
 
-func (r *Registry) initIdle(o RegistryOptions) {
+func (r *RegistryOf[I]) initIdle(o OptionsOf[I]) {
 	st := &r.idle
 	st.now = o.Now
 	if st.now == nil {
@@ -93,13 +100,13 @@ func (s *idleState) since() int64 {
 }
 
 // stopSweeper ends the sweeper (Close waits for it through idle.wg).
-func (r *Registry) stopSweeper() {
+func (r *RegistryOf[I]) stopSweeper() {
 	if r.idle.stop != nil {
 		r.idle.stopOnce.Do(func() { close(r.idle.stop) })
 	}
 }
 
-func (r *Registry) sweeper() {
+func (r *RegistryOf[I]) sweeper() {
 	defer r.idle.wg.Done()
 	t := time.NewTicker(r.idle.every)
 	defer t.Stop()
@@ -115,14 +122,14 @@ func (r *Registry) sweeper() {
 
 // sweepIdle unloads every tenant idle for IdleUnload or longer and reports
 // how many it unloaded.
-func (r *Registry) sweepIdle() int {
+func (r *RegistryOf[I]) sweepIdle() int {
 	if r.idle.after == 0 {
 		return 0
 	}
 	cutoff := r.idle.since() - int64(r.idle.after)
 	type cand struct {
 		id string
-		h  *handle
+		h  *handle[I]
 	}
 	var idle []cand
 	r.mu.Lock()
@@ -150,7 +157,7 @@ func (r *Registry) sweepIdle() int {
 // still idle since cutoff, with no request inside and no job queued or
 // running. It takes the tenant's lock, as every unload does, so a request
 // arriving meanwhile waits and then loads the tenant again.
-func (r *Registry) unloadIdle(id string, h *handle, cutoff int64) bool {
+func (r *RegistryOf[I]) unloadIdle(id string, h *handle[I], cutoff int64) bool {
 	unlock := r.lock(id)
 	defer unlock()
 	if r.current(id) != h || h.app.Busy() || !h.drainIfIdle(cutoff) {
@@ -167,7 +174,7 @@ func (r *Registry) unloadIdle(id string, h *handle, cutoff int64) bool {
 // drainIfIdle starts draining h when no request is inside and none has
 // entered or left after cutoff; it reports whether it did. A request
 // arriving afterwards finds h draining and loads the tenant anew.
-func (h *handle) drainIfIdle(cutoff int64) bool {
+func (h *handle[I]) drainIfIdle(cutoff int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.draining || h.inflight > 0 || h.lastActive.Load() > cutoff {

@@ -226,8 +226,11 @@ func TestIdleZeroDisables(t *testing.T) {
 	if n := tr.sweepIdle(); n != 0 || !tr.IsLoaded("t1") {
 		t.Fatal("tenant unloaded with idle eviction off")
 	}
-	// Nor does the plain constructor start anything.
-	if r := NewRegistry(tr.store, nil, nil); r.idle.stop != nil || r.idle.after != 0 {
+	// Nor does the plain constructor start a sweeper (its one goroutine is
+	// the store watcher).
+	r := NewRegistry(tr.store, nil, nil)
+	defer r.Close(context.Background())
+	if r.idle.stop != nil || r.idle.after != 0 {
 		t.Fatal("NewRegistry without options turned idle eviction on")
 	}
 }

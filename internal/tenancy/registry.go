@@ -10,74 +10,80 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lectern/lectern/internal/keyedlock"
 	"github.com/lectern/lectern/internal/tenantapp"
 )
 
 // ErrClosed is returned once the registry is shutting down.
 var ErrClosed = errors.New("tenant registry is closed")
 
-// Builder makes a tenant's (not yet started) app from its stored config.
-type Builder func(rec Record) (*tenantapp.App, error)
-
-// Registry holds the loaded tenants. A tenant is built on first use from the
-// store, replaced when its config changes and unloaded when disabled.
+// RegistryOf holds the loaded tenants, instances of I (see [Instance];
+// the server's is [Registry], of tenant apps). A tenant is built on first
+// use from the store, replaced when its config changes (through Put, or
+// in the store by another process: see watch.go) and unloaded when
+// disabled or deleted.
 //
 // Locking: mu guards the map and is only held for map operations. Loading,
 // replacing and unloading one tenant take that tenant's own lock, so a slow
 // build of tenant A never delays tenant B, and concurrent first requests to
-// one tenant build it once.
-type Registry struct {
+// one tenant build it once. The tenant locks are process-local: another
+// process on the same store has its own instances, and learns of a change
+// through the store's change log.
+type RegistryOf[I Instance] struct {
 	store *Store
-	build Builder
+	build BuilderOf[I]
 	log   *slog.Logger
 	// drainTimeout bounds how long a replaced or unloaded tenant waits for
 	// its in-flight requests before its workers are stopped anyway.
 	drainTimeout time.Duration
 
 	mu      sync.Mutex
-	loaded  map[string]*handle
-	locks   map[string]*idLock
+	loaded  map[string]*handle[I]
+	locks   keyedlock.Map[string] // one per tenant: load, replace, unload
 	closed  bool
 	retired sync.WaitGroup
 
 	// idle is the idle-eviction state (idle.go); idle.after == 0 when
 	// eviction is off.
 	idle idleState
-	// wrap is RegistryOptions.Handler.
-	wrap   func(*tenantapp.App) http.Handler
-	events func(Event) // RegistryOptions.Events; nil: none
+	// watch is the store watcher's state (watch.go).
+	watch watchState
+	// wrap is OptionsOf.Handler.
+	wrap   func(I) http.Handler
+	events func(Event) // OptionsOf.Events; nil: none
 }
 
-// NewRegistry returns an empty registry over store. opts (at most one is
-// read) turn on idle eviction; without them a tenant stays loaded until it
-// is disabled, replaced or the registry closes.
-func NewRegistry(store *Store, build Builder, log *slog.Logger, opts ...RegistryOptions) *Registry {
+// NewRegistryOf returns an empty registry over store. opts (at most one
+// is read) turn on idle eviction and set the store watcher; without them
+// a tenant stays loaded until it is disabled, replaced or deleted (here or
+// by another process) or the registry closes.
+func NewRegistryOf[I Instance](store *Store, build BuilderOf[I], log *slog.Logger, opts ...OptionsOf[I]) *RegistryOf[I] {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{
+	r := &RegistryOf[I]{
 		store:        store,
 		build:        build,
 		log:          log,
 		drainTimeout: 30 * time.Second,
-		loaded:       map[string]*handle{},
-		locks:        map[string]*idLock{},
+		loaded:       map[string]*handle[I]{},
 	}
-	var o RegistryOptions
+	var o OptionsOf[I]
 	if len(opts) > 0 {
 		o = opts[0]
 	}
 	r.wrap = o.Handler
 	r.events = o.Events
 	r.initIdle(o)
+	r.initWatch(o.WatchEvery, o.pollOnly)
 	return r
 }
 
 // handle is one loaded instance with the count of requests inside it.
-type handle struct {
-	app *tenantapp.App
-	// serve is what requests reach: app, or RegistryOptions.Handler's
-	// wrapping of it.
+type handle[I Instance] struct {
+	app I
+	// serve is what requests reach: app, or OptionsOf.Handler's wrapping
+	// of it.
 	serve    http.Handler
 	rec      Record
 	loadedAt time.Time
@@ -93,8 +99,8 @@ type handle struct {
 	drained  chan struct{}
 }
 
-func (r *Registry) newHandle(app *tenantapp.App, rec Record) *handle {
-	h := &handle{app: app, serve: app, rec: rec, loadedAt: time.Now(), drained: make(chan struct{})}
+func (r *RegistryOf[I]) newHandle(app I, rec Record) *handle[I] {
+	h := &handle[I]{app: app, serve: app, rec: rec, loadedAt: time.Now(), drained: make(chan struct{})}
 	if r.wrap != nil {
 		h.serve = r.wrap(app)
 	}
@@ -104,7 +110,7 @@ func (r *Registry) newHandle(app *tenantapp.App, rec Record) *handle {
 
 // enter counts a request in at now (idle clock); it fails once the handle
 // is draining.
-func (h *handle) enter(now int64) bool {
+func (h *handle[I]) enter(now int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.draining {
@@ -115,7 +121,7 @@ func (h *handle) enter(now int64) bool {
 	return true
 }
 
-func (h *handle) leave(now int64) {
+func (h *handle[I]) leave(now int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.inflight--
@@ -125,14 +131,14 @@ func (h *handle) leave(now int64) {
 	}
 }
 
-func (h *handle) inFlight() int {
+func (h *handle[I]) inFlight() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.inflight
 }
 
 // drain refuses new requests and waits for those inside to finish.
-func (h *handle) drain(ctx context.Context) error {
+func (h *handle[I]) drain(ctx context.Context) error {
 	h.mu.Lock()
 	if !h.draining {
 		h.draining = true
@@ -149,34 +155,10 @@ func (h *handle) drain(ctx context.Context) error {
 	}
 }
 
-// idLock is a per-tenant mutex, dropped from the map when nobody holds or
-// waits for it.
-type idLock struct {
-	mu   sync.Mutex
-	refs int
-}
+// lock takes tenant id's lock (process-local) and returns its release.
+func (r *RegistryOf[I]) lock(id string) (unlock func()) { return r.locks.Lock(id) }
 
-func (r *Registry) lock(id string) (unlock func()) {
-	r.mu.Lock()
-	l := r.locks[id]
-	if l == nil {
-		l = &idLock{}
-		r.locks[id] = l
-	}
-	l.refs++
-	r.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		r.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(r.locks, id)
-		}
-		r.mu.Unlock()
-	}
-}
-
-func (r *Registry) current(id string) *handle {
+func (r *RegistryOf[I]) current(id string) *handle[I] {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.loaded[id]
@@ -184,7 +166,7 @@ func (r *Registry) current(id string) *handle {
 
 // Serve runs one request against tenant id, loading the tenant if needed.
 // A request that meets a tenant being replaced goes to the new instance.
-func (r *Registry) Serve(w http.ResponseWriter, req *http.Request, id string) error {
+func (r *RegistryOf[I]) Serve(w http.ResponseWriter, req *http.Request, id string) error {
 	h, err := r.enter(req.Context(), id)
 	if err != nil {
 		return err
@@ -194,9 +176,9 @@ func (r *Registry) Serve(w http.ResponseWriter, req *http.Request, id string) er
 	return nil
 }
 
-// Use runs f with tenant id's live app (loading it if needed); the app
-// counts as in use meanwhile, so it is not stopped under f.
-func (r *Registry) Use(ctx context.Context, id string, f func(*tenantapp.App) error) error {
+// Use runs f with tenant id's live instance (loading it if needed); the
+// instance counts as in use meanwhile, so it is not stopped under f.
+func (r *RegistryOf[I]) Use(ctx context.Context, id string, f func(I) error) error {
 	h, err := r.enter(ctx, id)
 	if err != nil {
 		return err
@@ -205,7 +187,7 @@ func (r *Registry) Use(ctx context.Context, id string, f func(*tenantapp.App) er
 	return f(h.app)
 }
 
-func (r *Registry) enter(ctx context.Context, id string) (*handle, error) {
+func (r *RegistryOf[I]) enter(ctx context.Context, id string) (*handle[I], error) {
 	for {
 		if h := r.current(id); h != nil && h.enter(r.idle.since()) {
 			return h, nil
@@ -222,11 +204,11 @@ func (r *Registry) enter(ctx context.Context, id string) (*handle, error) {
 }
 
 // leave counts a request of h out.
-func (r *Registry) leave(h *handle) { h.leave(r.idle.since()) }
+func (r *RegistryOf[I]) leave(h *handle[I]) { h.leave(r.idle.since()) }
 
 // load returns the loaded instance of id, building it from the store if
 // there is none.
-func (r *Registry) load(ctx context.Context, id string) (*handle, error) {
+func (r *RegistryOf[I]) load(ctx context.Context, id string) (*handle[I], error) {
 	if !ValidTenantID(id) {
 		return nil, ErrNotFound
 	}
@@ -236,8 +218,10 @@ func (r *Registry) load(ctx context.Context, id string) (*handle, error) {
 		return h, nil
 	}
 	// The build must not fail because the first requester hung up: others
-	// may be waiting for the same tenant.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tenantapp.LoadTimeout)
+	// may be waiting for the same tenant. Nor may the instance keep that
+	// request's values (its principal, its request id) for its whole
+	// life: it starts under a context of its own.
+	ctx, cancel := context.WithTimeout(context.Background(), tenantapp.LoadTimeout)
 	defer cancel()
 	rec, err := r.store.Get(ctx, id)
 	if err != nil {
@@ -258,7 +242,7 @@ func (r *Registry) load(ctx context.Context, id string) (*handle, error) {
 }
 
 // start builds and starts an instance for rec.
-func (r *Registry) start(ctx context.Context, rec Record) (*handle, error) {
+func (r *RegistryOf[I]) start(ctx context.Context, rec Record) (*handle[I], error) {
 	began := time.Now()
 	app, err := r.build(rec)
 	if err != nil {
@@ -275,7 +259,7 @@ func (r *Registry) start(ctx context.Context, rec Record) (*handle, error) {
 
 // swap puts h (or, when nil, nothing) in place for id and returns what was
 // there.
-func (r *Registry) swap(id string, h *handle) (old *handle, err error) {
+func (r *RegistryOf[I]) swap(id string, h *handle[I]) (old *handle[I], err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -291,7 +275,7 @@ func (r *Registry) swap(id string, h *handle) (old *handle, err error) {
 }
 
 // install puts a freshly loaded h in place for id.
-func (r *Registry) install(id string, h *handle) error {
+func (r *RegistryOf[I]) install(id string, h *handle[I]) error {
 	_, err := r.swap(id, h)
 	return err
 }
@@ -302,10 +286,19 @@ func (r *Registry) install(id string, h *handle) error {
 // stops, and only then does the new one start its workers: the two never
 // process the same job. A disabled tenant is unloaded. The tenant's lock is
 // held throughout, so a load or another Put of the same tenant waits.
-func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
+func (r *RegistryOf[I]) Put(ctx context.Context, rec Record) (Record, error) {
 	unlock := r.lock(rec.TenantID)
 	defer unlock()
-	var h *handle
+	return r.replaceLocked(ctx, rec, func(rec Record) (Record, error) { return r.store.Upsert(ctx, rec) })
+}
+
+// replaceLocked makes rec live for its tenant, as Put describes, with the
+// tenant's lock held: the new instance (none when rec is disabled) is
+// built, write (when set) stores rec and returns the stored record, then
+// the new instance is swapped in, the old one retired and the new one
+// started. A build or write that fails changes nothing.
+func (r *RegistryOf[I]) replaceLocked(ctx context.Context, rec Record, write func(Record) (Record, error)) (Record, error) {
+	var h *handle[I]
 	began := time.Now()
 	if rec.Enabled {
 		app, err := r.build(rec)
@@ -314,9 +307,15 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 		}
 		h = r.newHandle(app, rec)
 	}
-	stored, err := r.store.Upsert(ctx, rec)
-	var old *handle
+	stored, err := rec, error(nil)
+	if write != nil {
+		stored, err = write(rec)
+	}
+	var old *handle[I]
 	if err == nil {
+		if h != nil {
+			h.rec = stored // what the store watcher compares with
+		}
 		old, err = r.swap(rec.TenantID, h)
 	}
 	if err != nil {
@@ -330,7 +329,9 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 	}
 	r.retire(ctx, old)
 	if h != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tenantapp.LoadTimeout)
+		// The workers live as long as the tenant, not as the request (or
+		// the watcher's round) that put it: a context of their own.
+		sctx, cancel := context.WithTimeout(context.Background(), tenantapp.LoadTimeout)
 		defer cancel()
 		if err := h.app.Start(sctx); err != nil {
 			r.log.Error("tenant workers did not start", "tenant", rec.TenantID, "err", err)
@@ -345,13 +346,13 @@ func (r *Registry) Put(ctx context.Context, rec Record) (Record, error) {
 }
 
 // Disable marks the tenant disabled in the store and unloads it.
-func (r *Registry) Disable(ctx context.Context, id string) error {
+func (r *RegistryOf[I]) Disable(ctx context.Context, id string) error {
 	return r.unload(ctx, id, func() error { return r.store.Disable(ctx, id) })
 }
 
 // Unload drops the loaded instance of id, if any, without touching the
 // store; the next request loads it again.
-func (r *Registry) Unload(ctx context.Context, id string) error {
+func (r *RegistryOf[I]) Unload(ctx context.Context, id string) error {
 	return r.unload(ctx, id, func() error { return nil })
 }
 
@@ -359,11 +360,11 @@ func (r *Registry) Unload(ctx context.Context, id string) error {
 // and retires it.
 // The lock is held until the old instance has stopped, so a request that
 // loads the tenant again never overlaps with it.
-func (r *Registry) unload(ctx context.Context, id string, first func() error) error {
+func (r *RegistryOf[I]) unload(ctx context.Context, id string, first func() error) error {
 	unlock := r.lock(id)
 	defer unlock()
 	err := first()
-	var old *handle
+	var old *handle[I]
 	if err == nil {
 		old, err = r.swap(id, nil)
 	}
@@ -376,7 +377,7 @@ func (r *Registry) unload(ctx context.Context, id string, first func() error) er
 
 // retire lets the requests inside h finish (bounded by the drain timeout
 // and ctx), then stops its workers and waits for them.
-func (r *Registry) retire(ctx context.Context, h *handle) {
+func (r *RegistryOf[I]) retire(ctx context.Context, h *handle[I]) {
 	if h == nil {
 		return
 	}
@@ -390,7 +391,7 @@ func (r *Registry) retire(ctx context.Context, h *handle) {
 	r.stop(h)
 }
 
-func (r *Registry) stop(h *handle) {
+func (r *RegistryOf[I]) stop(h *handle[I]) {
 	ctx, cancel := context.WithTimeout(context.Background(), tenantapp.LoadTimeout)
 	defer cancel()
 	if err := h.app.Stop(ctx); err != nil {
@@ -401,7 +402,7 @@ func (r *Registry) stop(h *handle) {
 	r.event(Event{Kind: EventUnload, Tenant: h.rec.TenantID})
 }
 
-func (r *Registry) event(e Event) {
+func (r *RegistryOf[I]) event(e Event) {
 	if r.events != nil {
 		r.events(e)
 	}
@@ -409,20 +410,22 @@ func (r *Registry) event(e Event) {
 
 // Close unloads every tenant, draining them in parallel, and refuses new
 // loads. It returns when all workers have stopped or ctx ends.
-func (r *Registry) Close(ctx context.Context) error {
+func (r *RegistryOf[I]) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
 	all := r.loaded
-	r.loaded = map[string]*handle{}
+	r.loaded = map[string]*handle[I]{}
 	r.mu.Unlock()
 	r.stopSweeper()
+	r.stopWatch()
 	var wg sync.WaitGroup
 	for _, h := range all {
 		wg.Go(func() { r.retire(ctx, h) })
 	}
 	done := make(chan struct{})
 	go func() {
-		r.idle.wg.Wait() // the sweeper first: it may be retiring a tenant
+		r.idle.wg.Wait()  // the sweeper first: it may be retiring a tenant
+		r.watch.wg.Wait() // so may the watcher
 		wg.Wait()
 		r.retired.Wait()
 		close(done)
@@ -443,7 +446,7 @@ type LoadedInfo struct {
 }
 
 // Info reports on a loaded tenant; ok is false when it is not loaded.
-func (r *Registry) Info(id string) (info LoadedInfo, ok bool) {
+func (r *RegistryOf[I]) Info(id string) (info LoadedInfo, ok bool) {
 	h := r.current(id)
 	if h == nil {
 		return LoadedInfo{}, false
@@ -456,10 +459,10 @@ func (r *Registry) Info(id string) (info LoadedInfo, ok bool) {
 }
 
 // IsLoaded reports whether id has a live instance.
-func (r *Registry) IsLoaded(id string) bool { return r.current(id) != nil }
+func (r *RegistryOf[I]) IsLoaded(id string) bool { return r.current(id) != nil }
 
 // Len is the number of loaded tenants.
-func (r *Registry) Len() int {
+func (r *RegistryOf[I]) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.loaded)

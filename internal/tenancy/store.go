@@ -33,11 +33,15 @@ type Record struct {
 }
 
 // Store is the tenant config store: one SQLite file in WAL mode. Several
-// Stores (in one process or several) may share the file.
+// Stores (in one process or several) may share the file; each change of a
+// tenant's row, by any of them, is logged in the file's change log (see
+// [Store.Changes]), which is how a running server learns of a change made
+// by another process.
 type Store struct {
-	db  *sql.DB
-	log *slog.Logger
-	now func() time.Time
+	db   *sql.DB
+	path string // the database file, whose directory the store watcher watches
+	log  *slog.Logger
+	now  func() time.Time
 }
 
 const schema = `CREATE TABLE IF NOT EXISTS tenants (
@@ -48,6 +52,36 @@ const schema = `CREATE TABLE IF NOT EXISTS tenants (
 	updated_at TEXT NOT NULL,
 	extra_json TEXT NOT NULL DEFAULT '{}'
 )`
+
+// changeLog is the schema of the change log: the tenants table's
+// triggers append the id of every row inserted, updated or deleted, by
+// whichever connection, process or program (the predecessor too) writes
+// the file, in commit order (AUTOINCREMENT: seq only grows). The log keeps its last 3,072 to
+// 4,095 entries; a reader further behind is told so and rereads all
+// (ChangeFeed.Next). Created with the table, idempotently, so every Store
+// opening the file agrees.
+func changeLog() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS tenant_changes (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id TEXT NOT NULL
+	)`,
+		`CREATE TRIGGER IF NOT EXISTS tenants_log_insert AFTER INSERT ON tenants BEGIN
+		INSERT INTO tenant_changes (tenant_id) VALUES (new.tenant_id);
+	END`,
+		`CREATE TRIGGER IF NOT EXISTS tenants_log_update AFTER UPDATE ON tenants BEGIN
+		INSERT INTO tenant_changes (tenant_id) VALUES (new.tenant_id);
+		INSERT INTO tenant_changes (tenant_id) SELECT old.tenant_id WHERE old.tenant_id <> new.tenant_id;
+	END`,
+		`CREATE TRIGGER IF NOT EXISTS tenants_log_delete AFTER DELETE ON tenants BEGIN
+		INSERT INTO tenant_changes (tenant_id) VALUES (old.tenant_id);
+	END`,
+		`CREATE TRIGGER IF NOT EXISTS tenant_changes_prune AFTER INSERT ON tenant_changes
+	WHEN new.seq % 1024 = 0 BEGIN
+		DELETE FROM tenant_changes WHERE seq <= new.seq - 3072;
+	END`,
+	}
+}
 
 // OpenStore opens (creating if needed) the store at path, and its parent
 // directories.
@@ -67,11 +101,13 @@ func OpenStore(ctx context.Context, path string, log *slog.Logger) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("tenant store: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("tenant store %s: %w", path, err)
+	for _, stmt := range append([]string{schema}, changeLog()...) {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("tenant store %s: %w", path, err)
+		}
 	}
-	return &Store{db: db, log: log, now: time.Now}, nil
+	return &Store{db: db, path: path, log: log, now: time.Now}, nil
 }
 
 // Close closes the database.
