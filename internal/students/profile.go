@@ -99,6 +99,28 @@ func (s *Store) Get(id string) (Profile, error) {
 	return prof, nil
 }
 
+// change reads student id's profile (empty when it has none), lets fn
+// change it and writes it when fn reports a change: under the profiles'
+// directory lock, so writers in other processes never lose each other's
+// updates.
+func (s *Store) change(id string, fn func(Profile) bool) error {
+	unlock, err := lockDir(s.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	prof, err := s.Get(id)
+	if errors.Is(err, ErrNotFound) {
+		prof = Profile{}
+	} else if err != nil {
+		return err
+	}
+	if !fn(prof) {
+		return nil // nothing to write (no file created either)
+	}
+	return s.put(id, prof)
+}
+
 // Exists reports whether a profile file exists.
 func (s *Store) Exists(id string) bool {
 	p, err := s.path(id)

@@ -184,7 +184,27 @@ func (w *Worker) process(ctx context.Context, id string) error {
 
 	var updates []Update
 	var applied []string
+	// The runner holds id's claim; the others coalesced with it are
+	// claimed here, so another process sharing the directory never
+	// applies one of them too (one it holds is left to it).
+	var claims []*jobs.Claim
+	defer func() {
+		for _, c := range claims {
+			c.Release()
+		}
+	}()
 	for _, jid := range ids {
+		if jid != id {
+			c, err := w.jobs.Claim(jid)
+			if errors.Is(err, jobs.ErrClaimed) {
+				continue
+			}
+			if err != nil {
+				applied = append(applied, jid) // gone: applied by another process
+				continue
+			}
+			claims = append(claims, c)
+		}
 		r, err := w.jobs.Load(jid)
 		if err != nil {
 			applied = append(applied, jid) // gone: only forget it
@@ -199,19 +219,13 @@ func (w *Worker) process(ctx context.Context, id string) error {
 		}
 		applied = append(applied, jid)
 	}
-	prof, err := w.cfg.Profiles.Get(student)
-	if errors.Is(err, ErrNotFound) {
-		prof = Profile{}
-	} else if err != nil {
-		return err
-	}
-	ts := now()
-	changed := false
-	for _, u := range updates {
-		var j *Judgement
+	// The judgements first (model calls, up to minutes), then the profile
+	// read, changed and written under its lock, held that briefly.
+	judged := make([]*Judgement, len(updates))
+	for i, u := range updates {
 		if u.Kind == KindChat && w.cfg.Judge != nil {
 			jctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			j, err = w.cfg.Judge(jctx, student, u.UserText, u.Reply)
+			j, err := w.cfg.Judge(jctx, student, u.UserText, u.Reply)
 			cancel()
 			if ctx.Err() != nil {
 				return ctx.Err() // stopping: nothing written, the jobs stay queued
@@ -220,15 +234,21 @@ func (w *Worker) process(ctx context.Context, id string) error {
 				w.log.Warn("profile judgement failed; keeping the interaction note only", "student_id", student, "err", err)
 				j = nil
 			}
-		}
-		if apply(prof, u, j, ts) {
-			changed = true
+			judged[i] = j
 		}
 	}
-	if changed { // nothing to write for updates that change nothing (no file created either)
-		if err := w.cfg.Profiles.put(student, prof); err != nil {
-			return err
+	ts := now()
+	err = w.cfg.Profiles.change(student, func(prof Profile) bool {
+		changed := false
+		for i, u := range updates {
+			if apply(prof, u, judged[i], ts) {
+				changed = true
+			}
 		}
+		return changed
+	})
+	if err != nil {
+		return err
 	}
 	w.done(student, applied)
 	return nil
