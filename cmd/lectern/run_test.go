@@ -14,7 +14,17 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(runThenClean{m})
+}
+
+// runThenClean runs the tests, then removes the lectern binary the
+// two-process tests built.
+type runThenClean struct{ m *testing.M }
+
+func (r runThenClean) Run() int {
+	code := r.m.Run()
+	removeBuiltLectern()
+	return code
 }
 
 func envFrom(m map[string]string) func(string) string {

@@ -23,12 +23,13 @@ import (
 // temporary directory, each started with `lectern serve` on its own port.
 
 // buildLectern builds this command into a temporary directory, once per
-// test binary run.
+// test binary run (TestMain removes it: removeBuiltLectern).
 var buildLectern = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "lectern-bin-")
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	bin := filepath.Join(dir, "lectern")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
@@ -36,6 +37,17 @@ var buildLectern = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// builtDir is where buildLectern built, once it ran.
+var builtDir string
+
+// removeBuiltLectern removes what buildLectern built, if it ran (call it
+// once the tests are over).
+func removeBuiltLectern() {
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+}
 
 // cluster is the environment two processes share.
 type cluster struct {
@@ -53,7 +65,6 @@ func newCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	dir := t.TempDir()
 	c := &cluster{bin: bin, root: filepath.Join(dir, "tenants")}
 	c.env = []string{
