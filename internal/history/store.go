@@ -19,11 +19,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fsid"
+	"github.com/lectern/lectern/internal/keyedlock"
 )
 
 // Kind says whose history a folder holds.
@@ -60,13 +60,7 @@ type Store struct {
 	maxItems int
 	now      func() time.Time
 
-	mu    sync.Mutex
-	locks map[string]*ownerLock
-}
-
-type ownerLock struct {
-	mu   sync.RWMutex
-	refs int
+	locks keyedlock.Map[string] // one per owner folder (process-local)
 }
 
 // NewStore returns the history kept under dataDir (the tenant's DATA_DIR).
@@ -77,7 +71,7 @@ func NewStore(dataDir string, maxIndexItems int) *Store {
 		maxIndexItems = DefaultMaxIndexItems
 	}
 	maxIndexItems = max(maxIndexItems, MinMaxIndexItems)
-	return &Store{dataDir: dataDir, maxItems: maxIndexItems, now: time.Now, locks: map[string]*ownerLock{}}
+	return &Store{dataDir: dataDir, maxItems: maxIndexItems, now: time.Now}
 }
 
 // OwnerDir is the folder name of an owner's history: fsid.Safe(owner,
@@ -139,32 +133,10 @@ func sessionFileName(sessionID string) (string, error) {
 // lock takes the owner's lock (exclusive, or shared for reads) and returns
 // its release. Locks are dropped from the map when no one holds them.
 func (s *Store) lock(dir string, exclusive bool) func() {
-	s.mu.Lock()
-	l := s.locks[dir]
-	if l == nil {
-		l = &ownerLock{}
-		s.locks[dir] = l
-	}
-	l.refs++
-	s.mu.Unlock()
 	if exclusive {
-		l.mu.Lock()
-	} else {
-		l.mu.RLock()
+		return s.locks.Lock(dir)
 	}
-	return func() {
-		if exclusive {
-			l.mu.Unlock()
-		} else {
-			l.mu.RUnlock()
-		}
-		s.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(s.locks, dir)
-		}
-		s.mu.Unlock()
-	}
+	return s.locks.RLock(dir)
 }
 
 func (s *Store) nowSeconds() string { return s.now().Format("2006-01-02T15:04:05") }

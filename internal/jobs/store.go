@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/keyedlock"
 )
 
 // Errors returned by [Store] methods. They are wrapped with the job id, so
@@ -59,21 +60,13 @@ type Store struct {
 	// (SetEffectReplay).
 	effectReplay func(id string, effect []byte) error
 
-	mu    sync.Mutex
-	locks map[string]*jobLock
-}
-
-// jobLock is a per-job mutex shared by the callers currently using it; it
-// is dropped from the map when the last of them lets go.
-type jobLock struct {
-	mu   sync.Mutex
-	refs int
+	locks keyedlock.Map[string] // one per job id (process-local: claims order processes)
 }
 
 // NewStore returns a Store for the job records under dir. The directory is
 // created on the first [Store.Create].
 func NewStore(dir string) *Store {
-	return &Store{dir: dir, locks: make(map[string]*jobLock)}
+	return &Store{dir: dir}
 }
 
 // Dir returns the directory holding the job directories.
@@ -97,27 +90,7 @@ func (s *Store) recordPath(id string) (string, error) {
 }
 
 // lock acquires the in-process lock of job id and returns its release.
-func (s *Store) lock(id string) (unlock func()) {
-	s.mu.Lock()
-	l := s.locks[id]
-	if l == nil {
-		l = &jobLock{}
-		s.locks[id] = l
-	}
-	l.refs++
-	s.mu.Unlock()
-
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		s.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(s.locks, id)
-		}
-		s.mu.Unlock()
-	}
-}
+func (s *Store) lock(id string) (unlock func()) { return s.locks.Lock(id) }
 
 // File is a file a record stands for: written by the caller (not
 // necessarily synced) before it calls [Store.Create], made durable with

@@ -235,10 +235,8 @@ func TestStoreConcurrentUpdate(t *testing.T) {
 	if rec["n"] != float64(n) {
 		t.Errorf("n = %v after %d concurrent increments", rec["n"], n)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.locks) != 0 {
-		t.Errorf("%d job locks left after all updates", len(s.locks))
+	if n := s.locks.Len(); n != 0 {
+		t.Errorf("%d job locks left after all updates", n)
 	}
 }
 

@@ -33,12 +33,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
+	"github.com/lectern/lectern/internal/keyedlock"
 	"github.com/lectern/lectern/internal/layout"
 )
 
@@ -105,13 +105,7 @@ type Service struct {
 	now         func() time.Time
 	log         *slog.Logger
 
-	mu    sync.Mutex
-	locks map[string]*teacherLock
-}
-
-type teacherLock struct {
-	mu   sync.Mutex
-	refs int
+	locks keyedlock.Map[string] // one per teacher workspace (process-local)
 }
 
 // New returns the Service over cfg.DataDir.
@@ -121,9 +115,8 @@ func New(cfg Config) *Service {
 		autoApply: cfg.AutoApply,
 		rules: rules{ttlMemory: positive(cfg.TTLDaysMemory, DefaultTTLDaysMemory),
 			ttlDaily: positive(cfg.TTLDaysDaily, DefaultTTLDaysDaily), decay: !cfg.NoDecay},
-		now:   cfg.Now,
-		log:   cfg.Logger,
-		locks: map[string]*teacherLock{},
+		now: cfg.Now,
+		log: cfg.Logger,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -153,23 +146,7 @@ func positive(v, def int) int {
 // entry only while someone holds or waits for it, so it is bounded by the
 // writers in flight, not by the number of teachers.
 func (s *Service) withTeacher(dir string, fn func() error) error {
-	s.mu.Lock()
-	l := s.locks[dir]
-	if l == nil {
-		l = &teacherLock{}
-		s.locks[dir] = l
-	}
-	l.refs++
-	s.mu.Unlock()
-	l.mu.Lock()
-	defer func() {
-		l.mu.Unlock()
-		s.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(s.locks, dir)
-		}
-		s.mu.Unlock()
-	}()
+	defer s.locks.Lock(dir)()
 	return fn()
 }
 

@@ -43,6 +43,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/keyedlock"
 	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/llm"
 )
@@ -234,8 +235,7 @@ type Service struct {
 	log          *slog.Logger
 	now          func() time.Time
 
-	lockMu sync.Mutex
-	locks  map[string]*sync.Mutex // one per teacher: every write of their settings
+	locks keyedlock.Map[string] // one per teacher: every write of their settings (process-local)
 
 	cacheMu sync.Mutex
 	cache   map[string]*cachedGateway
@@ -265,7 +265,6 @@ func New(c Config) (*Service, error) {
 		probes:       make(chan struct{}, maxProbesAtOnce),
 		log:          c.Logger,
 		now:          c.Now,
-		locks:        map[string]*sync.Mutex{},
 		cache:        map[string]*cachedGateway{},
 	}
 	if s.probeTimeout <= 0 {
@@ -333,18 +332,9 @@ func relPath(teacherID string, parts ...string) string {
 	return filepath.ToSlash(filepath.Join(append([]string{workspacesDir, teacherID}, parts...)...))
 }
 
-// lock serialises the writes of one teacher's settings.
-func (s *Service) lock(teacherID string) func() {
-	s.lockMu.Lock()
-	m := s.locks[teacherID]
-	if m == nil {
-		m = &sync.Mutex{}
-		s.locks[teacherID] = m
-	}
-	s.lockMu.Unlock()
-	m.Lock()
-	return m.Unlock
-}
+// lock serialises the writes of one teacher's settings (a lock exists
+// only while held or awaited).
+func (s *Service) lock(teacherID string) func() { return s.locks.Lock(teacherID) }
 
 // timestamp is the predecessor's local, naive ISO time.
 func (s *Service) timestamp() string { return jobs.Timestamp(s.now()) }
