@@ -7,12 +7,15 @@
 #      and GET /t/t1/health on Lectern, interleaved, ROUNDS times, medians;
 #   2. req/s of GET /t/t1/exams with 50 exams (same rounds);
 #   3. tenant cold load (PUT -> first 200) over 50 new tenants;
-#   4. RSS and OS threads per loaded idle tenant over 1,000 tenants;
-#   5. lazy first load of stored tenants after a restart.
+#   4. RSS and OS threads per loaded idle tenant over 1,000 tenants (MEM_N),
+#      the RSS once each has answered a request, and the idle CPU then;
+#   5. tenant cold load again, now with those tenants stored and loaded;
+#   6. lazy first load of stored tenants after a restart.
 #
 # Knobs (environment): PIN=1 pins servers to CPU 0 and every client to CPU 1
 # (PIN=0: no pinning); DURATION=5s per wrk run; ROUNDS=6; CONNS=64;
-# THREADS=2 (wrk threads); COLD_N=50; MEM_N=1000. About 3 minutes.
+# THREADS=2 (wrk threads); COLD_N=50; MEM_N=1000; THROUGHPUT=0 skips parts 1
+# and 2. About 3 minutes.
 set -euo pipefail
 # The load comes from one address: measure the server, not its per-client limit.
 export RATE_LIMIT_RPM=${RATE_LIMIT_RPM:-0}
@@ -25,6 +28,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 COLD_N=${COLD_N:-50}
 MEM_N=${MEM_N:-1000}
+THROUGHPUT=${THROUGHPUT:-1}
 EXAMS=50
 KEY=bench-admin-key
 
@@ -180,56 +184,62 @@ declare -A LABEL=(
 )
 declare -A RUNS=() CPU=()
 
-echo "== warm-up (2s each)"
-for k in "${ORDER[@]}"; do
-	"${CLI[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s "${URL[$k]}" >/dev/null
-done
-
-echo "== throughput, interleaved (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
-echo "   each run: req/s (server CPU per request, other = CPUs busy with neither server nor wrk)"
-for r in $(seq "$ROUNDS"); do
-	line="round $r:"
-	# Rotate the order each round, so no target always runs first or last.
-	rot=$(((r - 1) % ${#ORDER[@]}))
-	for k in "${ORDER[@]:rot}" "${ORDER[@]:0:rot}"; do
-		read -r v c o < <(measure "${URL[$k]}" "${PID[$k]}")
-		RUNS[$k]="${RUNS[$k]:-} $v"
-		CPU[$k]="${CPU[$k]:-} $c"
-		line+=" $k=$v ($c us, other $o)"
+if [[ $THROUGHPUT == 1 ]]; then
+	echo "== warm-up (2s each)"
+	for k in "${ORDER[@]}"; do
+		"${CLI[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s "${URL[$k]}" >/dev/null
 	done
-	echo "$line"
-done
-echo "(load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
-declare -A MED=() RATIOS=() MEDCPU=()
-for k in "${ORDER[@]}"; do
-	MED[$k]=$(echo "${RUNS[$k]}" | median)
-	MEDCPU[$k]=$(echo "${CPU[$k]}" | median)
-	# Ratio to the bare run of the same round: robust to slow drift of the
-	# machine's speed, which is large here.
-	read -ra b <<<"${RUNS[bare]}"
-	read -ra v <<<"${RUNS[$k]}"
-	RATIOS[$k]=$(for i in "${!v[@]}"; do awk -v a="${v[$i]}" -v b="${b[$i]}" 'BEGIN {printf "%.3f ", a / b}'; done)
-done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
-printf '%-21s %8s %8s %10s %9s %8s   %s\n' "" "median" "ratio" "median of" "median" "CPU/req" ""
-printf '%-21s %8s %8s %10s %9s %8s   %s\n' target "req/s" "to bare" "per-round" "server" "to bare" "per-round req/s ratios"
-printf '%-21s %8s %8s %10s %9s %8s\n' "" "" "" "ratios" "CPU/req" ""
-for k in "${ORDER[@]}"; do
-	printf '%-21s %8.0f %8s %10s %6.1f us %8s   %s\n' "${LABEL[$k]}" "${MED[$k]}" "$(ratio "${MED[$k]}" "${MED[bare]}")" \
-		"$(echo "${RATIOS[$k]}" | median)" "${MEDCPU[$k]}" "$(ratio "${MEDCPU[$k]}" "${MEDCPU[bare]}")" "${RATIOS[$k]}"
-done
 
-read -ra be <<<"${RUNS[bareexams]}"
-read -ra ex <<<"${RUNS[exams]}"
-echo "/t/t1/exams against the bare server answering its bytes: ratio of medians $(ratio "${MED[exams]}" "${MED[bareexams]}"), per round: $(for i in "${!ex[@]}"; do ratio "${ex[$i]}" "${be[$i]}"; printf ' '; done)"
+	echo "== throughput, interleaved (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
+	echo "   each run: req/s (server CPU per request, other = CPUs busy with neither server nor wrk)"
+	for r in $(seq "$ROUNDS"); do
+		line="round $r:"
+		# Rotate the order each round, so no target always runs first or last.
+		rot=$(((r - 1) % ${#ORDER[@]}))
+		for k in "${ORDER[@]:rot}" "${ORDER[@]:0:rot}"; do
+			read -r v c o < <(measure "${URL[$k]}" "${PID[$k]}")
+			RUNS[$k]="${RUNS[$k]:-} $v"
+			CPU[$k]="${CPU[$k]:-} $c"
+			line+=" $k=$v ($c us, other $o)"
+		done
+		echo "$line"
+	done
+	echo "(load average after: $(cut -d' ' -f1-3 /proc/loadavg))"
+	declare -A MED=() RATIOS=() MEDCPU=()
+	for k in "${ORDER[@]}"; do
+		MED[$k]=$(echo "${RUNS[$k]}" | median)
+		MEDCPU[$k]=$(echo "${CPU[$k]}" | median)
+		# Ratio to the bare run of the same round: robust to slow drift of the
+		# machine's speed, which is large here.
+		read -ra b <<<"${RUNS[bare]}"
+		read -ra v <<<"${RUNS[$k]}"
+		RATIOS[$k]=$(for i in "${!v[@]}"; do awk -v a="${v[$i]}" -v b="${b[$i]}" 'BEGIN {printf "%.3f ", a / b}'; done)
+	done
+	ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+	printf '%-21s %8s %8s %10s %9s %8s   %s\n' "" "median" "ratio" "median of" "median" "CPU/req" ""
+	printf '%-21s %8s %8s %10s %9s %8s   %s\n' target "req/s" "to bare" "per-round" "server" "to bare" "per-round req/s ratios"
+	printf '%-21s %8s %8s %10s %9s %8s\n' "" "" "" "ratios" "CPU/req" ""
+	for k in "${ORDER[@]}"; do
+		printf '%-21s %8.0f %8s %10s %6.1f us %8s   %s\n' "${LABEL[$k]}" "${MED[$k]}" "$(ratio "${MED[$k]}" "${MED[bare]}")" \
+			"$(echo "${RATIOS[$k]}" | median)" "${MEDCPU[$k]}" "$(ratio "${MEDCPU[$k]}" "${MEDCPU[bare]}")" "${RATIOS[$k]}"
+	done
+
+	read -ra be <<<"${RUNS[bareexams]}"
+	read -ra ex <<<"${RUNS[exams]}"
+	echo "/t/t1/exams against the bare server answering its bytes: ratio of medians $(ratio "${MED[exams]}" "${MED[bareexams]}"), per round: $(for i in "${!ex[@]}"; do ratio "${ex[$i]}" "${be[$i]}"; printf ' '; done)"
+
+fi
 
 echo "== tenant cold load (PUT is eager: it builds and starts the tenant)"
-loadtool cold -addr "$LECTERN" -key "$KEY" -root "$WORK/tenants" -prefix cold -n "$COLD_N"
+loadtool cold -addr "$LECTERN" -key "$KEY" -root "$WORK/tenants" -prefix cold -n "$COLD_N" -pid "$LECTERN_PID"
 
-echo "== memory per loaded idle tenant (pid $LECTERN_PID)"
+echo "== memory per loaded idle tenant (pid $LECTERN_PID; load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
 loadtool mem -addr "$LECTERN" -key "$KEY" -root "$WORK/tenants" -prefix mem -n "$MEM_N" -pid "$LECTERN_PID"
 
-echo "== lazy first load after restart ($((COLD_N + MEM_N + 1)) tenants stored, none loaded)"
+echo "== tenant cold load with $((COLD_N + MEM_N + 1)) tenants stored and loaded (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+loadtool cold -addr "$LECTERN" -key "$KEY" -root "$WORK/tenants" -prefix full -n "$COLD_N" -pid "$LECTERN_PID"
+
+echo "== lazy first load after restart ($((2 * COLD_N + MEM_N + 1)) tenants stored, none loaded)"
 stop_lectern
 start_lectern
 loadtool lazy -addr "$LECTERN" -prefix cold -n "$COLD_N"

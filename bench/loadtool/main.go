@@ -2,10 +2,12 @@
 // running Lectern over HTTP on loopback:
 //
 //	loadtool exams -data DIR -n 50                     write n demo exams under DIR/exams
-//	loadtool cold  -addr A -key K -root R -prefix P -n 50   PUT n new tenants, time PUT -> first 200
+//	loadtool cold  -addr A -key K -root R -prefix P -n 50 [-pid PID]
+//	                                                   PUT n new tenants, time PUT -> first 200 (and the server's CPU)
 //	loadtool lazy  -addr A -prefix P -n 50             time the first request to n stored, unloaded tenants
 //	loadtool mem   -addr A -key K -root R -prefix P -n 1000 -pid PID
-//	                                                   RSS and threads of PID before/after loading n tenants
+//	                                                   RSS and threads of PID before/after loading n tenants,
+//	                                                   RSS after a request to each, idle CPU
 //
 // It prints one result line per figure.
 package main
@@ -36,14 +38,14 @@ func main() {
 	prefix := fs.String("prefix", "bench", "tenant id prefix")
 	n := fs.Int("n", 50, "how many exams or tenants")
 	dataDir := fs.String("data", "", "data directory (exams)")
-	pid := fs.Int("pid", 0, "Lectern's process id (mem)")
+	pid := fs.Int("pid", 0, "Lectern's process id (mem; cold: its CPU per load)")
 	fs.Parse(os.Args[2:])
 	c := &client{base: "http://" + *addr, key: *key, root: *root, hc: &http.Client{Timeout: 30 * time.Second}}
 	switch os.Args[1] {
 	case "exams":
 		writeExams(*dataDir, *n)
 	case "cold":
-		cold(c, *prefix, *n)
+		cold(c, *prefix, *n, *pid)
 	case "lazy":
 		lazy(c, *prefix, *n)
 	case "mem":
@@ -119,9 +121,12 @@ func (c *client) put(id string) {
 
 func tenantID(prefix string, i int) string { return fmt.Sprintf("%s-%04d", prefix, i) }
 
-// cold times PUT and PUT -> first 200 of /t/<id>/health for n new tenants.
-func cold(c *client, prefix string, n int) {
+// cold times PUT and PUT -> first 200 of /t/<id>/health for n new tenants,
+// and, given the server's pid, the CPU time the server spent per load (on
+// a busy machine the wall time also holds the waits for a CPU).
+func cold(c *client, prefix string, n, pid int) {
 	var puts, total []time.Duration
+	cpu0 := cpuNanos(pid)
 	for i := range n {
 		id := tenantID(prefix, i)
 		t0 := time.Now()
@@ -140,8 +145,36 @@ func cold(c *client, prefix string, n int) {
 		puts = append(puts, t1.Sub(t0))
 		total = append(total, time.Since(t0))
 	}
+	cpu1 := cpuNanos(pid)
 	report(fmt.Sprintf("cold load, PUT only        (n=%d)", n), puts)
 	report(fmt.Sprintf("cold load, PUT -> first 200 (n=%d)", n), total)
+	if pid > 0 {
+		fmt.Printf("cold load: server CPU %.2f ms per load (PUT and first request)\n", float64(cpu1-cpu0)/1e6/float64(n))
+	}
+}
+
+// cpuNanos is the CPU time pid's threads have run, in nanoseconds (the
+// first field of each thread's schedstat); 0 without a pid.
+func cpuNanos(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		fail(err.Error())
+	}
+	var sum int64
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		if f := strings.Fields(string(data)); len(f) > 0 {
+			v, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += v
+		}
+	}
+	return sum
 }
 
 // lazy times the first and second GET /t/<id>/health of n tenants that are
@@ -164,25 +197,79 @@ func lazy(c *client, prefix string, n int) {
 }
 
 // mem loads n tenants and reports the growth of the server's RSS and OS
-// thread count per tenant.
+// thread count per tenant, then the RSS once each has answered a request
+// (its first: what a tenant loaded by a request costs), and the server's
+// CPU while they all sit idle.
 func mem(c *client, prefix string, n, pid int) {
 	if pid <= 0 {
 		fail("-pid is required")
 	}
 	rss0, thr0 := procStatus(pid)
+	fd0 := openFiles(pid)
 	var lat []time.Duration
+	began := time.Now()
 	for i := range n {
 		t0 := time.Now()
 		c.put(tenantID(prefix, i))
 		lat = append(lat, time.Since(t0))
 	}
-	time.Sleep(2 * time.Second) // let the new goroutines park
+	took := time.Since(began)
+	time.Sleep(2 * time.Second) // let whatever the loads started settle
 	rss1, thr1 := procStatus(pid)
-	fmt.Printf("memory: %d tenants loaded: VmRSS %.1f MiB -> %.1f MiB = %.1f KiB/tenant; OS threads %d -> %d = %.3f/tenant\n",
-		n, float64(rss0)/1024, float64(rss1)/1024, float64(rss1-rss0)/float64(n), thr0, thr1, float64(thr1-thr0)/float64(n))
+	fmt.Printf("memory: %d tenants loaded in %.1f s: VmRSS %.1f MiB -> %.1f MiB = %.1f KiB/tenant; OS threads %d -> %d = %.3f/tenant\n",
+		n, took.Seconds(), float64(rss0)/1024, float64(rss1)/1024, float64(rss1-rss0)/float64(n), thr0, thr1, float64(thr1-thr0)/float64(n))
+	fmt.Printf("memory: open files %d -> %d\n", fd0, openFiles(pid))
 	k := min(100, n)
 	report(fmt.Sprintf("PUT latency, tenants 1-%d", k), lat[:k])
 	report(fmt.Sprintf("PUT latency, tenants %d-%d", n-k+1, n), lat[n-k:])
+
+	var first []time.Duration
+	for i := range n {
+		path := "/t/" + tenantID(prefix, i) + "/health"
+		t0 := time.Now()
+		if code, err := c.do("GET", path, ""); err != nil || code != 200 {
+			fail(fmt.Sprintf("GET %s: %d %v", path, code, err))
+		}
+		first = append(first, time.Since(t0))
+	}
+	time.Sleep(time.Second)
+	rss2, _ := procStatus(pid)
+	fmt.Printf("memory: the %d tenants after one request each: VmRSS %.1f MiB = %.1f KiB/tenant over the start\n",
+		n, float64(rss2)/1024, float64(rss2-rss0)/float64(n))
+	report(fmt.Sprintf("first request of each loaded tenant (n=%d)", n), first)
+
+	const idle = 5 * time.Second
+	t0 := cpuTicks(pid)
+	time.Sleep(idle)
+	t1 := cpuTicks(pid)
+	fmt.Printf("idle: %d tenants loaded, server CPU %.2f%% of one CPU over %v (%d ticks)\n",
+		n, float64(t1-t0)/clockTicks/idle.Seconds()*100, idle, t1-t0)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on
+// Linux whatever the kernel's HZ).
+const clockTicks = 100
+
+// cpuTicks is pid's user+system CPU time in clock ticks.
+func cpuTicks(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		fail(err.Error())
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
+// openFiles counts pid's open file descriptors.
+func openFiles(pid int) int {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		fail(err.Error())
+	}
+	return len(fds)
 }
 
 // procStatus returns VmRSS (KiB) and Threads of pid.

@@ -32,7 +32,8 @@ type Options struct {
 	Store JobStore
 	// Workers is the number of jobs processed at once; less than 1 means 1.
 	Workers int
-	// Queue orders the waiting jobs; nil means NewFIFO().
+	// Queue orders the waiting jobs; nil means NewFIFO(). Only the
+	// runner pushes to it: it starts a worker for each job it pushed.
 	Queue Queue
 	// Resume lists the statuses of the jobs queued again at Start; nil
 	// means {"queued", "processing"}, an empty non-nil slice means none.
@@ -97,8 +98,14 @@ type Stats struct {
 // Stop cancelled it, the record is left alone, so that the next Start
 // resumes the job.
 //
-// Idle workers block on the Queue and use no CPU. Stop cancels and waits
-// for all of them.
+// Workers are goroutines started when there is work and gone when there
+// is none: while the runner runs, there are min(Workers, pending) of them,
+// pending being the jobs queued or being processed. A worker that finishes
+// a job when more workers than pending jobs remain exits, so an idle runner
+// (a loaded tenant with nothing to do) keeps no goroutine, no stack and no
+// timer. A worker waiting on the Queue for a job it cannot take yet (a
+// lane's job behind a running one) blocks without polling. Stop cancels
+// and waits for all of them.
 type Runner struct {
 	kind    string
 	store   JobStore
@@ -106,7 +113,10 @@ type Runner struct {
 	queue   Queue
 	resume  []string
 	process func(context.Context, string) error
-	log     *slog.Logger
+	// log is Options.Logger as given: every record adds the kind itself
+	// (a logger With the kind, made for each runner of every tenant, cost
+	// more than the runner; the runner logs rarely).
+	log *slog.Logger
 	// maxQueued is Options.MaxQueued; reserved counts the places handed
 	// out by Reserve and not yet used or given back (under mu).
 	maxQueued int
@@ -120,12 +130,25 @@ type Runner struct {
 	mu      sync.Mutex
 	started bool
 	stopped bool
-	cancel  context.CancelFunc  // cancels the workers; nil before they start
-	alive   int                 // workers not yet returned
-	exited  chan struct{}       // closed when the last worker returns
-	running map[string]struct{} // ids being processed
-	// queuedAt is when each waiting id was queued, for JobEvent.Queued:
-	// set when a push succeeds, taken by the worker that claims the id.
+	// live is true from the end of Start (the resumed jobs queued)
+	// until Stop: workers may run. ctx is their context, made for the
+	// first of them (an idle runner has none) and cancelled by Stop.
+	live   bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	// pending counts the jobs pushed to the queue (by Enqueue or Start)
+	// that no worker has finished with; alive the worker goroutines not yet
+	// returned. While the runner runs, alive = min(workers, pending).
+	pending int
+	alive   int
+	// exited is made by a Stop that finds workers alive, and closed by the
+	// last of them to return.
+	exited chan struct{}
+	// running holds the ids being processed; queuedAt when each waiting id
+	// was queued, for JobEvent.Queued: set when a push succeeds, taken by
+	// the worker that claims the id. Both are made on first use (nil until
+	// the runner has had work).
+	running  map[string]struct{}
 	queuedAt map[string]time.Time
 }
 
@@ -136,16 +159,13 @@ func NewRunner(o Options) *Runner {
 		panic("jobs: NewRunner needs a Store and a Process function")
 	}
 	r := &Runner{
-		kind:    o.Kind,
-		store:   o.Store,
-		workers: max(o.Workers, 1),
-		queue:   o.Queue,
-		resume:  slices.Clone(o.Resume),
-		process: o.Process,
-		log:     o.Logger,
-		running: make(map[string]struct{}),
-
-		queuedAt:  make(map[string]time.Time),
+		kind:      o.Kind,
+		store:     o.Store,
+		workers:   max(o.Workers, 1),
+		queue:     o.Queue,
+		resume:    slices.Clone(o.Resume),
+		process:   o.Process,
+		log:       o.Logger,
 		maxQueued: max(o.MaxQueued, 0),
 	}
 	r.SetObserver(o.Observe)
@@ -158,14 +178,16 @@ func NewRunner(o Options) *Runner {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	r.log = r.log.With("kind", r.kind)
 	return r
 }
 
 // Start queues the stored jobs whose status is one of the Resume statuses,
-// oldest first, and starts the workers. ctx bounds the scan only; the
-// workers run until Stop. Start fails if called more than once (unless the
-// earlier call failed before starting workers) or after Stop.
+// oldest first, and lets workers run: one per job, up to Workers, now for
+// the resumed ones and later as jobs are enqueued. ctx bounds the scan
+// only: the workers' context is a fresh one (none of ctx's values: the
+// caller's request must not live as long as the runner), cancelled by
+// Stop. Start fails if called more than once (unless the earlier call
+// failed before its scan ended) or after Stop.
 func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Lock()
 	switch {
@@ -194,19 +216,46 @@ func (r *Runner) Start(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, id := range ids {
-		if r.queue.Push(id) {
-			r.queuedAt[id] = now
-		}
+		r.pushLocked(id, now)
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.cancel = cancel
-	r.alive = r.workers
-	r.exited = make(chan struct{})
-	for range r.workers {
-		go r.work(wctx)
+	r.live = true
+	r.spawnLocked()
+	// A tenant's load starts several runners: only one with jobs to resume
+	// is news.
+	level := slog.LevelDebug
+	if len(ids) > 0 {
+		level = slog.LevelInfo
 	}
-	r.log.Info("job runner started", "workers", r.workers, "resumed", len(ids))
+	r.log.Log(ctx, level, "job runner started", "kind", r.kind, "workers", r.workers, "resumed", len(ids))
 	return nil
+}
+
+// pushLocked queues id, noting when, and counts it pending.
+func (r *Runner) pushLocked(id string, now time.Time) bool {
+	if !r.queue.Push(id) {
+		return false
+	}
+	if r.queuedAt == nil {
+		r.queuedAt = make(map[string]time.Time)
+	}
+	r.queuedAt[id] = now
+	r.pending++
+	return true
+}
+
+// spawnLocked starts workers until there are as many as pending jobs (at
+// most Workers), once Start has run and until Stop.
+func (r *Runner) spawnLocked() {
+	if !r.live || r.stopped {
+		return
+	}
+	if r.ctx == nil && r.alive < r.pending {
+		r.ctx, r.cancel = context.WithCancel(context.Background())
+	}
+	for r.alive < r.workers && r.alive < r.pending {
+		r.alive++
+		go r.work(r.ctx)
+	}
 }
 
 // scan returns the ids of the jobs to resume.
@@ -243,10 +292,10 @@ func (r *Runner) enqueueLocked(id string) bool {
 	if _, ok := r.running[id]; ok {
 		return false
 	}
-	if !r.queue.Push(id) {
+	if !r.pushLocked(id, time.Now()) {
 		return false
 	}
-	r.queuedAt[id] = time.Now()
+	r.spawnLocked()
 	return true
 }
 
@@ -307,12 +356,16 @@ func (r *Runner) Stop(ctx context.Context) error {
 			r.cancel()
 		}
 	}
+	if r.alive == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	if r.exited == nil {
+		r.exited = make(chan struct{})
+	}
 	exited := r.exited
 	r.mu.Unlock()
 
-	if exited == nil {
-		return nil
-	}
 	select {
 	case <-exited:
 		return nil
@@ -346,28 +399,45 @@ func (r *Runner) Stats() Stats {
 	}
 }
 
-// work is the loop of one worker.
+// work is the loop of one worker: it takes jobs while there are at least
+// as many pending as workers alive, and returns once there are fewer (or
+// Stop cancelled ctx).
+//
+// Every worker alive waits for a pending job nobody has taken yet, or runs
+// one: alive <= pending is kept, so a worker blocked in Pop always has a
+// job to wait for, which it gets once the queue lets it go (a lane's
+// earlier job finished).
 func (r *Runner) work(ctx context.Context) {
-	defer r.exit()
 	for {
 		id, done, err := r.queue.Pop(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				r.log.Error("job queue failed; worker exits", "err", err)
+				// The next Enqueue starts a worker again.
+				r.log.Error("job queue failed; worker exits", "kind", r.kind, "err", err)
 			}
+			r.mu.Lock()
+			r.exitLocked()
+			r.mu.Unlock()
 			return
 		}
 		r.handle(ctx, id, done)
+		r.mu.Lock()
+		r.pending--
+		if r.stopped || r.alive > r.pending {
+			r.exitLocked()
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
 	}
 }
 
-// exit records that a worker returned.
-func (r *Runner) exit() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// exitLocked records that a worker returns; the last one wakes Stop.
+func (r *Runner) exitLocked() {
 	r.alive--
-	if r.alive == 0 {
+	if r.alive == 0 && r.exited != nil {
 		close(r.exited)
+		r.exited = nil
 	}
 }
 
@@ -386,10 +456,10 @@ func (r *Runner) handle(ctx context.Context, id string, done func()) {
 	c, err := r.store.Claim(id)
 	switch {
 	case errors.Is(err, ErrClaimed):
-		r.log.Info("job claimed by another holder: skipped", "job_id", id)
+		r.log.Info("job claimed by another holder: skipped", "kind", r.kind, "job_id", id)
 		return
 	case err != nil:
-		r.log.Warn("job not claimed: skipped", "job_id", id, "err", err)
+		r.log.Warn("job not claimed: skipped", "kind", r.kind, "job_id", id, "err", err)
 		return
 	}
 	defer c.Release()
@@ -404,11 +474,11 @@ func (r *Runner) handle(ctx context.Context, id string, done func()) {
 	case err == nil:
 		r.processed.Add(1)
 	case ctx.Err() != nil:
-		r.log.Info("job interrupted by stop", "job_id", id, "err", err)
+		r.log.Info("job interrupted by stop", "kind", r.kind, "job_id", id, "err", err)
 		return // it resumes at the next Start: not an outcome
 	default:
 		r.failed.Add(1)
-		r.log.Warn("job failed", "job_id", id, "err", err)
+		r.log.Warn("job failed", "kind", r.kind, "job_id", id, "err", err)
 		r.markFailed(id, err)
 		outcome = OutcomeFailed
 	}
@@ -429,6 +499,9 @@ func (r *Runner) claim(id string) (queued time.Time, ok bool) {
 	if _, ok := r.running[id]; ok {
 		return time.Time{}, false
 	}
+	if r.running == nil {
+		r.running = make(map[string]struct{})
+	}
 	r.running[id] = struct{}{}
 	queued = r.queuedAt[id]
 	delete(r.queuedAt, id)
@@ -445,7 +518,7 @@ func (r *Runner) release(id string) {
 func (r *Runner) call(ctx context.Context, id string) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			r.log.Error("job panicked", "job_id", id, "panic", v, "stack", string(debug.Stack()))
+			r.log.Error("job panicked", "kind", r.kind, "job_id", id, "panic", v, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic: %v", v)
 		}
 	}()
@@ -460,7 +533,7 @@ func (r *Runner) markFailed(id string, cause error) {
 		return nil
 	})
 	if err != nil {
-		r.log.Error("cannot record job failure", "job_id", id, "err", err)
+		r.log.Error("cannot record job failure", "kind", r.kind, "job_id", id, "err", err)
 	}
 }
 

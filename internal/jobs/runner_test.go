@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -626,5 +628,237 @@ func TestRunnerObserve(t *testing.T) {
 	}
 	if len(r.queuedAt) != 0 {
 		t.Errorf("queue times left behind: %v", r.queuedAt)
+	}
+}
+
+// workerGoroutines counts the goroutines running a Runner's worker loop,
+// from the stacks of every goroutine.
+func workerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "jobs.(*Runner).work(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// waitWorkers waits until want worker goroutines run (a worker exits just
+// after its last job is reported finished).
+func waitWorkers(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := workerGoroutines()
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d worker goroutines, want %d", n, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// An idle runner keeps no goroutine: work starts workers (no more than
+// Workers, no more than the jobs), they exit once the queue is empty, and
+// the next job starts one again.
+func TestRunnerIdleHasNoGoroutine(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const workers, jobs = 4, 10
+	s := NewStore(t.TempDir())
+	q := newNotifyQueue(jobs + 1)
+	entered := make(chan string, jobs+1)
+	gate := make(chan struct{})
+	r := startRunner(t, Options{Kind: "k", Store: s, Workers: workers, Queue: q,
+		Process: func(ctx context.Context, id string) error {
+			entered <- id
+			<-gate
+			return nil
+		}})
+	defer stop(t, r)
+	g0 := runtime.NumGoroutine()
+	if n := workerGoroutines(); n != 0 {
+		t.Fatalf("started idle runner: %d worker goroutines, want 0", n)
+	}
+
+	createJobs(t, s, "job_a")
+	r.Enqueue("job_a")
+	<-entered
+	if n := workerGoroutines(); n != 1 {
+		t.Errorf("one job: %d worker goroutines, want 1", n)
+	}
+	for i := range jobs - 1 {
+		id := fmt.Sprintf("job_%02d", i)
+		createJobs(t, s, id)
+		r.Enqueue(id)
+	}
+	for range workers - 1 {
+		<-entered
+	}
+	if n := workerGoroutines(); n != workers {
+		t.Errorf("%d jobs: %d worker goroutines, want %d", jobs, n, workers)
+	}
+	if st := r.Stats(); st.Busy != workers || st.Queued != jobs-workers {
+		t.Errorf("Stats = %+v", st)
+	}
+	close(gate)
+	q.wait(jobs)
+	waitWorkers(t, 0)
+	if d := runtime.NumGoroutine() - g0; d > 0 {
+		t.Errorf("%d more goroutines once idle than when started idle", d)
+	}
+
+	// Work after idleness starts a worker again.
+	createJobs(t, s, "job_late")
+	r.Enqueue("job_late")
+	if id := q.wait(1)[0]; id != "job_late" {
+		t.Errorf("processed %s, want job_late", id)
+	}
+	waitWorkers(t, 0)
+	if st := r.Stats(); st.Processed != jobs+1 || st.Busy != 0 || st.Queued != 0 {
+		t.Errorf("final Stats = %+v", st)
+	}
+	r.mu.Lock()
+	alive, pending := r.alive, r.pending
+	r.mu.Unlock()
+	if alive != 0 || pending != 0 {
+		t.Errorf("alive %d, pending %d once idle", alive, pending)
+	}
+}
+
+// oneAtATime is a Queue like a single chat lane: a job is handed out only
+// once the previous one is done, so workers wait in Pop for jobs that are
+// queued but not yet theirs.
+type oneAtATime struct {
+	mu      sync.Mutex
+	ids     []string
+	busy    bool
+	changed chan struct{} // closed and replaced on every change
+}
+
+func newOneAtATime() *oneAtATime { return &oneAtATime{changed: make(chan struct{})} }
+
+func (q *oneAtATime) notifyLocked() {
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
+
+func (q *oneAtATime) Push(id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if slices.Contains(q.ids, id) {
+		return false
+	}
+	q.ids = append(q.ids, id)
+	q.notifyLocked()
+	return true
+}
+
+func (q *oneAtATime) Pop(ctx context.Context) (string, func(), error) {
+	for {
+		q.mu.Lock()
+		if !q.busy && len(q.ids) > 0 {
+			id := q.ids[0]
+			q.ids = q.ids[1:]
+			q.busy = true
+			q.mu.Unlock()
+			return id, func() {
+				q.mu.Lock()
+				q.busy = false
+				q.notifyLocked()
+				q.mu.Unlock()
+			}, nil
+		}
+		ch := q.changed
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		}
+	}
+}
+
+func (q *oneAtATime) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.ids)
+}
+
+// Workers exiting as the work runs out never strand a job a queue holds
+// back: with one job out at a time and four workers, every job runs, one at
+// a time, and the workers are gone at the end.
+func TestRunnerWorkersExitWithoutStrandingJobs(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const jobs = 40
+	s := NewStore(t.TempDir())
+	var active, maxActive atomic.Int32
+	var done atomic.Int32
+	finished := make(chan struct{})
+	r := startRunner(t, Options{Kind: "k", Store: s, Workers: 4, Queue: newOneAtATime(),
+		Process: func(ctx context.Context, id string) error {
+			raiseTo(&maxActive, active.Add(1))
+			time.Sleep(time.Millisecond)
+			active.Add(-1)
+			if done.Add(1) == jobs {
+				close(finished)
+			}
+			return nil
+		}})
+	defer stop(t, r)
+	for i := range jobs {
+		id := fmt.Sprintf("job_%02d", i)
+		createJobs(t, s, id)
+		r.Enqueue(id)
+		if i%7 == 0 {
+			time.Sleep(2 * time.Millisecond) // let the workers drain it now and then
+		}
+	}
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%d of %d jobs ran", done.Load(), jobs)
+	}
+	if m := maxActive.Load(); m != 1 {
+		t.Errorf("%d jobs at once, want 1", m)
+	}
+	waitWorkers(t, 0)
+	if st := r.Stats(); st.Processed != jobs {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+// Stop waits for the job in flight even though its worker was started
+// on demand, and the runner starts no worker after it.
+func TestRunnerStopWaitsForInFlight(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	s := NewStore(t.TempDir())
+	createJobs(t, s, "job_slow", "job_after")
+	started := make(chan struct{})
+	var returned atomic.Bool
+	r := startRunner(t, Options{Kind: "k", Store: s, Workers: 2, Resume: []string{},
+		Process: func(ctx context.Context, id string) error {
+			close(started)
+			<-ctx.Done()
+			time.Sleep(50 * time.Millisecond) // winding down after the cancel
+			returned.Store(true)
+			return ctx.Err()
+		}})
+	r.Enqueue("job_slow")
+	<-started
+	stop(t, r)
+	if !returned.Load() {
+		t.Fatal("Stop returned before the job in flight")
+	}
+	if n := workerGoroutines(); n != 0 {
+		t.Errorf("%d worker goroutines after Stop", n)
+	}
+	if r.Enqueue("job_after") {
+		t.Error("Enqueue after Stop accepted")
+	}
+	if n := workerGoroutines(); n != 0 {
+		t.Errorf("Enqueue after Stop started %d workers", n)
 	}
 }

@@ -39,6 +39,8 @@ type Admin struct {
 	// putMu serialises validation and storing of PUTs, so that two
 	// concurrent PUTs cannot both pass the overlap check.
 	putMu sync.Mutex
+	// indexed: the overlap check's indexes were asked for (under putMu).
+	indexed bool
 }
 
 // NewAdmin returns the admin API over store and registry.
@@ -145,6 +147,12 @@ func (a *Admin) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	a.putMu.Lock()
 	defer a.putMu.Unlock()
+	if !a.indexed {
+		a.indexed = true
+		if err := a.store.ensureDirIndexes(r.Context()); err != nil {
+			a.log.Warn("no index for the overlap check: each PUT scans every tenant", "err", err)
+		}
+	}
 	var err error
 	if rec.DataDir, rec.UploadsDir, err = CheckDirs(r.Context(), a.store, DirRules{DataRoot: a.opts.DataRoot, Reserved: a.opts.Reserved}, id, body.DataDir, body.UploadsDir); err != nil {
 		// Every failure, a failed listing of the other tenants too, is
@@ -197,14 +205,13 @@ func CheckDirs(ctx context.Context, store *Store, rules DirRules, id, dataDir, u
 	if overlaps(resolved[0], resolved[1]) {
 		return "", "", errors.New("data_dir and uploads_dir must be two separate directories, neither inside the other")
 	}
-	others, err := store.List(ctx, false)
+	// Only the tenants whose directories may overlap are read (an index
+	// lookup or two each: see mayOverlap), the first by id is reported.
+	others, err := store.mayOverlap(ctx, id, resolved[0], resolved[1])
 	if err != nil {
 		return "", "", err
 	}
 	for _, o := range others {
-		if o.TenantID == id {
-			continue
-		}
 		// Stored paths were resolved when they were stored: compare them as
 		// they are, so a PUT costs no file-system call per other tenant.
 		for _, theirs := range []string{o.DataDir, o.UploadsDir} {

@@ -170,7 +170,7 @@ type App struct {
 	models      *modelconfig.Service
 	skills      *lazySkills
 	toolsOnce   func() (*tools.Registry, error)
-	mcp         http.Handler
+	mcp         func() http.Handler
 	assignUp    *assignupload.Pipeline
 	grading     *grading.Service
 	uploads     *examupload.Pipeline
@@ -186,9 +186,13 @@ type App struct {
 	profileW    *students.Worker
 	students    *students.API
 	workers     []*worker
+	// handler is the authenticate middleware in front of the shared
+	// router, made on the first request; authMux the tenant's /auth/*
+	// routes (routes.go), made on the first of those.
 	handlerOnce sync.Once
-	mux         *policy.Mux
 	handler     http.Handler
+	authOnce    sync.Once
+	authMux     *policy.Mux
 
 	mu      sync.Mutex
 	started bool
@@ -342,8 +346,11 @@ func New(s Settings, shared Shared) (*App, error) {
 		}
 		return reg.WithLogger(log), nil
 	})
-	a.mcp = mcpserver.New(mcpserver.Config{Registry: func(context.Context) (*tools.Registry, error) { return a.toolsOnce() },
-		Resolver: a.auth.Resolver, Enforcing: a.auth.Enforcing(), APIKey: s.MCPAPIKey, Logger: log})
+	// The MCP server is built on the first /mcp request, like the tools.
+	a.mcp = sync.OnceValue(func() http.Handler {
+		return mcpserver.New(mcpserver.Config{Registry: func(context.Context) (*tools.Registry, error) { return a.toolsOnce() },
+			Resolver: a.auth.Resolver, Enforcing: a.auth.Enforcing(), APIKey: s.MCPAPIKey, Logger: log})
+	})
 
 	replier := &agentReplier{profiles: a.profiles, history: hist, memory: a.memory, models: a.models, skills: a.skills,
 		base: llmClient, build: func() (*agent.Agent, error) {
@@ -409,28 +416,15 @@ func (a *App) Settings() Settings { return a.settings }
 // Handler serves the tenant's API with paths relative to its prefix.
 func (a *App) Handler() http.Handler { return a }
 
-// ServeHTTP serves the tenant's API.
-// The router is built on the first request, so a loaded but idle tenant
-// costs only its state and its parked workers.
+// ServeHTTP serves the tenant's API: through the router every tenant
+// shares (routes.go), with the tenant's App in the request's context.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.build()
-	a.handler.ServeHTTP(w, r)
-}
-
-// build makes the router and the authenticate middleware in front of it,
-// once.
-func (a *App) build() {
-	a.handlerOnce.Do(func() {
-		a.mux = a.routes()
-		a.handler = a.auth.Middleware(a.mux)
-	})
+	a.handlerOnce.Do(func() { a.handler = a.auth.Middleware(a.router()) })
+	a.handler.ServeHTTP(w, r.WithContext(&appContext{Context: r.Context(), app: a}))
 }
 
 // Routes is the tenant's route table with each route's rule.
-func (a *App) Routes() []policy.Route {
-	a.build()
-	return a.mux.Routes()
-}
+func (a *App) Routes() []policy.Route { return a.router().Routes() }
 
 // Start starts the background workers; queued jobs found on disk resume.
 func (a *App) Start(ctx context.Context) error {
