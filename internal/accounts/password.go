@@ -88,17 +88,20 @@ func (r *Registry) verifyPassword(ctx context.Context, stored, password string) 
 		return false, false, err
 	}
 	defer r.release()
-	return verifyHash(stored, password, r.params())
+	return verifyHash(stored, password, r.params(), r.idKey)
 }
 
-func verifyHash(stored, password string, cur argonParams) (ok, rehash bool, err error) {
+// idKeyFunc is argon2.IDKey's signature.
+type idKeyFunc func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
+
+func verifyHash(stored, password string, cur argonParams, idKey idKeyFunc) (ok, rehash bool, err error) {
 	switch {
 	case strings.HasPrefix(stored, "$argon2id$"):
 		p, salt, want, err := parseArgon2id(stored)
 		if err != nil {
 			return false, false, err
 		}
-		got := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, uint32(len(want)))
+		got := idKey([]byte(password), salt, p.time, p.memory, p.threads, uint32(len(want)))
 		ok := subtle.ConstantTimeCompare(got, want) == 1
 		return ok, ok && (p != cur || len(want) != argonKeyLen || len(salt) != argonSaltLen), nil
 	case strings.HasPrefix(stored, algoPBKDF2+"$"):
@@ -178,7 +181,7 @@ func (r *Registry) dummyVerify(ctx context.Context, password string) {
 	}
 	defer r.release()
 	p := r.params()
-	argon2.IDKey([]byte(password), r.dummySalt[:], p.time, p.memory, p.threads, argonKeyLen)
+	r.idKey([]byte(password), r.dummySalt[:], p.time, p.memory, p.threads, argonKeyLen)
 }
 
 // CheckPassword applies the password policy: at least PasswordMinLen
