@@ -301,6 +301,20 @@ func (s *Store) Load(id string) (map[string]any, error) {
 // error is returned unchanged. Update fails with [ErrNotFound] if the job
 // has no record. It returns the record as written.
 func (s *Store) Update(id string, fn func(rec map[string]any) error) (map[string]any, error) {
+	return s.rewrite(id, fn, func(path string, data []byte) error {
+		if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+			return err
+		}
+		s.passed(StepUpdateDurable)
+		return nil
+	})
+}
+
+// rewrite is the read-change-write of job id's record under its lock:
+// fn's changes, updated_at set to now, the record encoded and handed to
+// write (which decides how durable it is). It returns the record as
+// written.
+func (s *Store) rewrite(id string, fn func(rec map[string]any) error, write func(path string, data []byte) error) (map[string]any, error) {
 	path, err := s.recordPath(id)
 	if err != nil {
 		return nil, err
@@ -316,10 +330,13 @@ func (s *Store) Update(id string, fn func(rec map[string]any) error) (map[string
 		return nil, err
 	}
 	rec["updated_at"] = Timestamp(time.Now())
-	if err := atomicfile.WriteJSON(path, rec); err != nil {
+	data, err := atomicfile.MarshalJSON(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode job %s: %w", id, err)
+	}
+	if err := write(path, data); err != nil {
 		return nil, err
 	}
-	s.passed(StepUpdateDurable)
 	return rec, nil
 }
 
@@ -369,27 +386,7 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 // the job gets past them again when it resumes (processing, and done when
 // the job's effect is durable and found again: see JobStore).
 func (s *Store) Mark(id string, fn func(rec map[string]any) error) (map[string]any, error) {
-	path, err := s.recordPath(id)
-	if err != nil {
-		return nil, err
-	}
-	unlock := s.lock(id)
-	defer unlock()
-
-	rec, err := s.Load(id)
-	if err != nil {
-		return nil, err
-	}
-	if err := fn(rec); err != nil {
-		return nil, err
-	}
-	rec["updated_at"] = Timestamp(time.Now())
-	data, err := atomicfile.MarshalJSON(rec)
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.WriteUnsynced(path, data, 0o644); err != nil {
-		return nil, err
-	}
-	return rec, nil
+	return s.rewrite(id, fn, func(path string, data []byte) error {
+		return atomicfile.WriteUnsynced(path, data, 0o644)
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 )
@@ -63,49 +62,26 @@ func (s *Store) Finish(id string, fn func(rec map[string]any) error, effect []by
 	if j == nil {
 		return s.finishSynced(id, fn, files)
 	}
-	path, err := s.recordPath(id)
-	if err != nil {
-		return nil, err
-	}
-	unlock := s.lock(id)
-	defer unlock()
-	rec, err := s.Load(id)
-	if err != nil {
-		return nil, err
-	}
-	if err := fn(rec); err != nil {
-		return nil, err
-	}
-	rec["updated_at"] = Timestamp(time.Now())
-	data, err := atomicfile.MarshalJSON(rec)
-	if err != nil {
-		return nil, err
-	}
-	// Durable first, visible after: no reader sees the job finished
-	// before a crash would keep it so.
-	payload, err := json.Marshal(journalEntry{ID: id, Job: data, Final: true, Effect: effect})
-	if err != nil {
-		return nil, err
-	}
-	all := append([]string{path}, files...)
-	err = j.Append(payload, all...)
-	switch {
-	case errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed):
-		if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
-			return nil, err
+	return s.rewrite(id, fn, func(path string, data []byte) error {
+		// Durable first, visible after: no reader sees the job finished
+		// before a crash would keep it so.
+		payload, err := json.Marshal(journalEntry{ID: id, Job: data, Final: true, Effect: effect})
+		if err != nil {
+			return err
 		}
-		if err := syncFiles(files); err != nil {
-			return nil, err
+		err = j.Append(payload, append([]string{path}, files...)...)
+		switch {
+		case errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed):
+			if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+				return err
+			}
+			return syncFiles(files)
+		case err != nil:
+			return err
 		}
-		return rec, nil
-	case err != nil:
-		return nil, err
-	}
-	s.passed(StepFinishDurable)
-	if err := atomicfile.WriteUnsynced(path, data, 0o644); err != nil {
-		return nil, err
-	}
-	return rec, nil
+		s.passed(StepFinishDurable)
+		return atomicfile.WriteUnsynced(path, data, 0o644)
+	})
 }
 
 func (s *Store) finishSynced(id string, fn func(map[string]any) error, files []string) (map[string]any, error) {
