@@ -26,6 +26,7 @@ import (
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/policy"
+	"github.com/lectern/lectern/internal/tenancy"
 	"github.com/lectern/lectern/internal/tenantapp"
 )
 
@@ -152,7 +153,7 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 		httpjson.Fail(w, c.log, fault.New(fault.MethodNotAllowed, "method not allowed"))
 		return
 	}
-	if !cleanPath(r.URL.Path) || strings.HasPrefix(r.URL.EscapedPath(), Prefix) != strings.HasPrefix(r.URL.Path, Prefix) {
+	if !tenancy.CleanPath(r.URL.Path) || strings.HasPrefix(r.URL.EscapedPath(), Prefix) != strings.HasPrefix(r.URL.Path, Prefix) {
 		httpjson.Fail(w, c.log, errNoRoute)
 		return
 	}
@@ -213,21 +214,6 @@ func (c *Console) requireKey(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
-}
-
-// cleanPath reports whether p has no empty, "." or ".." segment and no NUL
-// byte: such a path would be redirected by the mux to a cleaned one (as
-// the dispatcher, the console refuses it instead).
-func cleanPath(p string) bool {
-	if strings.ContainsRune(p, 0) || strings.Contains(p, "//") {
-		return false
-	}
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
 }
 
 // buildVersion is the main module's version and VCS revision, as far as

@@ -37,7 +37,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.admin.ServeHTTP(w, r)
 	case strings.HasPrefix(raw, "/t/"):
 		d.serveTenant(w, r, raw[len("/t/"):])
-	case !cleanPath(r.URL.Path):
+	case !CleanPath(r.URL.Path):
 		// The router would redirect to a cleaned path; a path that is not
 		// already clean is refused instead, as for tenants.
 		httpjson.Fail(w, d.log, errNoRoute)
@@ -85,7 +85,7 @@ func tenantRequest(r *http.Request, rawRest string) (id string, r2 *http.Request
 	}
 	rawTail = "/" + rawTail
 	tail, err := url.PathUnescape(rawTail)
-	if err != nil || !cleanPath(tail) {
+	if err != nil || !CleanPath(tail) {
 		return id, nil, false
 	}
 	// The tenant rides in the context too: the tenant's authenticate
@@ -105,12 +105,13 @@ func tenantNotFound(w http.ResponseWriter) {
 	httpjson.Fail(w, nil, errTenantNotFound)
 }
 
-// cleanPath reports whether p (decoded) is already clean: no NUL byte, no
+// CleanPath reports whether p (decoded) is already clean: no NUL byte, no
 // "." or ".." segment and no empty segment ("//"), so no router cleans or
 // redirects it (a trailing slash is allowed: it redirects nowhere). A tenant
 // router that redirected "/t/a//exams" to its cleaned path would send the
-// client to "/exams", which is the default tenant.
-func cleanPath(p string) bool {
+// client to "/exams", which is the default tenant. Every handler in front of
+// a mux (the dispatcher, the console) refuses the others with it.
+func CleanPath(p string) bool {
 	if strings.ContainsRune(p, 0) || strings.Contains(p, "//") {
 		return false
 	}
@@ -142,7 +143,7 @@ func (p *prefixedWriter) WriteHeader(status int) {
 			switch {
 			case strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !strings.HasPrefix(loc, `/\`):
 				h.Set("Location", "/t/"+p.tenant+loc)
-			case !strings.HasPrefix(loc, "/") && !strings.ContainsAny(loc, `:\`) && cleanPath("/"+loc):
+			case !strings.HasPrefix(loc, "/") && !strings.ContainsAny(loc, `:\`) && CleanPath("/"+loc):
 				// relative to the request and not climbing: it stays inside
 			default:
 				h.Del("Location")

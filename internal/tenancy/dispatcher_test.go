@@ -91,7 +91,7 @@ func FuzzTenantRequest(f *testing.F) {
 			t.Fatalf("invalid id %q routed", id)
 		}
 		p := r2.URL.Path
-		if !strings.HasPrefix(p, "/") || !cleanPath(p) {
+		if !strings.HasPrefix(p, "/") || !CleanPath(p) {
 			t.Fatalf("unsafe path %q routed", p)
 		}
 		want := "/t/" + id + p
