@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/lectern/lectern/internal/filelock"
 )
 
 // JobStore is where one kind's job records live: the seam between the job
@@ -86,7 +88,7 @@ func (s *Store) Claim(id string) (*Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, ok := lockFile(f)
+	unlock, ok := filelock.TryLock(f)
 	if !ok {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s", ErrClaimed, id)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lectern/lectern/internal/filelock"
 )
 
 // A Journal makes small records durable with one data sync shared by every
@@ -198,7 +200,7 @@ func (j *Journal) newSegment() (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, ok := lockFile(f)
+	unlock, ok := filelock.TryLock(f)
 	if !ok {
 		f.Close()
 		os.Remove(path)
@@ -348,7 +350,7 @@ func (j *Journal) replaySegment(path string, replay func([]byte) error) error {
 		return err
 	}
 	defer f.Close()
-	unlock, ok := lockFile(f)
+	unlock, ok := filelock.TryLock(f)
 	if !ok {
 		return nil // a live process is writing it
 	}

@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/filelock"
 	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/policy"
 	"github.com/lectern/lectern/internal/upload"
@@ -192,12 +192,13 @@ func (ce *coreExamples) lock() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	release, err := filelock.Lock(f)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		release()
 		f.Close()
 	}, nil
 }

@@ -2,10 +2,11 @@ package students
 
 import (
 	"os"
-	"syscall"
+
+	"github.com/lectern/lectern/internal/filelock"
 )
 
-// lockDir takes an exclusive flock on dir (created when missing), waiting
+// lockDir takes an exclusive lock on dir (created when missing), waiting
 // for it: every process writing the tenant's profiles takes it around a
 // read-change-write, so two processes never lose each other's update.
 func lockDir(dir string) (unlock func(), err error) {
@@ -16,18 +17,13 @@ func lockDir(dir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	release, err := filelock.Lock(f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		release()
 		f.Close()
 	}, nil
 }
