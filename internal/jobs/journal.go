@@ -44,9 +44,11 @@ type Journal struct {
 	log     *slog.Logger
 	step    func(string)
 
-	mu     sync.Mutex // the current segment and its write offset
-	cur    *segment
-	closed bool
+	mu        sync.Mutex // the current segment and its write offset
+	cur       *segment
+	next      *segment // made ready in the background once cur is half full
+	preparing bool
+	closed    bool
 
 	syncMu sync.Mutex // one data sync at a time; waiters behind it share the next
 	syncs  int64      // data syncs of records made (under syncMu), for tests
@@ -145,8 +147,40 @@ func (j *Journal) Append(payload []byte, files ...string) error {
 	}
 	seg.written += n
 	seg.files = append(seg.files, files...)
+	if seg.written > j.segSize/2 && j.next == nil && !j.preparing {
+		j.prepareNext()
+	}
 	j.mu.Unlock()
 	return j.syncTo(seg, off+n)
+}
+
+// prepareNext zero-fills the next segment in the background (under j.mu),
+// so a rotation does not write and sync a whole segment on a caller's way.
+func (j *Journal) prepareNext() {
+	j.preparing = true
+	j.retiring.Add(1)
+	go func() {
+		defer j.retiring.Done()
+		seg, err := j.newSegment()
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.preparing = false
+		switch {
+		case err != nil:
+			j.log.Warn("journal: next segment not prepared (made at rotation instead)", "err", err)
+		case j.closed:
+			discard(seg)
+		default:
+			j.next = seg
+		}
+	}()
+}
+
+// discard removes a segment no record was written to.
+func discard(seg *segment) {
+	seg.unlock()
+	seg.f.Close()
+	os.Remove(seg.path)
 }
 
 // syncTo returns once seg holds its first end bytes durably: the first
@@ -174,9 +208,13 @@ func (j *Journal) syncTo(seg *segment, end int64) error {
 // rotate starts a new segment (under j.mu); the old one is retired in the
 // background.
 func (j *Journal) rotate() error {
-	seg, err := j.newSegment()
-	if err != nil {
-		return err
+	seg := j.next
+	j.next = nil
+	if seg == nil {
+		var err error
+		if seg, err = j.newSegment(); err != nil {
+			return err
+		}
 	}
 	if old := j.cur; old != nil {
 		j.retiring.Add(1)
@@ -312,6 +350,10 @@ func (j *Journal) Close() error {
 	j.closed = true
 	cur := j.cur
 	j.cur = nil
+	if j.next != nil {
+		discard(j.next)
+		j.next = nil
+	}
 	j.mu.Unlock()
 	if cur != nil {
 		j.retire(cur)

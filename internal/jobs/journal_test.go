@@ -179,8 +179,8 @@ func TestJournalGroupCommitAndRotation(t *testing.T) {
 		t.Errorf("%d jobs, want %d", len(ids), n)
 	}
 	j.retiring.Wait()
-	if left, _ := os.ReadDir(filepath.Join(dir, JournalDir)); len(left) != 1 {
-		t.Errorf("segments left: %d, want only the current one (the full ones retired)", len(left))
+	if left, _ := os.ReadDir(filepath.Join(dir, JournalDir)); len(left) < 1 || len(left) > 2 {
+		t.Errorf("segments left: %d, want the current one and perhaps the next, made ready (the full ones retired)", len(left))
 	}
 }
 
