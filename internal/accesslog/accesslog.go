@@ -79,11 +79,13 @@ func New(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 // response recorder, the generated id's bytes and the echoed header's
 // value.
 //
-// It is not pooled: the context may outlive the request (a tenant loaded
-// by this request starts its workers under context.WithoutCancel of it, and
-// their Value lookups go through it for the tenant's life), and so may the
-// header value (net/http writes the headers after the handler returns when
-// it wrote nothing).
+// It is not pooled: the context may outlive the request (a handler may
+// hand it to work that goes on after it returns; tenants no longer start
+// their workers under it, but nothing stops a handler from doing so), and
+// so may the header value (net/http writes the headers after the handler
+// returns when it wrote nothing). Carrying the route match and the id in
+// the recorder instead (which no handler may keep) would let the state be
+// pooled: the one allocation left (docs/benchmarks.md, issue 12).
 type state struct {
 	ctx   reqCtx
 	req   http.Request
