@@ -1,21 +1,23 @@
 // Package accesslog is the outermost request middleware: a request id
-// (X-Request-ID when sane, else generated; echoed in the response and put
-// in the context), one access line per request through log/slog, and the
-// HTTP metrics (internal/metrics).
+// (X-Request-ID when sane, else generated; echoed in the response, and
+// answered by RequestID for the request's writer), one access line per
+// request through log/slog, and the HTTP metrics (internal/metrics).
 //
 // The route pattern and the tenant come from the policy.Match the
-// middleware puts in the request's context before calling the handler
-// chain: the tenant's policy.Mux fills it, however deep it is. A request no
+// ResponseWriter it hands on carries (policy.MatchOf): the tenant's
+// policy.Mux fills it, however deep it is. The writer is reused from one
+// request to the next (a pool), so the middleware allocates nothing per
+// request but its log record. A request no
 // Mux route matched (the admin API, an unknown tenant) logs no route and
 // counts as route "other".
 package accesslog
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -34,12 +36,18 @@ const MaxIDLen = 64
 // cuts every attribute at 1 KiB anyway).
 const maxPath = 256
 
-type idKey struct{}
-
-// RequestID returns the request id in ctx ("" outside the middleware).
-func RequestID(ctx context.Context) string {
-	if id, _ := ctx.Value(idKey{}).(*string); id != nil {
-		return *id
+// RequestID returns the request id of the request whose ResponseWriter is
+// w (or wraps the middleware's), "" outside the middleware.
+func RequestID(w http.ResponseWriter) string {
+	for w != nil {
+		if s, ok := w.(*state); ok {
+			return s.id
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return ""
+		}
+		w = u.Unwrap()
 	}
 	return ""
 }
@@ -66,106 +74,142 @@ func New(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	mw := &middleware{log: log, m: m}
+	mw.pool.New = func() any { return new(state) }
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			serve(log, m, next, w, r)
+			mw.serve(next, w, r)
 		})
 	}
 }
 
-// state is everything one request needs, in one allocation: the context
-// (answering the request id and the policy.Match), the request handed on
-// (r with that context: the copy r.WithContext would allocate), the
-// response recorder, the generated id's bytes and the echoed header's
-// value.
-//
-// It is not pooled: the context may outlive the request (a handler may
-// hand it to work that goes on after it returns; tenants no longer start
-// their workers under it, but nothing stops a handler from doing so), and
-// so may the header value (net/http writes the headers after the handler
-// returns when it wrote nothing). Carrying the route match and the id in
-// the recorder instead (which no handler may keep) would let the state be
-// pooled: the one allocation left (docs/benchmarks.md, issue 12).
+type middleware struct {
+	log *slog.Logger
+	m   *metrics.Metrics
+	// pool recycles the per-request state: it is the ResponseWriter the
+	// handlers get, which none may use once ServeHTTP returns (net/http's
+	// rule), so it is free again when the access line is written.
+	pool sync.Pool
+	ids  idArena
+}
+
+// state is what one request needs: the ResponseWriter handed on (it
+// records the status and the bytes, and carries the route's
+// policy.Match and the request id: no context is made, and no copy of
+// the request), reused from request to request.
 type state struct {
-	ctx   reqCtx
-	req   http.Request
-	rec   recorder
-	match policy.Match
-	id    string
-	raw   [8]byte
-	hexID [16]byte
-	hdr   [1]string
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+	match  policy.Match
+	id     string
+	raw    [8]byte
 }
 
-type reqCtx struct {
-	context.Context
-	s *state
-}
+// Match is the request's Match (policy.MatchCarrier).
+func (s *state) Match() *policy.Match { return &s.match }
 
-func (c *reqCtx) Value(k any) any {
-	switch k.(type) {
-	case policy.MatchKey:
-		return &c.s.match
-	case idKey:
-		return &c.s.id // a pointer: boxing the string would allocate per lookup
-	}
-	return c.Context.Value(k)
-}
-
-func serve(log *slog.Logger, m *metrics.Metrics, next http.Handler, w http.ResponseWriter, r *http.Request) {
+func (mw *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	s := new(state)
-	s.ctx = reqCtx{Context: r.Context(), s: s}
-	s.rec.ResponseWriter = w
+	s := mw.pool.Get().(*state)
+	*s = state{ResponseWriter: w}
+	// The echoed header's value outlives the state (net/http writes the
+	// headers after the handler returns when it wrote nothing): its string
+	// and its one-element slice come from the arena, never from s.
 	if id := r.Header.Get(Header); ValidID(id) {
 		s.id = id
+		w.Header()[Header] = mw.ids.header(id)
 	} else {
 		_, _ = rand.Read(s.raw[:]) // never fails (crypto/rand, Go ≥ 1.24)
-		hex.Encode(s.hexID[:], s.raw[:])
-		// The bytes live as long as s and are never written again.
-		s.id = unsafe.String(&s.hexID[0], len(s.hexID))
+		h := mw.ids.hexHeader(s.raw)
+		s.id = h[0]
+		w.Header()[Header] = h
 	}
-	s.hdr[0] = s.id
-	w.Header()[Header] = s.hdr[:]
 
 	done := false
 	defer func() {
 		if !done { // next panicked: count and log it, then let net/http see the panic
-			if !s.rec.wrote {
-				s.rec.status, s.rec.wrote = http.StatusInternalServerError, true
+			if !s.wrote {
+				s.status, s.wrote = http.StatusInternalServerError, true
 			}
-			finish(log, m, s, r, start)
+			mw.finish(s, r, start) // s is not reused: the panic may have left it anywhere
 		}
 	}()
-	// WithContext is inlined and its copy does not escape: it lands in s
-	// instead of an allocation of its own.
-	s.req = *r.WithContext(&s.ctx)
-	next.ServeHTTP(&s.rec, &s.req)
+	next.ServeHTTP(s, r)
 	done = true
-	finish(log, m, s, r, start)
+	mw.finish(s, r, start)
+	*s = state{}
+	mw.pool.Put(s)
 }
 
-func finish(log *slog.Logger, m *metrics.Metrics, s *state, r *http.Request, start time.Time) {
+func (mw *middleware) finish(s *state, r *http.Request, start time.Time) {
 	d := time.Since(start)
-	status := s.rec.status
-	if !s.rec.wrote {
+	status := s.status
+	if !s.wrote {
 		status = http.StatusOK // nothing written: net/http sends 200
 	}
-	m.ObserveHTTP(r.Method, s.match.Pattern, status, s.match.Tenant, d)
-	if !log.Enabled(&s.ctx, slog.LevelInfo) {
+	mw.m.ObserveHTTP(r.Method, s.match.Pattern, status, s.match.Tenant, d)
+	ctx := r.Context()
+	if !mw.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	log.LogAttrs(&s.ctx, slog.LevelInfo, "http",
+	mw.log.LogAttrs(ctx, slog.LevelInfo, "http",
 		slog.String("method", r.Method),
 		slog.String("route", s.match.Pattern),
 		slog.String("path", cut(r.URL.Path, maxPath)),
 		slog.Int("status", status),
-		slog.Int64("bytes", s.rec.bytes),
+		slog.Int64("bytes", s.bytes),
 		slog.Duration("duration", d),
 		slog.String("tenant", s.match.Tenant),
 		slog.String("request_id", s.id),
 		slog.String("remote", r.RemoteAddr),
 	)
+}
+
+// idArena hands out the request ids' header values from chunks of 4,096,
+// so a request allocates none (a chunk is made every 4,096 requests and
+// freed by the GC once no header of its ids is left).
+type idArena struct {
+	mu   sync.Mutex
+	buf  []byte
+	hdrs []string
+}
+
+const arenaChunk = 4096
+
+func (a *idArena) slot() []string {
+	if len(a.hdrs) == 0 {
+		a.hdrs = make([]string, arenaChunk)
+	}
+	h := a.hdrs[:1:1]
+	a.hdrs = a.hdrs[1:]
+	return h
+}
+
+// header is a header value holding id (a client's string, kept as is).
+func (a *idArena) header(id string) []string {
+	a.mu.Lock()
+	h := a.slot()
+	a.mu.Unlock()
+	h[0] = id
+	return h
+}
+
+// hexHeader is a header value holding raw in hex.
+func (a *idArena) hexHeader(raw [8]byte) []string {
+	a.mu.Lock()
+	if len(a.buf) < 2*len(raw) {
+		a.buf = make([]byte, arenaChunk*2*len(raw))
+	}
+	b := a.buf[: 2*len(raw) : 2*len(raw)]
+	a.buf = a.buf[2*len(raw):]
+	h := a.slot()
+	a.mu.Unlock()
+	hex.Encode(b, raw[:])
+	// The bytes are this id's alone and never written again.
+	h[0] = unsafe.String(&b[0], len(b))
+	return h
 }
 
 // cut returns s cut to at most n bytes, on a rune boundary.
@@ -179,22 +223,14 @@ func cut(s string, n int) string {
 	return s[:n]
 }
 
-// recorder notes the status and the bytes written.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	wrote  bool
-}
-
-func (w *recorder) WriteHeader(status int) {
+func (w *state) WriteHeader(status int) {
 	if !w.wrote && status >= 200 { // 1xx are interim
 		w.status, w.wrote = status, true
 	}
 	w.ResponseWriter.WriteHeader(status)
 }
 
-func (w *recorder) Write(b []byte) (int, error) {
+func (w *state) Write(b []byte) (int, error) {
 	if !w.wrote {
 		w.status, w.wrote = http.StatusOK, true
 	}
@@ -204,7 +240,7 @@ func (w *recorder) Write(b []byte) (int, error) {
 }
 
 // Flush passes on to the writer when it can (server-sent events).
-func (w *recorder) Flush() {
+func (w *state) Flush() {
 	if !w.wrote {
 		w.status, w.wrote = http.StatusOK, true
 	}
@@ -212,4 +248,4 @@ func (w *recorder) Flush() {
 }
 
 // Unwrap lets http.ResponseController reach the connection.
-func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *state) Unwrap() http.ResponseWriter { return w.ResponseWriter }

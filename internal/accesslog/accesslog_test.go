@@ -32,7 +32,7 @@ func tenantMux(tenant string) http.Handler {
 		w.WriteHeader(http.StatusAccepted)
 	})
 	mux.HandleFunc("GET /rid", policy.Public, func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, accesslog.RequestID(r.Context()))
+		io.WriteString(w, accesslog.RequestID(w))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r.WithContext(caller.With(r.Context(), caller.Principal{Tenant: tenant})))

@@ -13,10 +13,10 @@ import (
 )
 
 // The middleware (metrics and request id, the log record discarded) costs
-// one allocation per request over the bare handler: its per-request state,
-// which holds the request handed on and the context that may outlive the
-// request (see state). The race detector's own allocations would blur the
-// count, hence the build tag.
+// no allocation per request over the bare handler (issue 12's goal): its
+// per-request state is pooled, the request id's header value comes from an
+// arena. The race detector's own allocations would blur the count, hence
+// the build tag.
 func TestMiddlewareAllocations(t *testing.T) {
 	bare := dispatcher("t1")
 	mw := accesslog.New(slog.New(slog.DiscardHandler), metrics.New())(bare)
@@ -29,8 +29,8 @@ func TestMiddlewareAllocations(t *testing.T) {
 		mw.ServeHTTP(w, r) // the series and the header entry exist from here on
 		base := testing.AllocsPerRun(200, func() { bare.ServeHTTP(w, r) })
 		with := testing.AllocsPerRun(200, func() { mw.ServeHTTP(w, r) })
-		if with-base > 1 {
-			t.Errorf("client id %q: %.0f allocations with the middleware, %.0f without: want at most 1 more", clientID, with, base)
+		if with > base {
+			t.Errorf("client id %q: %.0f allocations with the middleware, %.0f without: want none more", clientID, with, base)
 		}
 	}
 }

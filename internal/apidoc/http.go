@@ -86,7 +86,7 @@ func (d *Docs) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		// The access log and the metrics label the request by its route.
-		if m := policy.MatchFrom(r.Context()); m != nil {
+		if m := policy.MatchOf(w); m != nil {
 			m.Pattern = "GET " + r.URL.Path
 		}
 		d.build()

@@ -174,7 +174,7 @@ func (c *Console) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if m := policy.MatchFrom(r.Context()); m != nil {
+			if m := policy.MatchOf(w); m != nil {
 				m.Pattern = pattern
 				if pattern == "GET /{$}" {
 					m.Tenant = tenantapp.DefaultTenantID

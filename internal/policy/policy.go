@@ -10,7 +10,6 @@
 package policy
 
 import (
-	"context"
 	"net/http"
 	"slices"
 
@@ -137,7 +136,7 @@ func (m *Mux) Handle(pattern string, rule Rule, h http.Handler) {
 	}
 	m.routes = append(m.routes, Route{Pattern: pattern, Rule: rule})
 	m.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if mt, _ := r.Context().Value(MatchKey{}).(*Match); mt != nil {
+		if mt := MatchOf(w); mt != nil {
 			mt.Pattern, mt.Rule = pattern, rule
 		}
 		if err := rule.Check(caller.From(r.Context()), m.enforcing); err != nil {
@@ -155,7 +154,7 @@ func (m *Mux) HandleFunc(pattern string, rule Rule, h http.HandlerFunc) { m.Hand
 func (m *Mux) Routes() []Route { return slices.Clone(m.routes) }
 
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if mt, _ := r.Context().Value(MatchKey{}).(*Match); mt != nil {
+	if mt := MatchOf(w); mt != nil {
 		// The tenant, even when no route matches (a 404 or a 405 is still
 		// the tenant's).
 		if mt.Tenant = caller.From(r.Context()).Tenant; mt.Tenant == "" {
@@ -167,12 +166,14 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Match is what a Mux matched for a request: its route pattern, the
 // route's rule and the tenant that served it. An outer middleware (the
-// access log, the metrics) puts an empty Match in the context with
-// WithMatch before calling the handler chain, and reads it once the
-// request is done: a Mux fills it before its handler runs (before the
-// rule is checked, so a refused request has its pattern too). A request
-// that no Mux route matched has only its Tenant set (by the Mux it reached,
-// if any).
+// access log, the metrics) hands the handler chain a ResponseWriter that
+// carries an empty Match (see MatchOf), and reads it once the request is
+// done: a Mux fills it before its handler runs (before the rule is
+// checked, so a refused request has its pattern too). A request that no
+// Mux route matched has only its Tenant set (by the Mux it reached, if
+// any). On the writer, not in the context: the writer is the request's
+// own, so the middleware can reuse it for the next request, while a
+// context may be kept past the request.
 type Match struct {
 	Pattern string // "METHOD /path" as registered, never the raw path
 	Rule    Rule
@@ -181,19 +182,24 @@ type Match struct {
 	Tenant string
 }
 
-// MatchKey is the context key of the *Match a Mux fills. WithMatch is the
-// usual way to carry one; a middleware with its own context type (to save
-// an allocation per request) answers Value(MatchKey{}) with its *Match.
-type MatchKey struct{}
-
-// WithMatch returns ctx carrying a new, empty Match for the Mux to fill.
-func WithMatch(ctx context.Context) (context.Context, *Match) {
-	m := new(Match)
-	return context.WithValue(ctx, MatchKey{}, m), m
+// MatchCarrier is a ResponseWriter that carries its request's Match.
+type MatchCarrier interface {
+	http.ResponseWriter
+	Match() *Match
 }
 
-// MatchFrom returns the Match in ctx (nil if none).
-func MatchFrom(ctx context.Context) *Match {
-	m, _ := ctx.Value(MatchKey{}).(*Match)
-	return m
+// MatchOf returns the Match the writer w carries, or a writer it wraps
+// (Unwrap, as http.ResponseController follows); nil if none does.
+func MatchOf(w http.ResponseWriter) *Match {
+	for w != nil {
+		if c, ok := w.(MatchCarrier); ok {
+			return c.Match()
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
 }
