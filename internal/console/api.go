@@ -30,7 +30,7 @@ func summarize(t Tenant) *Summary {
 	if t.Status == nil {
 		return nil
 	}
-	s := &Summary{LLMCalls: t.Status.LLM.Calls, LLMTokens: t.Status.LLM.PromptTokens + t.Status.LLM.CompletionTokens}
+	s := &Summary{LLMCalls: t.Status.LLM.Today.Calls, LLMTokens: t.Status.LLM.Today.Tokens}
 	for _, w := range t.Status.Workers {
 		s.Queued += w.Queued
 		s.MaxQueued += w.MaxQueued

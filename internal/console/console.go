@@ -66,8 +66,8 @@ type Summary struct {
 	MaxQueued int   `json:"max_queued"`
 	Busy      int   `json:"busy"`
 	Workers   int   `json:"workers"`
-	LLMCalls  int64 `json:"llm_calls"`
-	LLMTokens int64 `json:"llm_tokens"`
+	LLMCalls  int64 `json:"llm_calls"`  // today (local time), since the tenant was loaded
+	LLMTokens int64 `json:"llm_tokens"` // the same
 }
 
 // Source is what the console reads; the server implements it over its

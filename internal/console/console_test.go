@@ -73,7 +73,7 @@ func newFake() *fakeSource {
 		Workers: []tenantapp.WorkerStatus{{Kind: "chat", Workers: 2, Queued: 1, MaxQueued: 100, Busy: 1},
 			{Kind: "exam_upload", Workers: 1, Queued: 2, MaxQueued: 50}},
 		Limits: limits.TenantDefaults(), EffectiveLimits: limits.TenantDefaults(),
-		LLM: llm.MeterSnapshot{Calls: 7, PromptTokens: 100, CompletionTokens: 23},
+		LLM: llm.MeterSnapshot{Calls: 9, PromptTokens: 150, CompletionTokens: 23, Today: llm.DaySnapshot{Date: "2026-12-01", Calls: 7, Tokens: 123}},
 	}
 	n := 3
 	return &fakeSource{tenants: []Tenant{

@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,11 @@ type Meter struct {
 	calls, failures, attempts      atomic.Int64
 	promptTokens, completionTokens atomic.Int64
 	latencyTotal, latencyMax       atomic.Int64 // nanoseconds
+
+	// today counts the calls of the current local day (reset at the first
+	// call of a new day): the console's "today" figures.
+	todayMu sync.Mutex
+	today   DaySnapshot
 
 	// Observe, when set (before the Meter is used), hears every call
 	// recorded, on the caller's goroutine once the call is over; it must
@@ -51,6 +57,16 @@ type MeterSnapshot struct {
 	CompletionTokens int64         `json:"completion_tokens"`
 	LatencyTotal     time.Duration `json:"latency_total"` // sum of call latencies
 	LatencyMax       time.Duration `json:"latency_max"`   // longest call
+	// Today is the calls and tokens of the current local day, since the
+	// tenant was loaded (zero once the day has passed without a call).
+	Today DaySnapshot `json:"today"`
+}
+
+// DaySnapshot is one day's calls and tokens.
+type DaySnapshot struct {
+	Date   string `json:"date"` // YYYY-MM-DD, local time
+	Calls  int64  `json:"calls"`
+	Tokens int64  `json:"tokens"` // prompt and completion
 }
 
 // Snapshot returns the current counters. A nil Meter gives zeros.
@@ -58,7 +74,14 @@ func (m *Meter) Snapshot() MeterSnapshot {
 	if m == nil {
 		return MeterSnapshot{}
 	}
+	m.todayMu.Lock()
+	today := m.today
+	m.todayMu.Unlock()
+	if d := time.Now().Format(time.DateOnly); today.Date != d {
+		today = DaySnapshot{Date: d}
+	}
 	return MeterSnapshot{
+		Today:            today,
 		Calls:            m.calls.Load(),
 		Failures:         m.failures.Load(),
 		Attempts:         m.attempts.Load(),
@@ -84,6 +107,17 @@ func (m *Meter) record(kind, provider string, attempts int64, latency time.Durat
 	}
 	m.calls.Add(1)
 	m.attempts.Add(attempts)
+	var tokens int64
+	if err == nil && resp != nil {
+		tokens = int64(resp.Usage.PromptTokens + resp.Usage.CompletionTokens)
+	}
+	m.todayMu.Lock()
+	if d := time.Now().Format(time.DateOnly); m.today.Date != d {
+		m.today = DaySnapshot{Date: d}
+	}
+	m.today.Calls++
+	m.today.Tokens += tokens
+	m.todayMu.Unlock()
 	if err != nil {
 		m.failures.Add(1)
 	} else if resp != nil {

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -107,5 +108,22 @@ func TestNewGatewayClamps(t *testing.T) {
 	}
 	if b.Timeout != MaxTimeout || b.MaxAttempts != MaxMaxAttempts || b.endpoint != "http://b.test/chat/completions" {
 		t.Fatalf("b = %v %s", b.Provider, b.endpoint)
+	}
+}
+
+// The meter's day counts: the calls and tokens of today, local time.
+func TestMeterToday(t *testing.T) {
+	var m Meter
+	m.record("chat.agent", "p", 1, time.Millisecond, &Response{Usage: Usage{PromptTokens: 10, CompletionTokens: 5}}, nil)
+	m.record("chat.agent", "p", 1, time.Millisecond, nil, errors.New("boom"))
+	got := m.Snapshot().Today
+	if got.Date != time.Now().Format(time.DateOnly) || got.Calls != 2 || got.Tokens != 15 {
+		t.Errorf("today = %+v, want 2 calls and 15 tokens today", got)
+	}
+	m.todayMu.Lock()
+	m.today.Date = "2000-01-01" // a day that has passed
+	m.todayMu.Unlock()
+	if got := m.Snapshot().Today; got.Calls != 0 || got.Date == "2000-01-01" {
+		t.Errorf("a past day's counts shown as today's: %+v", got)
 	}
 }
