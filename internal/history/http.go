@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/lectern/lectern/internal/caller"
@@ -47,11 +46,11 @@ func (a *API) TeacherSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) sessions(w http.ResponseWriter, r *http.Request, kind Kind, idKey, owner string) {
-	limit, ok := intParam(w, r, "limit", sessionsDefaultLimit)
+	limit, ok := httpjson.IntQuery(w, r, "limit", sessionsDefaultLimit)
 	if !ok {
 		return
 	}
-	cursor, ok := intParam(w, r, "cursor", 0)
+	cursor, ok := httpjson.IntQuery(w, r, "cursor", 0)
 	if !ok {
 		return
 	}
@@ -88,11 +87,11 @@ func (a *API) TeacherSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) session(w http.ResponseWriter, r *http.Request, kind Kind, idKey, owner, session string) {
-	cursor, ok := intParam(w, r, "cursor", -1)
+	cursor, ok := httpjson.IntQuery(w, r, "cursor", -1)
 	if !ok {
 		return
 	}
-	limit, ok := intParam(w, r, "limit", messagesDefaultLimit)
+	limit, ok := httpjson.IntQuery(w, r, "limit", messagesDefaultLimit)
 	if !ok {
 		return
 	}
@@ -210,21 +209,6 @@ func trimPtr(p *string) string {
 		return ""
 	}
 	return strings.TrimSpace(*p)
-}
-
-// intParam reads an integer query parameter (absent or blank: def). A
-// value that is not an integer answers 400.
-func intParam(w http.ResponseWriter, r *http.Request, name string, def int) (int, bool) {
-	v := strings.TrimSpace(r.URL.Query().Get(name))
-	if v == "" {
-		return def, true
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		httpjson.Fail(w, nil, fault.New(fault.Invalid, name+" must be an integer, got "+strconv.Quote(truncRunes(v, 40))))
-		return 0, false
-	}
-	return n, true
 }
 
 func (a *API) fail(w http.ResponseWriter, what string, err error) {

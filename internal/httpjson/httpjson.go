@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lectern/lectern/internal/fault"
@@ -187,4 +188,27 @@ func describe(err error) error {
 		return fault.Wrap(fault.Timeout, err, fmt.Sprintf("request body arrived too slowly: %v", err))
 	}
 	return fault.Wrap(fault.Invalid, err, fmt.Sprintf("invalid JSON body: %v", err))
+}
+
+// IntQuery reads the integer query parameter name (absent or blank: def).
+// A value that is not an integer is answered 400 here, and ok is false.
+func IntQuery(w http.ResponseWriter, r *http.Request, name string, def int) (n int, ok bool) {
+	v := strings.TrimSpace(r.URL.Query().Get(name))
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		runes := 0
+		for i := range v { // the first 40 runes, cut in place
+			if runes == 40 {
+				v = v[:i]
+				break
+			}
+			runes++
+		}
+		Fail(w, nil, fault.New(fault.Invalid, name+" must be an integer, got "+strconv.Quote(v)))
+		return 0, false
+	}
+	return n, true
 }

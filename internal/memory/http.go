@@ -2,8 +2,6 @@ package memory
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/fault"
@@ -24,28 +22,13 @@ func teacherOf(p caller.Principal) string {
 	return "teacher"
 }
 
-// intParam reads an integer query parameter (absent or blank: def); a
-// value that is not an integer answers 400.
-func intParam(w http.ResponseWriter, r *http.Request, name string, def int) (int, bool) {
-	v := strings.TrimSpace(r.URL.Query().Get(name))
-	if v == "" {
-		return def, true
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		httpjson.Fail(w, nil, fault.New(fault.Invalid, name+" must be an integer, got "+strconv.Quote(headRunes(v, 40))))
-		return 0, false
-	}
-	return n, true
-}
-
 // ServeProposals serves GET /teacher/memory/proposals?teacher_id&status&limit=20:
 // {ok, teacher_id, proposals:[record…]}, most recently changed first,
 // deleted ones hidden; a status other than proposed, applied or rejected
 // is 400 "invalid_status".
 func (s *Service) ServeProposals(w http.ResponseWriter, r *http.Request) {
 	tid := teacherOf(caller.From(r.Context()))
-	limit, ok := intParam(w, r, "limit", 20)
+	limit, ok := httpjson.IntQuery(w, r, "limit", 20)
 	if !ok {
 		return
 	}
@@ -60,7 +43,7 @@ func (s *Service) ServeProposals(w http.ResponseWriter, r *http.Request) {
 // ServeInsights serves GET /teacher/memory/insights?teacher_id&days=14.
 func (s *Service) ServeInsights(w http.ResponseWriter, r *http.Request) {
 	tid := teacherOf(caller.From(r.Context()))
-	days, ok := intParam(w, r, "days", 14)
+	days, ok := httpjson.IntQuery(w, r, "days", 14)
 	if !ok {
 		return
 	}

@@ -363,7 +363,7 @@ func (s *Service) StudentInsights(teacherID, studentID string, days int) (map[st
 // ServeStudentProposals serves GET /teacher/student-memory/proposals?teacher_id&student_id&status&limit=20.
 func (s *Service) ServeStudentProposals(w http.ResponseWriter, r *http.Request) {
 	tid := teacherOf(caller.From(r.Context()))
-	limit, ok := intParam(w, r, "limit", 20)
+	limit, ok := httpjson.IntQuery(w, r, "limit", 20)
 	if !ok {
 		return
 	}
@@ -439,7 +439,7 @@ func (s *Service) ServeStudentDelete(w http.ResponseWriter, r *http.Request) {
 // ServeStudentInsights serves GET /teacher/student-memory/insights?teacher_id&student_id&days=14.
 func (s *Service) ServeStudentInsights(w http.ResponseWriter, r *http.Request) {
 	tid := teacherOf(caller.From(r.Context()))
-	days, ok := intParam(w, r, "days", 14)
+	days, ok := httpjson.IntQuery(w, r, "days", 14)
 	if !ok {
 		return
 	}
