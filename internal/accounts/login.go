@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Credential types of LoginRequest.
@@ -76,7 +78,7 @@ func (r *Registry) login(ctx context.Context, req LoginRequest, rehash bool) (*r
 	case cred == "":
 		return nil, ErrMissingCredential
 	}
-	at := attempt{r: r, role: role, candidate: truncate(cand, r.opt.MaxSubjectIDLen), ctype: ctype, addr: req.ClientAddr}
+	at := attempt{r: r, role: role, candidate: textcut.Head(cand, r.opt.MaxSubjectIDLen), ctype: ctype, addr: req.ClientAddr}
 
 	if utf8.RuneCountInString(cand) > r.opt.MaxSubjectIDLen {
 		return nil, at.reject(ctx, cred, ReasonCandidateTooLong, 0)
@@ -343,11 +345,4 @@ func (r *Registry) setLoginToken(ctx context.Context, q querier, role Role, id s
 	_, err := q.ExecContext(ctx, `UPDATE `+t.name+` SET token_hash = ?, token_hint = ?, token_rotated_at = ?,
 		updated_at = ? WHERE `+t.idCol+` = ?`, hash, hint, fmtTime(now), fmtTime(now), id)
 	return token, err
-}
-
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
 }

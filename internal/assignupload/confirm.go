@@ -16,6 +16,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/layout"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // errExists is the cause of a confirm onto an assignment that exists.
@@ -97,7 +98,7 @@ func (p *Pipeline) confirm(id string, reqOverride map[string]any, strict bool) (
 	if err := p.execute(id, plan); err != nil {
 		_, uerr := p.store.Update(id, func(r map[string]any) error {
 			r["status"], r["step"], r["progress"] = StatusDone, "done", 100
-			r["confirm_error"] = truncate(err.Error(), 200)
+			r["confirm_error"] = textcut.Head(err.Error(), 200)
 			return nil
 		})
 		os.Remove(filepath.Join(p.jobDir(id), planFile))
@@ -407,7 +408,7 @@ func (p *Pipeline) recoverConfirm(id string) error {
 	back := func(reason string) error {
 		_, err := p.store.Update(id, func(r map[string]any) error {
 			r["status"], r["step"], r["progress"] = StatusDone, "done", 100
-			r["confirm_error"] = truncate(reason, 200)
+			r["confirm_error"] = textcut.Head(reason, 200)
 			return nil
 		})
 		return err

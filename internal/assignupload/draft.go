@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Question is one question of a draft, as the LLM parse, the rule split
@@ -39,11 +40,11 @@ const (
 // tags a list or a string split on , ， ;.
 func questionFrom(m map[string]any) Question {
 	q := Question{
-		Stem:       truncate(strings.TrimSpace(text(m["stem"])), maxStemRunes),
-		Answer:     truncate(strings.TrimSpace(text(m["answer"])), maxStemRunes),
-		KP:         truncate(strings.TrimSpace(text(m["kp"])), maxKPRunes),
-		Difficulty: truncate(strings.TrimSpace(text(m["difficulty"])), maxShortRunes),
-		Type:       truncate(strings.TrimSpace(text(m["type"])), maxShortRunes),
+		Stem:       textcut.Head(strings.TrimSpace(text(m["stem"])), maxStemRunes),
+		Answer:     textcut.Head(strings.TrimSpace(text(m["answer"])), maxStemRunes),
+		KP:         textcut.Head(strings.TrimSpace(text(m["kp"])), maxKPRunes),
+		Difficulty: textcut.Head(strings.TrimSpace(text(m["difficulty"])), maxShortRunes),
+		Type:       textcut.Head(strings.TrimSpace(text(m["type"])), maxShortRunes),
 		Tags:       []string{},
 	}
 	switch s := m["score"].(type) {
@@ -54,7 +55,7 @@ func questionFrom(m map[string]any) Question {
 	}
 	for _, t := range listOf(m["tags"]) {
 		if len(q.Tags) < maxTags {
-			q.Tags = append(q.Tags, truncate(t, maxShortRunes))
+			q.Tags = append(q.Tags, textcut.Head(t, maxShortRunes))
 		}
 	}
 	return q

@@ -19,6 +19,7 @@ import (
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/policy"
 	"github.com/lectern/lectern/internal/students"
+	"github.com/lectern/lectern/internal/textcut"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -236,7 +237,7 @@ func studentIDs(raw string) ([]string, error) {
 	out := []string{}
 	for _, id := range listOf(raw) {
 		if !students.ValidID(id) { // the profile writer's rule
-			return nil, fault.Newf(fault.Invalid, "invalid student id %q", truncate(id, 40))
+			return nil, fault.Newf(fault.Invalid, "invalid student id %q", textcut.Head(id, 40))
 		}
 		if !contains(out, id) {
 			out = append(out, id)
@@ -265,7 +266,7 @@ func resolveScope(raw string, ids []string, class string) (string, error) {
 			scope = "public"
 		}
 	default:
-		return "", fault.Newf(fault.Invalid, "invalid scope %q: use public, class or student", truncate(scope, 16))
+		return "", fault.Newf(fault.Invalid, "invalid scope %q: use public, class or student", textcut.Head(scope, 16))
 	}
 	if scope == "student" && len(ids) == 0 {
 		return "", fault.New(fault.Invalid, "student scope requires student_ids")
@@ -289,7 +290,7 @@ func parseDate(s string, now time.Time) (string, error) {
 			return t.Format("2006-01-02"), nil
 		}
 	}
-	return "", fault.Newf(fault.Invalid, "invalid date %q: use YYYY-MM-DD", truncate(s, 40))
+	return "", fault.Newf(fault.Invalid, "invalid date %q: use YYYY-MM-DD", textcut.Head(s, 40))
 }
 
 // normalizeDueAt: YYYY-MM-DD becomes the end of that day, an ISO timestamp
@@ -308,7 +309,7 @@ func normalizeDueAt(s string) (string, error) {
 			return s, nil
 		}
 	}
-	return "", fault.Newf(fault.Invalid, "invalid due_at %q: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS", truncate(s, 40))
+	return "", fault.Newf(fault.Invalid, "invalid due_at %q: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS", textcut.Head(s, 40))
 }
 
 func orDefault(s, def string) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/structured"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // LLM call kinds (logs and metrics).
@@ -154,7 +155,7 @@ func summary(qs []Question) string {
 	}
 	items := []item{}
 	for i, q := range qs[:min(20, len(qs))] {
-		items = append(items, item{i + 1, truncate(q.Stem, 300), truncate(q.Answer, 160), q.KP, q.Difficulty, q.Score})
+		items = append(items, item{i + 1, textcut.Head(q.Stem, 300), textcut.Head(q.Answer, 160), q.KP, q.Difficulty, q.Score})
 	}
 	b, _ := json.Marshal(items)
 	return structured.Truncate(string(b), 4000)

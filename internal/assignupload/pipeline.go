@@ -99,6 +99,7 @@ import (
 	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
+	"github.com/lectern/lectern/internal/textcut"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -274,7 +275,7 @@ func (p *Pipeline) fail(id string, f *jobFailure) error {
 	}
 	_, err := p.store.Update(id, func(r map[string]any) error {
 		r["status"], r["step"], r["progress"] = StatusFailed, f.step, 100
-		r["error"], r["error_detail"], r["hints"] = f.code, truncate(f.detail, 200), hints
+		r["error"], r["error_detail"], r["hints"] = f.code, textcut.Head(f.detail, 200), hints
 		return nil
 	})
 	return err
@@ -439,7 +440,7 @@ func (p *Pipeline) parse(ctx context.Context, id string, rec map[string]any) err
 func preview(qs []Question) []map[string]any {
 	out := []map[string]any{}
 	for i, q := range qs[:min(3, len(qs))] {
-		out = append(out, map[string]any{"id": i + 1, "stem": truncate(q.Stem, 160)})
+		out = append(out, map[string]any{"id": i + 1, "stem": textcut.Head(q.Stem, 160)})
 	}
 	return out
 }
@@ -524,12 +525,4 @@ func nonNilMaps(s []map[string]any) []map[string]any {
 		return []map[string]any{}
 	}
 	return s
-}
-
-// truncate cuts s to n runes.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
 }

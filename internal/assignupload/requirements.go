@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lectern/lectern/internal/assignments"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // requirementKeys are the checklist's fields, in the predecessor's order.
@@ -46,13 +47,13 @@ func cleanRequirements(in map[string]any) map[string]any {
 				if len(items) == maxItems {
 					break
 				}
-				items = append(items, truncate(s, maxItemRunes))
+				items = append(items, textcut.Head(s, maxItemRunes))
 			}
 			out[k] = items
 		case k == "duration_minutes":
 			out[k] = duration(v)
 		default:
-			out[k] = truncate(strings.TrimSpace(text(v)), maxReqRunes)
+			out[k] = textcut.Head(strings.TrimSpace(text(v)), maxReqRunes)
 		}
 	}
 	return out

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // numbered is one question found by splitQuestions: its number and its
@@ -315,7 +317,7 @@ func ruleQuestions(source, answers string) []Question {
 	key := splitAnswers(answers)
 	var out []Question
 	for _, n := range splitQuestions(source) {
-		q := Question{Stem: truncate(n.Text, maxStemRunes), Answer: truncate(key[n.No], maxStemRunes), Tags: []string{}}
+		q := Question{Stem: textcut.Head(n.Text, maxStemRunes), Answer: textcut.Head(key[n.No], maxStemRunes), Tags: []string{}}
 		first, _, _ := strings.Cut(n.Text, "\n")
 		if m := scoreMark.FindStringSubmatch(first); m != nil {
 			q.Score, _ = strconv.ParseFloat(m[1], 64)

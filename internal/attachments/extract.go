@@ -14,6 +14,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/ocr"
+	"github.com/lectern/lectern/internal/textcut"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -83,7 +84,7 @@ func (s *Service) process(parent context.Context, id string) error {
 	if fail == nil {
 		m.Status, m.ErrorCode, m.ErrorDetail = StatusReady, "", ""
 	} else {
-		m.Status, m.ErrorCode, m.ErrorDetail = StatusFailed, fail.code, cut(fail.detail, 200)
+		m.Status, m.ErrorCode, m.ErrorDetail = StatusFailed, fail.code, textcut.Head(fail.detail, 200)
 	}
 	if err := s.save(m); err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/httpjson"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/textcut"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -189,7 +190,7 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request, p caller.Princ
 	for _, f := range files {
 		m := f.meta
 		m.Role, m.TeacherID, m.StudentID, m.SessionID = string(o.Role), o.TeacherID, o.StudentID, o.SessionID
-		m.RequestID, m.Language, m.OCRMode = cut(get("request_id"), 200), cut(get("language"), 20), cut(get("ocr_mode"), 40)
+		m.RequestID, m.Language, m.OCRMode = textcut.Head(get("request_id"), 200), textcut.Head(get("language"), 20), textcut.Head(get("ocr_mode"), 40)
 		m.Status, m.CreatedAt = StatusProcessing, now
 		if err := s.save(m); err != nil {
 			return nil, err
@@ -482,13 +483,6 @@ func (s *Service) Delete(o Owner, id string) (bool, error) {
 	}
 	s.done()
 	return true, nil
-}
-
-func cut(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n])
-	}
-	return s
 }
 
 func orNone(ext string) string {

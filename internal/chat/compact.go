@@ -7,6 +7,7 @@ import (
 
 	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Teacher session compaction (the predecessor's defaults): after a teacher
@@ -74,7 +75,7 @@ func summarize(previous string, head []map[string]any) string {
 	b.WriteString("【会话压缩摘要】\n")
 	if previous != "" {
 		prev := strings.TrimPrefix(previous, "【会话压缩摘要】\n")
-		fmt.Fprintf(&b, "## 更早的摘要\n%s\n", cutRunes(prev, compactPrevious))
+		fmt.Fprintf(&b, "## 更早的摘要\n%s\n", textcut.Short(prev, compactPrevious))
 	}
 	b.WriteString("## 本次压缩的对话要点\n")
 	var transcript []string
@@ -85,7 +86,7 @@ func summarize(previous string, head []map[string]any) string {
 			who = "老师"
 		}
 		text, _ := r["content"].(string)
-		line := who + ": " + cutRunes(strings.Join(strings.Fields(text), " "), compactLineRunes)
+		line := who + ": " + textcut.Short(strings.Join(strings.Fields(text), " "), compactLineRunes)
 		if total += len([]rune(line)); total > compactSource {
 			break
 		}
@@ -96,12 +97,4 @@ func summarize(previous string, head []map[string]any) string {
 	}
 	b.WriteString(strings.Join(transcript, "\n"))
 	return b.String()
-}
-
-func cutRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
 }

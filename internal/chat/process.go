@@ -13,6 +13,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // process runs one chat job on a worker. A job that fails in a way it
@@ -22,12 +23,12 @@ func (s *Service) process(ctx context.Context, id string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.emit(id, EventJobFailed, map[string]any{"status": StatusFailed, "error": "chat_job_failed",
-				"error_detail": truncate(fmt.Sprint(p), 200)})
+				"error_detail": textcut.Head(fmt.Sprint(p), 200)})
 			panic(p)
 		}
 		if err != nil && ctx.Err() == nil {
 			s.emit(id, EventJobFailed, map[string]any{"status": StatusFailed, "error": "chat_job_failed",
-				"error_detail": truncate(err.Error(), 200)})
+				"error_detail": textcut.Head(err.Error(), 200)})
 		}
 	}()
 	return s.run(ctx, id)
@@ -110,7 +111,7 @@ func (s *Service) run(ctx context.Context, id string) error {
 	case errors.Is(err, ErrNotConfigured):
 		return s.fail(id, "llm_not_configured", "no LLM provider is configured", notConfiguredHints)
 	case err != nil:
-		return s.fail(id, truncate(err.Error(), 200), "", nil)
+		return s.fail(id, textcut.Head(err.Error(), 200), "", nil)
 	}
 
 	markDone := func(r map[string]any) error {
@@ -202,7 +203,7 @@ func (s *Service) fail(id, code, detail string, hints []string) error {
 	rec, err := s.store.Update(id, func(r map[string]any) error {
 		r["status"], r["error"] = StatusFailed, code
 		if detail != "" {
-			r["error_detail"] = truncate(detail, 200)
+			r["error_detail"] = textcut.Head(detail, 200)
 		}
 		if hints != nil {
 			r["hints"] = hints
@@ -234,7 +235,7 @@ func (s *Service) replyFailed(err error) error {
 			"message": "LLM 未配置，暂时无法对话。(no LLM provider is configured)", "hints": notConfiguredHints})
 	}
 	s.log.Error("chat reply failed", "err", err)
-	return fault.Wrap(fault.Upstream, err, map[string]any{"error": "llm_failed", "message": truncate(err.Error(), 200)})
+	return fault.Wrap(fault.Upstream, err, map[string]any{"error": "llm_failed", "message": textcut.Head(err.Error(), 200)})
 }
 
 // Chat answers synchronously (POST /chat) and writes the turn to history.

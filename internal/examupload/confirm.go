@@ -14,6 +14,7 @@ import (
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/scoresheet"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Causes of Confirm's faults, for errors.Is.
@@ -167,7 +168,7 @@ func (p *Pipeline) Confirm(id, examID string) (string, bool, error) {
 	if err := p.write(id, examID, st); err != nil {
 		_, uerr := p.store.Update(id, func(r map[string]any) error {
 			r["status"], r["step"], r["progress"] = StatusDone, "done", 100
-			r["confirm_error"] = truncate(err.Error(), 200)
+			r["confirm_error"] = textcut.Head(err.Error(), 200)
 			delete(r, "confirm_exam_id")
 			return nil
 		})

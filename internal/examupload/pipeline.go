@@ -32,6 +32,7 @@ import (
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/scoresheet"
+	"github.com/lectern/lectern/internal/textcut"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -164,7 +165,7 @@ func (p *Pipeline) process(ctx context.Context, id string) error {
 		if errors.As(err, &f) {
 			_, uerr := p.store.Update(id, func(r map[string]any) error {
 				r["status"], r["step"], r["progress"] = StatusFailed, f.step, 100
-				r["error"], r["error_detail"], r["hints"] = f.code, truncate(f.detail, 200), f.hints
+				r["error"], r["error_detail"], r["hints"] = f.code, textcut.Head(f.detail, 200), f.hints
 				return nil
 			})
 			return uerr
@@ -554,7 +555,7 @@ func (p *Pipeline) readTexts(ctx context.Context, jobDir, folder string, files [
 	for _, f := range files {
 		text, res, err := p.fileText(ctx, jobDir, folder, f)
 		if err != nil {
-			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": truncate(err.Error(), 200)})
+			ex = append(ex, map[string]any{"file": f.Name, "kind": f.Kind, "text_extracted": false, "reason": textcut.Head(err.Error(), 200)})
 			continue
 		}
 		b.WriteString(text)
@@ -623,12 +624,4 @@ func nonNilMaps(s []map[string]any) []map[string]any {
 		return []map[string]any{}
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n])
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/scoresheet"
 	"github.com/lectern/lectern/internal/structured"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Score sheets as PDFs and images: each file is OCR'd (its pages written
@@ -197,7 +198,7 @@ func parseFailed(file string, ae *structured.AnswerError) *jobFailure {
 		"若多次失败，请把成绩表整理为 .xlsx 或 CSV 文件上传。(If it keeps failing, upload the table as an .xlsx or CSV file.)",
 	}
 	if ae.Raw != "" {
-		hints = append(hints, "模型回复的开头 (start of the reply)："+truncate(ae.Raw, 200))
+		hints = append(hints, "模型回复的开头 (start of the reply)："+textcut.Head(ae.Raw, 200))
 	}
 	return &jobFailure{step: "parse_scores", code: "llm_parse_failed", detail: file + ": " + ae.Reason, hints: hints}
 }
@@ -276,7 +277,7 @@ func (a *scanAnswer) sheet(classHint string) (*scoresheet.Sheet, error) {
 		}
 		examNo := oneSpace(scalarText(s.ID))
 		if utf8.RuneCountInString(name) > maxScanLabel || utf8.RuneCountInString(class) > maxScanLabel || utf8.RuneCountInString(examNo) > maxScanLabel {
-			skipped = append(skipped, truncate(name, 16))
+			skipped = append(skipped, textcut.Head(name, 16))
 			continue
 		}
 		id := name
@@ -314,7 +315,7 @@ func (a *scanAnswer) sheet(classHint string) (*scoresheet.Sheet, error) {
 				st.Cells[qid] = scoresheet.Cell{Raw: raw, Answer: letters}
 				sh.Questions[qIndex[qid]].Letters = true
 			} else if raw != "" {
-				bad = append(bad, fmt.Sprintf("%s/%s=%q", name, c.label, truncate(raw, 16)))
+				bad = append(bad, fmt.Sprintf("%s/%s=%q", name, c.label, textcut.Head(raw, 16)))
 			}
 		}
 		seen[id] = true
@@ -359,7 +360,7 @@ func (a *scanAnswer) sheet(classHint string) (*scoresheet.Sheet, error) {
 	}
 
 	for _, w := range a.Warnings[:min(len(a.Warnings), 10)] {
-		sh.Warnings = append(sh.Warnings, "模型提示 (model note)："+truncate(w, 200))
+		sh.Warnings = append(sh.Warnings, "模型提示 (model note)："+textcut.Head(w, 200))
 	}
 	warn := func(list []string, zh, en string) {
 		if len(list) > 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/structured"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Item statuses, as grading_report.json has them.
@@ -62,7 +63,7 @@ func (s *Service) gradeItem(ctx context.Context, q question, body, source string
 	case q.Expected == "" && q.Rubric == nil:
 		it.Status, it.Reason = StatusUngraded, "missing_expected"
 		if q.RubricErr != "" {
-			it.Note = truncate(q.RubricErr, 200)
+			it.Note = textcut.Head(q.RubricErr, 200)
 		}
 		return it, nil
 	case q.Rubric != nil && !q.hasMax:
@@ -300,11 +301,11 @@ func (s *Service) gradeLLM(ctx context.Context, it *Item, q question, body strin
 	case errors.Is(err, llm.ErrNotConfigured):
 		return nil
 	case errors.As(err, &bad):
-		it.Note = "模型评分结果不符合格式，保留关键词评分 (the model's grading answer was invalid: " + truncate(bad.Reason, 200) + "; rubric score kept)"
+		it.Note = "模型评分结果不符合格式，保留关键词评分 (the model's grading answer was invalid: " + textcut.Head(bad.Reason, 200) + "; rubric score kept)"
 		return nil
 	case err != nil:
 		s.log.Warn("LLM grading failed; rubric grade kept", "question_id", q.ID, "err", err)
-		it.Note = "模型评分失败，保留关键词评分 (LLM grading failed: " + truncate(err.Error(), 200) + "; rubric score kept)"
+		it.Note = "模型评分失败，保留关键词评分 (LLM grading failed: " + textcut.Head(err.Error(), 200) + "; rubric score kept)"
 		return nil
 	}
 	ratio := g.Score / g.TotalScore
@@ -317,7 +318,7 @@ func (s *Service) gradeLLM(ctx context.Context, it *Item, q question, body strin
 		it.Status = StatusMatched
 	}
 	if r := strings.TrimSpace(g.Reason); r != "" {
-		it.Note = "模型评语 (model): " + truncate(r, 300)
+		it.Note = "模型评语 (model): " + textcut.Head(r, 300)
 	}
 	return nil
 }
@@ -326,7 +327,7 @@ func (s *Service) gradeLLM(ctx context.Context, it *Item, q question, body strin
 func bounded(l []string) []string {
 	out := make([]string, 0, len(l))
 	for _, s := range l {
-		out = append(out, truncate(s, 100))
+		out = append(out, textcut.Head(s, 100))
 	}
 	return out
 }
@@ -334,12 +335,4 @@ func bounded(l []string) []string {
 func round(v float64, places int) float64 {
 	p := math.Pow(10, float64(places))
 	return math.Round(v*p) / p
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n])
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/lectern/lectern/internal/layout"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/ocr"
+	"github.com/lectern/lectern/internal/textcut"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -194,7 +195,7 @@ func (s *Service) process(ctx context.Context, id string) error {
 		if f.step != "" {
 			r["step"] = f.step
 		}
-		r["error"], r["error_detail"], r["hints"] = f.code, truncate(f.detail, 200), nonNil(f.hints)
+		r["error"], r["error_detail"], r["hints"] = f.code, textcut.Head(f.detail, 200), nonNil(f.hints)
 		return nil
 	})
 	return err
@@ -409,7 +410,7 @@ func (s *Service) finish(ctx context.Context, id string, rep *Report) error {
 		}
 		switch {
 		case err != nil:
-			profile, profileErr = "failed", truncate(err.Error(), 200)
+			profile, profileErr = "failed", textcut.Head(err.Error(), 200)
 		case rep.ProfileHeld:
 			profile = "held_for_review"
 		default:

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Bounds of what an assignment may make the grader read.
@@ -301,5 +303,5 @@ func idNumber(id string) int {
 
 // stemFor bounds the stem sent to the model.
 func stemFor(q question) string {
-	return truncate(q.Stem, 2000)
+	return textcut.Head(q.Stem, 2000)
 }

@@ -290,15 +290,3 @@ func pyFloat(f float64) string {
 	}
 	return s
 }
-
-// truncRunes keeps the first n characters (Python's s[:n]).
-func truncRunes(s string, n int) string {
-	i := 0
-	for pos := range s {
-		if i == n {
-			return s[:pos]
-		}
-		i++
-	}
-	return s
-}

@@ -24,6 +24,7 @@ import (
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/keyedlock"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Kind says whose history a folder holds.
@@ -227,7 +228,7 @@ func (s *Store) AppendAs(d Durability, kind Kind, owner, sessionID string, recor
 			return nil, err
 		}
 		if preview != "" {
-			item.setValue("preview", truncRunes(preview, previewMaxRunes))
+			item.setValue("preview", textcut.Head(preview, previewMaxRunes))
 		}
 		count := toInt(item, "message_count")
 		if len(records) > 0 {

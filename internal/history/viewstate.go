@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 const viewStateFile = "view_state.json"
@@ -65,7 +66,7 @@ func normalizeViewState(raw []byte) viewState {
 			if sid == "" || title == "" {
 				continue
 			}
-			v.TitleMap[truncRunes(sid, 200)] = truncRunes(title, 120)
+			v.TitleMap[textcut.Head(sid, 200)] = textcut.Head(title, 120)
 		}
 	}
 	if hidden, ok := data["hidden_ids"].([]any); ok {
@@ -75,7 +76,7 @@ func normalizeViewState(raw []byte) viewState {
 			if sid == "" {
 				continue
 			}
-			sid = truncRunes(sid, 200)
+			sid = textcut.Head(sid, 200)
 			if seen[sid] {
 				continue
 			}
@@ -83,7 +84,7 @@ func normalizeViewState(raw []byte) viewState {
 			v.HiddenIDs = append(v.HiddenIDs, sid)
 		}
 	}
-	v.ActiveSessionID = truncRunes(strings.TrimSpace(pyStr(data["active_session_id"])), 200)
+	v.ActiveSessionID = textcut.Head(strings.TrimSpace(pyStr(data["active_session_id"])), 200)
 	if u := strings.TrimSpace(pyStr(data["updated_at"])); u != "" {
 		if _, ok := parseISO(u); ok {
 			v.UpdatedAt = u

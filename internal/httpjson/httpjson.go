@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // MaxBody bounds a JSON request body.
@@ -199,15 +200,7 @@ func IntQuery(w http.ResponseWriter, r *http.Request, name string, def int) (n i
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		runes := 0
-		for i := range v { // the first 40 runes, cut in place
-			if runes == 40 {
-				v = v[:i]
-				break
-			}
-			runes++
-		}
-		Fail(w, nil, fault.New(fault.Invalid, name+" must be an integer, got "+strconv.Quote(v)))
+		Fail(w, nil, fault.New(fault.Invalid, name+" must be an integer, got "+strconv.Quote(textcut.Head(v, 40))))
 		return 0, false
 	}
 	return n, true

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Errors returned by [Runner.Start].
@@ -529,22 +531,10 @@ func (r *Runner) call(ctx context.Context, id string) (err error) {
 func (r *Runner) markFailed(id string, cause error) {
 	_, err := r.store.Update(id, func(rec map[string]any) error {
 		rec["status"] = "failed"
-		rec["error"] = truncate(cause.Error(), maxErrorRunes)
+		rec["error"] = textcut.Head(cause.Error(), maxErrorRunes)
 		return nil
 	})
 	if err != nil {
 		r.log.Error("cannot record job failure", "kind", r.kind, "job_id", id, "err", err)
 	}
-}
-
-// truncate cuts s to at most n runes.
-func truncate(s string, n int) string {
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 func TestValidID(t *testing.T) {
@@ -312,8 +314,8 @@ func TestTruncate(t *testing.T) {
 		{"ab", 0, ""},
 	}
 	for _, tt := range tests {
-		if got := truncate(tt.s, tt.n); got != tt.want {
-			t.Errorf("truncate(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		if got := textcut.Head(tt.s, tt.n); got != tt.want {
+			t.Errorf("textcut.Head(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
 		}
 	}
 }

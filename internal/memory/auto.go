@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // The predecessor's auto-memory settings (TEACHER_MEMORY_AUTO_*).
@@ -55,8 +57,8 @@ func (s *Service) ObserveTurn(teacherID, sessionID, userText, assistantText stri
 		sessionID = "main"
 	}
 	meta := map[string]any{"session_id": sessionID,
-		"user_text_preview": headRunes(text, turnPreviewChars), "assistant_text_preview": Redact(headRunes(assistantText, turnPreviewChars))}
-	content := headRunes(text, autoContentChars)
+		"user_text_preview": textcut.Head(text, turnPreviewChars), "assistant_text_preview": Redact(textcut.Head(assistantText, turnPreviewChars))}
+	content := textcut.Head(text, autoContentChars)
 	owner := WorkspaceName(teacherID)
 	var in Input
 	switch {
@@ -122,7 +124,7 @@ func inferCandidate(text string, recent []string) (int, bool) {
 	}
 	hits := 0
 	for _, prior := range recent[max(0, len(recent)-inferLookback):] {
-		if looseMatch(text, headRunes(prior, recentTurnMaxRune)) {
+		if looseMatch(text, textcut.Head(prior, recentTurnMaxRune)) {
 			hits++
 		}
 	}
@@ -157,7 +159,7 @@ func (s *Service) FlushSession(teacherID, sessionID string, dialog []Turn, cycle
 		if t.Role == "assistant" {
 			who = "助理"
 		}
-		line := who + ": " + headRunes(text, flushLineRunes) + "\n"
+		line := who + ": " + textcut.Head(text, flushLineRunes) + "\n"
 		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(line) > flushMaxChars {
 			break
 		}

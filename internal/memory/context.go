@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // readWorkspaceFile reads a workspace file (rel) up to limit bytes; a
@@ -143,7 +145,7 @@ func (s *Service) PromptContext(teacherID string, maxChars int) string {
 		budget := min(profileMaxChars, maxChars/2) - utf8.RuneCountInString(profileHead)
 		if profile != "" && budget > 0 {
 			if utf8.RuneCountInString(profile) > budget {
-				profile = headRunes(profile, budget-1) + "…"
+				profile = textcut.Head(profile, budget-1) + "…"
 			}
 			parts = append(parts, profileHead+profile)
 			used += utf8.RuneCountInString(parts[0]) + 2
@@ -156,7 +158,7 @@ func (s *Service) PromptContext(teacherID string, maxChars int) string {
 	}
 	out := strings.Join(parts, "\n\n")
 	if utf8.RuneCountInString(out) > maxChars {
-		out = headRunes(out, maxChars-1) + "…"
+		out = textcut.Head(out, maxChars-1) + "…"
 	}
 	if _, err := os.Stat(dir); err == nil {
 		_ = s.withTeacher(dir, func() error {
@@ -182,7 +184,7 @@ func (s *Service) memoryText(dir string, budget int) (string, int) {
 		}
 		text = strings.TrimSpace(Redact(withoutBlocks(text, s.inactiveIDs(dir))))
 		if utf8.RuneCountInString(text) > budget {
-			text = headRunes(text, budget-1) + "…"
+			text = textcut.Head(text, budget-1) + "…"
 		}
 		return text, 0
 	}
@@ -193,7 +195,7 @@ func (s *Service) memoryText(dir string, budget int) (string, int) {
 		if len(lines) == contextMaxEntries {
 			break
 		}
-		brief := headRunes(strings.Join(strings.Fields(Redact(p.Content)), " "), entryBriefChars)
+		brief := textcut.Head(strings.Join(strings.Fields(Redact(p.Content)), " "), entryBriefChars)
 		if brief == "" {
 			continue
 		}
@@ -267,14 +269,14 @@ search:
 			}
 			snippet := strings.TrimSpace(strings.Join(lines[max(0, i-1):min(len(lines), i+2)], "\n"))
 			matches = append(matches, Match{Source: "keyword", File: rel, Line: i + 1,
-				Snippet: Redact(headRunes(snippet, 400))})
+				Snippet: Redact(textcut.Head(snippet, 400))})
 			if len(matches) >= limit {
 				break search
 			}
 		}
 	}
 	_ = s.withTeacher(dir, func() error {
-		s.logEvent(dir, "search", map[string]any{"mode": "keyword", "query": headRunes(q, 120),
+		s.logEvent(dir, "search", map[string]any{"mode": "keyword", "query": textcut.Head(q, 120),
 			"hits": len(matches), "raw_hits": len(matches)})
 		return nil
 	})
@@ -322,5 +324,5 @@ func (s *Service) ReadFile(teacherID, file, date string, maxChars int) (string, 
 	if err != nil {
 		return rel, "", err
 	}
-	return rel, cutRunes(Redact(text), maxChars), nil
+	return rel, textcut.Short(Redact(text), maxChars), nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Insights is the body of GET /teacher/memory/insights.
@@ -121,7 +123,7 @@ func (s *Service) Insights(teacherID string, days int) (Insights, error) {
 				pr := priority(p)
 				prioritySum += pr
 				out.TopActive = append(out.TopActive, Active{ProposalID: p.ID, Target: p.Target, Source: p.Source,
-					Title: headRunes(Redact(p.Title), 60), Content: headRunes(Redact(p.Content), 180), PriorityScore: pr,
+					Title: textcut.Head(Redact(p.Title), 60), Content: textcut.Head(Redact(p.Content), 180), PriorityScore: pr,
 					RankScore: round(s.rules.rankScore(p, now), 2), AgeDays: ageDays(p, now), ExpiresAt: p.ExpiresAt})
 			}
 		case StatusRejected:
@@ -157,7 +159,7 @@ func (s *Service) Insights(teacherID string, days int) (Insights, error) {
 			if hits > 0 {
 				ret.SearchHitCalls++
 			}
-			q := headRunes(strings.TrimSpace(scalarString(ev["query"])), 120)
+			q := textcut.Head(strings.TrimSpace(scalarString(ev["query"])), 120)
 			if q == "" {
 				continue
 			}

@@ -278,33 +278,6 @@ func readText(path string, limit int64) (string, bool, error) {
 	return string(data), false, nil
 }
 
-// cutRunes cuts s to n characters, appending "…" when it was longer.
-func cutRunes(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	i := 0
-	for pos := range s {
-		if i == n {
-			return s[:pos] + "…"
-		}
-		i++
-	}
-	return s
-}
-
-// headRunes is the first n characters of s (no marker).
-func headRunes(s string, n int) string {
-	i := 0
-	for pos := range s {
-		if i == n {
-			return s[:pos]
-		}
-		i++
-	}
-	return s
-}
-
 func (s *Service) stamp() string { return s.now().Format("2006-01-02T15:04:05") }
 func (s *Service) today() string { return s.now().Format("2006-01-02") }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // The review and deletion errors, with the predecessor's details.
@@ -218,14 +219,14 @@ func checkInput(in *Input) error {
 	case in.Content == "":
 		return ErrEmptyContent
 	case !validTarget(in.Target):
-		return fault.Newf(fault.Invalid, "invalid target %q: use one of %s", headRunes(in.Target, 40), strings.Join(allTargets, ", "))
+		return fault.Newf(fault.Invalid, "invalid target %q: use one of %s", textcut.Head(in.Target, 40), strings.Join(allTargets, ", "))
 	case utf8.RuneCountInString(in.Content) > MaxContentChars:
 		return fault.Newf(fault.Invalid, "content is longer than %d characters", MaxContentChars)
 	case utf8.RuneCountInString(in.Title) > MaxTitleChars:
 		return fault.Newf(fault.Invalid, "title is longer than %d characters", MaxTitleChars)
 	}
 	if len(in.DedupeKey) > 120 {
-		in.DedupeKey = headRunes(in.DedupeKey, 120)
+		in.DedupeKey = textcut.Head(in.DedupeKey, 120)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/fsid"
 	"github.com/lectern/lectern/internal/httpjson"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Student memory (agent-extras.md §2.7, HEAD): a teacher's proposals
@@ -160,7 +161,7 @@ func (s *Service) proposeStudent(teacherID string, in StudentInput, admit func([
 	refs := []string{}
 	for _, r := range in.EvidenceRefs {
 		if r = strings.TrimSpace(r); r != "" && len(refs) < studentMaxRefs {
-			refs = append(refs, headRunes(r, 200))
+			refs = append(refs, textcut.Head(r, 200))
 		}
 	}
 	src := cmp.Or(normSource(in.Source), SourceManual)

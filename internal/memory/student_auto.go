@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Automatic student memory proposals from a student's chat turns
@@ -69,7 +70,7 @@ func (s *Service) ObserveStudentTurn(teacherID, studentID, userText, reply strin
 	if memoryType == "" {
 		return StudentAutoResult{Reason: "no_signal"}, nil
 	}
-	content := headRunes(text, studentAutoContent)
+	content := textcut.Head(text, studentAutoContent)
 	today := s.today()
 	p, reason, err := s.proposeStudent(teacherID, StudentInput{StudentID: studentID, MemoryType: memoryType, Content: content,
 		Source: SourceAutoStudentTurn}, func(existing []StudentProposal) string {

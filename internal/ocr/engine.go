@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Engine kinds, the values of OCR_ENGINE.
@@ -45,7 +47,7 @@ func (a *Auto) Image(ctx context.Context, path string) (Page, error) {
 	if fp.Engine == "" {
 		fp.Engine = a.Fallback.Name()
 	}
-	fp.Fallback = a.Primary.Name() + ": " + truncateRunes(err.Error(), 300)
+	fp.Fallback = a.Primary.Name() + ": " + textcut.Short(err.Error(), 300)
 	return fp, nil
 }
 

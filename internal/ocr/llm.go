@@ -21,6 +21,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // DefaultLLMPrompt is the predecessor's OCR prompt, sent with every image.
@@ -123,7 +124,7 @@ func (e *LLM) Image(ctx context.Context, path string) (Page, error) {
 	default:
 		return Page{}, fault.Wrap(fault.Upstream, fmt.Errorf("ocr llm: %w", err), map[string]any{
 			"error":   "ocr_failed",
-			"message": "the OCR model could not read the image: " + truncateRunes(err.Error(), 300),
+			"message": "the OCR model could not read the image: " + textcut.Short(err.Error(), 300),
 		})
 	}
 	return Page{Text: strings.TrimSpace(resp.Content), Width: w, Height: h, Engine: e.Name()}, nil
@@ -259,15 +260,6 @@ func scale(img image.Image, w, h int) image.Image {
 	}
 	draw.ApproxBiLinear.Scale(dst, r, img, img.Bounds(), draw.Src, nil)
 	return dst
-}
-
-// truncateRunes cuts s to n runes.
-func truncateRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
 }
 
 var _ Engine = (*LLM)(nil)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lectern/lectern/internal/assignments"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 var _ assignments.AutoGenerator = (*Service)(nil)
@@ -32,7 +33,7 @@ func AutoID(studentID, date string) string {
 			under = true
 		}
 	}
-	s := strings.Trim(truncateRunes(strings.Trim(b.String(), "_"), maxSlugRunes), "_…")
+	s := strings.Trim(textcut.Short(strings.Trim(b.String(), "_"), maxSlugRunes), "_…")
 	if s == "" {
 		s = "student"
 	}

@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/assignments"
 	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/layout"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Columns are the question bank's columns, and the header of every
@@ -281,12 +281,5 @@ func (s *Service) readRef(ref string, maxRunes int) (string, bool) {
 		return "", false
 	}
 	text := strings.ToValidUTF8(string(bytes.TrimPrefix(data, utf8BOM)), "")
-	return truncateRunes(text, maxRunes), true
-}
-
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
+	return textcut.Short(text, maxRunes), true
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/layout"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Bounds of a generation request.
@@ -292,7 +293,7 @@ func cleanList(name string, in []string, most int, ok func(string) bool) ([]stri
 			continue
 		}
 		if !ok(v) {
-			return nil, fault.Newf(fault.Invalid, "invalid %s: %q", name, truncateRunes(v, 40))
+			return nil, fault.Newf(fault.Invalid, "invalid %s: %q", name, textcut.Short(v, 40))
 		}
 		seen[v] = true
 		out = append(out, v)
@@ -349,7 +350,7 @@ func slug(s string) string {
 	if out == "" {
 		return "kp"
 	}
-	return truncateRunes(out, maxKPRunes)
+	return textcut.Short(out, maxKPRunes)
 }
 
 // run selects the questions of p and writes the assignment.

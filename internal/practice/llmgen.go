@@ -15,6 +15,7 @@ import (
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/structured"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // KindGenerate and KindRewrite name the generation's LLM calls.
@@ -85,11 +86,11 @@ JSON Schema：%s`, kp, n, itemsSchema.Text())
 	var rows []Row
 	for i, it := range items {
 		id := fmt.Sprintf("GEN-%s-LLM-%02d", k, next+i)
-		stem := truncateRunes(strings.TrimSpace(it.Stem), maxStemRunes)
+		stem := textcut.Short(strings.TrimSpace(it.Stem), maxStemRunes)
 		if opts := optionsText(it.Options); opts != "" {
-			stem += "\n" + truncateRunes(opts, maxStemRunes)
+			stem += "\n" + textcut.Short(opts, maxStemRunes)
 		}
-		sol := "答案: " + truncateRunes(answerText(it.Answer), maxStemRunes) + "\n解析: " + truncateRunes(it.Solution, maxStemRunes)
+		sol := "答案: " + textcut.Short(answerText(it.Answer), maxStemRunes) + "\n解析: " + textcut.Short(it.Solution, maxStemRunes)
 		if err := atomicfile.WriteFile(filepath.Join(p.dir, "generated_stems", id+".md"), []byte(stem), 0o644); err != nil {
 			return nil, fault.Wrap(fault.Internal, err, "write generated question failed")
 		}

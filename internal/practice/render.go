@@ -20,6 +20,7 @@ import (
 
 	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/fault"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // FontPackage is the Debian package whose font render uses.
@@ -297,14 +298,14 @@ func (s *Service) RenderText(ctx context.Context, title string, paragraphs []str
 	}
 	return s.document(title, font, func(t *typesetter) error {
 		t.setStyle("B", headerSize)
-		t.paragraph(truncateRunes(title, 200))
+		t.paragraph(textcut.Short(title, 200))
 		t.setStyle("", textSize)
 		t.pdf.Ln(lineMM)
 		for i, p := range paragraphs {
 			if i == MaxRenderQuestions {
 				break
 			}
-			t.paragraph(strings.TrimRight(truncateRunes(p, maxStemRunes), "\n"))
+			t.paragraph(strings.TrimRight(textcut.Short(p, maxStemRunes), "\n"))
 			t.pdf.Ln(lineMM)
 			if err := t.pdf.Error(); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/lectern/lectern/internal/textcut"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -479,6 +480,6 @@ func assemblePrompt(sk *Skill, read func(rel string) ([]byte, error)) []string {
 			b.WriteString("\n\n" + text)
 		}
 	}
-	sk.prompt = cut(b.String(), MaxPromptChars)
+	sk.prompt = textcut.Short(b.String(), MaxPromptChars)
 	return warns
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // The manifests are decoded into generic maps and read through these
@@ -74,7 +76,7 @@ func stringField(m map[string]any, key, where string, maxRunes int) (string, err
 	if !ok {
 		return "", fmt.Errorf("%s%s: must be a string", prefix(where), key)
 	}
-	return cut(strings.TrimSpace(s), maxRunes), nil
+	return textcut.Short(strings.TrimSpace(s), maxRunes), nil
 }
 
 // stringsField reads an optional list of strings (a single string is a list
@@ -107,7 +109,7 @@ func stringList(v any, where string, maxItems int) ([]string, error) {
 			return nil, fmt.Errorf("%s: must be a list of strings", where)
 		}
 		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, cut(s, maxItemRunes))
+			out = append(out, textcut.Short(s, maxItemRunes))
 		}
 	}
 	return out, nil
@@ -179,14 +181,6 @@ func prefix(where string) string {
 		return ""
 	}
 	return where + "."
-}
-
-// cut shortens s to n characters.
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
 }
 
 func clamp[T int | float64](v, lo, hi T) T {

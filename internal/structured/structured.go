@@ -19,11 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // ErrBadAnswer is wrapped by every failure to read a reply as the schema's
@@ -156,11 +156,7 @@ func Ask(ctx context.Context, c *llm.Client, req llm.Request, s *Schema, out any
 // Truncate cuts s to n code points and adds "…" when it was longer (the
 // predecessor's 12,000-character cut of texts sent to the model).
 func Truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n]) + "…"
+	return textcut.Short(s, n)
 }
 
 func preview(s string) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // LLM is the model the judge asks; *llm.Client satisfies it.
@@ -48,7 +49,7 @@ func NewJudge(model LLM) Judge {
 		resp, err := model.Chat(ctx, llm.Request{
 			Messages: []llm.Message{
 				{Role: "system", Content: judgePrompt},
-				{Role: "user", Content: fmt.Sprintf("学生提问：\n%s\n\n辅导回答：\n%s", cut(userText, 2000), cut(reply, 3000))},
+				{Role: "user", Content: fmt.Sprintf("学生提问：\n%s\n\n辅导回答：\n%s", textcut.Short(userText, 2000), textcut.Short(reply, 3000))},
 			},
 			ResponseFormat: judgementSchema,
 			Temperature:    &temp,
@@ -66,7 +67,7 @@ func NewJudge(model LLM) Judge {
 			return nil, fmt.Errorf("judgement is not the expected JSON: %w", err)
 		}
 		j.WeakKP, j.StrongKP = clean(j.WeakKP), clean(j.StrongKP)
-		j.NextFocus = cut(strings.TrimSpace(j.NextFocus), 60)
+		j.NextFocus = textcut.Short(strings.TrimSpace(j.NextFocus), 60)
 		j.Model = resp.Model
 		return &j, nil
 	}
@@ -77,7 +78,7 @@ func clean(in []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, s := range in {
-		s = cut(strings.TrimSpace(s), 40)
+		s = textcut.Short(strings.TrimSpace(s), 40)
 		if s != "" && !seen[s] && len(out) < 5 {
 			seen[s] = true
 			out = append(out, s)
@@ -137,5 +138,5 @@ func ContextBlock(studentID string, prof Profile) string {
 			fmt.Fprintf(&b, "最近考试: %s 总分 %v，排名 %v/%v\n", str(last["exam_id"]), last["total"], last["rank"], last["student_count"])
 		}
 	}
-	return cut(b.String(), 6000)
+	return textcut.Short(b.String(), 6000)
 }

@@ -179,11 +179,3 @@ func appendKeep(v any, n int, items ...any) []any {
 }
 
 func now() string { return jobs.Timestamp(time.Now()) }
-
-func cut(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
-}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // Update kinds.
@@ -128,7 +130,7 @@ type Judgement struct {
 // wrote it: "assignment_id=<id> | U:<user> | A:<reply>", at most 900
 // characters plus "…".
 func ChatNote(assignmentID, user, reply string) string {
-	return cut(fmt.Sprintf("assignment_id=%s | U:%s | A:%s", assignmentID, strings.TrimSpace(user), strings.TrimSpace(reply)), noteMaxRunes)
+	return textcut.Short(fmt.Sprintf("assignment_id=%s | U:%s | A:%s", assignmentID, strings.TrimSpace(user), strings.TrimSpace(reply)), noteMaxRunes)
 }
 
 // apply changes prof by u (and, for a chat, by the LLM's judgement j). It
@@ -158,7 +160,7 @@ func apply(prof Profile, u Update, j *Judgement, ts string) bool {
 			applyKP(prof, j.WeakKP, nil, j.StrongKP, j.NextFocus)
 			prof["llm_judgements"] = appendKeep(prof["llm_judgements"], 10, map[string]any{
 				"timestamp": ts, "source": "chat", "model": j.Model, "weak_kp": j.WeakKP, "strong_kp": j.StrongKP,
-				"next_focus": j.NextFocus, "evidence": cut(j.Evidence, 300)})
+				"next_focus": j.NextFocus, "evidence": textcut.Short(j.Evidence, 300)})
 		}
 	case KindImport:
 		applyIdentity(prof, u.StudentName, u.ClassName)

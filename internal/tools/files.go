@@ -159,14 +159,6 @@ func exists(path string) bool {
 	return !errors.Is(err, fs.ErrNotExist)
 }
 
-// cutRunes cuts s to n characters, "…" appended when it was longer.
-func cutRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
-}
-
 // plainText: valid UTF-8 of at most n characters without control
 // characters.
 func plainText(s string, n int) bool {

@@ -19,6 +19,7 @@ import (
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/ocr"
 	"github.com/lectern/lectern/internal/policy"
+	"github.com/lectern/lectern/internal/textcut"
 	"github.com/lectern/lectern/internal/upload"
 )
 
@@ -255,7 +256,7 @@ func (lc *lessonCapture) run(ctx context.Context, c caller.Principal, args map[s
 	}
 	preview := make([]map[string]string, 0, min(len(examples), lessonPreviewCount))
 	for _, ex := range examples[:min(len(examples), lessonPreviewCount)] {
-		preview = append(preview, map[string]string{"example_id": ex.ExampleID, "stem_text": cutRunes(ex.StemText, 200),
+		preview = append(preview, map[string]string{"example_id": ex.ExampleID, "stem_text": textcut.Short(ex.StemText, 200),
 			"options": ex.Options, "source_ref": ex.SourceRef})
 	}
 	out := map[string]any{"ok": true, "lesson_id": id, "output": "[OK] Lesson captured at lessons/" + id,
@@ -305,7 +306,7 @@ func (lc *lessonCapture) write(dir, id, topic, class, notes string, c caller.Pri
 	lines := []string{"Lesson: " + topic, "Lesson ID: " + id, "", "Sources: " + strings.Join(names, ", "),
 		fmt.Sprintf("Examples extracted: %d", len(examples)), "", "Example Preview:"}
 	for _, ex := range examples[:min(5, len(examples))] {
-		lines = append(lines, "- "+ex.ExampleID+": "+cutRunes(ex.StemText, 120))
+		lines = append(lines, "- "+ex.ExampleID+": "+textcut.Short(ex.StemText, 120))
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, "lesson_summary.md"), []byte(strings.Join(lines, "\n")), 0o644); err != nil {
 		return failed(err)
