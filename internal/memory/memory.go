@@ -287,6 +287,12 @@ func (s *Service) today() string { return s.now().Format("2006-01-02") }
 // per line (a torn last line is skipped by readers), and cut to its last
 // lines, atomically, when it grows past its bound.
 func (s *Service) logEvent(dir, event string, payload map[string]any) {
+	s.telemetry(dir, "memory_events.jsonl", event, payload)
+}
+
+// telemetry appends one event to the workspace's telemetry file name (see
+// logEvent).
+func (s *Service) telemetry(dir, name, event string, payload map[string]any) {
 	rec := map[string]any{"ts": s.stamp(), "event": event}
 	for k, v := range payload {
 		if v != nil {
@@ -295,10 +301,10 @@ func (s *Service) logEvent(dir, event string, payload map[string]any) {
 	}
 	line, err := marshalNoEscape(rec)
 	if err == nil {
-		err = appendTelemetry(filepath.Join(dir, "telemetry", "memory_events.jsonl"), append(line, '\n'))
+		err = appendTelemetry(filepath.Join(dir, "telemetry", name), append(line, '\n'))
 	}
 	if err != nil {
-		s.log.Warn("memory telemetry", "event", event, "err", err)
+		s.log.Warn("memory telemetry", "file", name, "event", event, "err", err)
 	}
 }
 

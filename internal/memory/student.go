@@ -97,19 +97,7 @@ type StudentInput struct {
 func studentDir(dir string) string { return filepath.Join(dir, "student_memory", "proposals") }
 
 func (s *Service) studentEvent(dir, event string, payload map[string]any) {
-	rec := map[string]any{"ts": s.stamp(), "event": event}
-	for k, v := range payload {
-		if v != nil {
-			rec[k] = v
-		}
-	}
-	line, err := marshalNoEscape(rec)
-	if err == nil {
-		err = appendTelemetry(filepath.Join(dir, "telemetry", "student_memory_events.jsonl"), append(line, '\n'))
-	}
-	if err != nil {
-		s.log.Warn("student memory telemetry", "event", event, "err", err)
-	}
+	s.telemetry(dir, "student_memory_events.jsonl", event, payload)
 }
 
 // RiskError names what a refused student proposal held (errors.As it
