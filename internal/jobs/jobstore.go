@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/lectern/lectern/internal/filelock"
 )
@@ -59,14 +60,22 @@ var ErrClaimed = errors.New("job claimed by another holder")
 
 // A Claim is the right to run one job until Release.
 type Claim struct {
-	release func()
+	mu       sync.Mutex
+	release  func()
+	released bool
 }
 
 // Release gives the claim up. It is safe to call more than once.
 func (c *Claim) Release() {
-	if c != nil && c.release != nil {
-		c.release()
-		c.release = nil
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	f := c.release
+	c.release, c.released = nil, true
+	c.mu.Unlock()
+	if f != nil {
+		f()
 	}
 }
 
@@ -80,6 +89,9 @@ func (s *Store) Claim(id string) (*Claim, error) {
 	dir, err := s.JobDir(id)
 	if err != nil {
 		return nil, err
+	}
+	if c, ok, err := s.claimResident(id); ok {
+		return c, err
 	}
 	f, err := os.Open(dir)
 	if errors.Is(err, os.ErrNotExist) {

@@ -39,10 +39,11 @@ import (
 // Each segment is locked (flock) by the process writing it, so a second
 // process sharing the directory replays only segments nobody holds.
 type Journal struct {
-	dir     string
-	segSize int64
-	log     *slog.Logger
-	step    func(string)
+	dir          string
+	segSize      int64
+	log          *slog.Logger
+	step         func(string)
+	beforeRetire func() // JournalOptions.beforeRetire
 
 	mu        sync.Mutex // the current segment and its write offset
 	cur       *segment
@@ -76,6 +77,9 @@ type JournalOptions struct {
 	Logger      *slog.Logger
 
 	step func(string) // Store.OnStep's hook
+	// beforeRetire, when set, is called before a segment's files are
+	// synced (a resident store writes its records out then).
+	beforeRetire func()
 }
 
 // ErrRecordTooLarge is Append's answer for a payload over a quarter of a
@@ -107,7 +111,7 @@ func OpenJournal(dir string, replay func(payload []byte) error, o JournalOptions
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	j := &Journal{dir: dir, segSize: o.SegmentSize, log: o.Logger, step: o.step}
+	j := &Journal{dir: dir, segSize: o.SegmentSize, log: o.Logger, step: o.step, beforeRetire: o.beforeRetire}
 	if err := j.replayLeftovers(replay); err != nil {
 		return nil, err
 	}
@@ -268,6 +272,9 @@ func (j *Journal) newSegment() (*segment, error) {
 // retire makes what seg's records stand for durable, then drops seg.
 // On failure the segment stays on disk: the next open replays it.
 func (j *Journal) retire(seg *segment) {
+	if j.beforeRetire != nil {
+		j.beforeRetire()
+	}
 	j.syncMu.Lock()
 	j.mu.Lock()
 	final := seg.written
@@ -281,7 +288,7 @@ func (j *Journal) retire(seg *segment) {
 	}
 	j.syncMu.Unlock()
 	if err == nil {
-		err = syncFiles(files)
+		err = syncVouched(files)
 	}
 	if err == nil && j.step != nil {
 		j.step(StepRetireSynced)

@@ -14,7 +14,7 @@ import (
 // picks the filesystem (the default temp dir is this machine's disk).
 func BenchmarkCreate(b *testing.B) {
 	rec := map[string]any{"status": "queued", "request": map[string]any{"messages": []any{map[string]any{"role": "user", "content": "讲一下牛顿第二定律"}}}}
-	for _, mode := range []string{"synced", "journal"} {
+	for _, mode := range []string{"synced", "journal", "resident"} {
 		for _, par := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/callers=%d", mode, par), func(b *testing.B) {
 				dir := b.TempDir()
@@ -23,8 +23,11 @@ func BenchmarkCreate(b *testing.B) {
 					b.Cleanup(func() { os.RemoveAll(dir) })
 				}
 				s := NewStore(dir)
-				if mode == "journal" {
+				switch mode {
+				case "journal":
 					s = NewJournaledStore(dir, JournalOptions{})
+				case "resident":
+					s = NewResidentStore(dir, JournalOptions{})
 				}
 				defer s.Close()
 				s.Scan() // open the journal outside the timing

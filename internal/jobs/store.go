@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,10 @@ type Store struct {
 	effectReplay func(id string, effect []byte) error
 
 	locks keyedlock.Map[string] // one per job id (process-local: claims order processes)
+
+	// res holds the resident records (NewResidentStore; nil otherwise).
+	resMu sync.Mutex
+	res   map[string]*residentRec
 }
 
 // NewStore returns a Store for the job records under dir. The directory is
@@ -140,6 +145,9 @@ func (s *Store) Begin(id string, rec map[string]any, also ...File) (commit func(
 	unlock := s.lock(id)
 	defer unlock()
 
+	if s.res != nil && j != nil {
+		return s.beginResident(j, id, path, rec, also)
+	}
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("%w: %s", ErrExists, id)
 	}
@@ -278,7 +286,14 @@ func (s *Store) Load(id string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	var data []byte
+	if r := s.residentOf(id); r != nil {
+		data = r.data
+	} else if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) && s.res != nil {
+		if sj, ok := s.readSealed(id); ok {
+			data, err = sj.Record, nil
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -301,7 +316,7 @@ func (s *Store) Load(id string) (map[string]any, error) {
 // error is returned unchanged. Update fails with [ErrNotFound] if the job
 // has no record. It returns the record as written.
 func (s *Store) Update(id string, fn func(rec map[string]any) error) (map[string]any, error) {
-	return s.rewrite(id, fn, func(path string, data []byte) error {
+	return s.rewrite(id, rewriteDurable, fn, func(path string, data []byte) error {
 		if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 			return err
 		}
@@ -310,11 +325,22 @@ func (s *Store) Update(id string, fn func(rec map[string]any) error) (map[string
 	})
 }
 
+// How a rewrite leaves a resident record: in memory (a Mark), or written
+// to its file (an Update, synced; a Finish, made durable by the journal).
+type rewriteKind int
+
+const (
+	rewriteMark rewriteKind = iota
+	rewriteDurable
+	rewriteFinal
+)
+
 // rewrite is the read-change-write of job id's record under its lock:
 // fn's changes, updated_at set to now, the record encoded and handed to
 // write (which decides how durable it is). It returns the record as
-// written.
-func (s *Store) rewrite(id string, fn func(rec map[string]any) error, write func(path string, data []byte) error) (map[string]any, error) {
+// written. A resident record (NewResidentStore) is changed in memory by a
+// Mark; any other rewrite writes it out first.
+func (s *Store) rewrite(id string, kind rewriteKind, fn func(rec map[string]any) error, write func(path string, data []byte) error) (map[string]any, error) {
 	path, err := s.recordPath(id)
 	if err != nil {
 		return nil, err
@@ -333,6 +359,30 @@ func (s *Store) rewrite(id string, fn func(rec map[string]any) error, write func
 	data, err := atomicfile.MarshalJSON(rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode job %s: %w", id, err)
+	}
+	if r := s.residentOf(id); r != nil {
+		s.resMu.Lock()
+		r.data = data
+		s.resMu.Unlock()
+		switch kind {
+		case rewriteMark:
+			return rec, nil
+		case rewriteDurable:
+			if err := s.writeResidentLocked(id, path, true); err != nil {
+				return nil, err
+			}
+			s.passed(StepUpdateDurable)
+			return rec, nil
+		}
+		// Final: the journal makes it durable (write); it stays in memory
+		// until it is sealed (Seal, or the segment's retirement).
+		if err := write(path, data); err != nil {
+			return nil, err
+		}
+		s.resMu.Lock()
+		r.final = true
+		s.resMu.Unlock()
+		return rec, nil
 	}
 	if err := write(path, data); err != nil {
 		return nil, err
@@ -355,7 +405,43 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 	}
 	type job struct{ id, created string }
 	var jobs []job
+	resident := map[string]bool{}
+	if s.res != nil {
+		s.resMu.Lock()
+		for id := range s.res {
+			resident[id] = true
+		}
+		s.resMu.Unlock()
+	}
+	for id := range resident {
+		rec, err := s.Load(id)
+		if err != nil {
+			continue
+		}
+		status, _ := rec["status"].(string)
+		if len(statuses) > 0 && !slices.Contains(statuses, status) {
+			continue
+		}
+		created, _ := rec["created_at"].(string)
+		jobs = append(jobs, job{id, created})
+	}
 	for _, e := range entries {
+		if resident[e.Name()] {
+			continue
+		}
+		if id, ok := strings.CutSuffix(e.Name(), SealedSuffix); ok && s.res != nil && !e.IsDir() && ValidID(id) && !resident[id] {
+			if _, err := os.Stat(filepath.Join(s.dir, id, RecordFile)); err == nil {
+				continue // the directory's record wins (listed below)
+			}
+			if rec, err := s.Load(id); err == nil {
+				status, _ := rec["status"].(string)
+				if len(statuses) == 0 || slices.Contains(statuses, status) {
+					created, _ := rec["created_at"].(string)
+					jobs = append(jobs, job{id, created})
+				}
+			}
+			continue
+		}
 		if !e.IsDir() || !ValidID(e.Name()) {
 			continue
 		}
@@ -386,7 +472,7 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 // the job gets past them again when it resumes (processing, and done when
 // the job's effect is durable and found again: see JobStore).
 func (s *Store) Mark(id string, fn func(rec map[string]any) error) (map[string]any, error) {
-	return s.rewrite(id, fn, func(path string, data []byte) error {
+	return s.rewrite(id, rewriteMark, fn, func(path string, data []byte) error {
 		return atomicfile.WriteUnsynced(path, data, 0o644)
 	})
 }

@@ -62,7 +62,7 @@ func (s *Store) Finish(id string, fn func(rec map[string]any) error, effect []by
 	if j == nil {
 		return s.finishSynced(id, fn, files)
 	}
-	return s.rewrite(id, fn, func(path string, data []byte) error {
+	return s.rewrite(id, rewriteFinal, fn, func(path string, data []byte) error {
 		// Durable first, visible after: no reader sees the job finished
 		// before a crash would keep it so.
 		payload, err := json.Marshal(journalEntry{ID: id, Job: data, Final: true, Effect: effect})
@@ -80,6 +80,9 @@ func (s *Store) Finish(id string, fn func(rec map[string]any) error, effect []by
 			return err
 		}
 		s.passed(StepFinishDurable)
+		if s.residentOf(id) != nil {
+			return nil // rewrite writes it out, its first file
+		}
 		return atomicfile.WriteUnsynced(path, data, 0o644)
 	})
 }
@@ -169,7 +172,7 @@ func (s *Store) replay(payload []byte) error {
 		return os.RemoveAll(filepath.Dir(path))
 	}
 	if e.Final {
-		if !finished(path) {
+		if _, sealed := s.readSealed(e.ID); !sealed && !finished(path) {
 			var buf bytes.Buffer
 			if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
 				return nil
@@ -236,4 +239,40 @@ func (s *Store) Close() error {
 		return nil
 	}
 	return s.journal.Close()
+}
+
+// Remove deletes job id's record and directory (a job whose effect made
+// its record useless: an applied profile update). With a journal it is
+// one journal record (a tombstone, so a replay does not bring the job
+// back), durable when Remove returns, sharing its sync; a resident job
+// never reaches the disk at all.
+func (s *Store) Remove(id string) error {
+	dir, err := s.JobDir(id)
+	if err != nil {
+		return err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	if j := s.openJournal(); j != nil {
+		tomb, err := json.Marshal(journalEntry{ID: id, Cancel: true})
+		if err != nil {
+			return err
+		}
+		if err := j.Append(tomb); err != nil && !errors.Is(err, ErrJournalClosed) {
+			return err
+		}
+	}
+	if s.res != nil {
+		s.resMu.Lock()
+		_, resident := s.res[id]
+		delete(s.res, id)
+		s.resMu.Unlock()
+		if resident {
+			return nil // never on disk
+		}
+		if err := os.Remove(s.sealedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.RemoveAll(dir)
 }

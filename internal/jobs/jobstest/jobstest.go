@@ -111,10 +111,15 @@ func MaybeChild(stores map[string]Open) {
 				ack("updated %s", id)
 			}
 		}
-		if c, err := store.Claim(jobID(0)); err != nil {
-			fatal(err)
-		} else {
-			_ = c // held until the process ends, as a crashed holder's would be
+		// Held until the process ends, as a crashed holder's would be: an
+		// updated job, and one only created (a store may keep it apart
+		// from what it has written out, as a resident store does).
+		for _, id := range []string{jobID(0), jobID(1)} {
+			if c, err := store.Claim(id); err != nil {
+				fatal(err)
+			} else {
+				_ = c
+			}
 		}
 	}
 	if err := store.Close(); err != nil {

@@ -1,0 +1,353 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lectern/lectern/internal/atomicfile"
+	"github.com/lectern/lectern/internal/filelock"
+)
+
+// Resident records: a store made by [NewResidentStore] keeps a new job's
+// record in memory, durable through its journal record alone, until the
+// job ends. Nothing is created on disk for it (no directory, no record
+// file, no claim file) while it is queued and running: the journal's
+// append and its shared sync are a start's whole cost. The record reaches
+// its file (job.json in its directory, the usual layout) when the job
+// finishes (Finish, or a durable Update), or when its journal segment is
+// retired (so a long job's record is on disk before the journal forgets
+// it), and after a crash the journal's replay writes it there.
+//
+// What it gives up: exclusive creation across processes (of two Stores
+// creating one id, both may succeed), so it is for ids the caller makes
+// fresh (random) and orders by a claim of its own (chat: the request_id's
+// file). A queued or running resident job is not seen by other processes;
+// they see it once written (its claim, a file lock then, is taken over).
+
+// residentRec is a resident job's record.
+type residentRec struct {
+	data  []byte // the record as its file would hold it
+	claim *Claim // the claim on it, if any (in-process while resident)
+	final bool   // finished (Finish): sealed next, not written out
+}
+
+// SealedSuffix ends the name of a finished resident job's one file,
+// <id>.job beside the job directories: its record and its files (the
+// chat job's events) in one JSON object, written once, in one create,
+// where the directory layout takes three (the directory, job.json,
+// events.jsonl). Load, Scan and the journal's replay read both layouts.
+const SealedSuffix = ".job"
+
+// sealedJob is the content of a sealed file.
+type sealedJob struct {
+	Record json.RawMessage   `json:"record"`
+	Files  map[string]string `json:"files,omitempty"`
+}
+
+func (s *Store) sealedPath(id string) string { return filepath.Join(s.dir, id+SealedSuffix) }
+
+// readSealed returns job id's sealed file, decoded; ok is false when
+// there is none (or it is torn: a crash while it was written, whose
+// journal record then restored the directory layout).
+func (s *Store) readSealed(id string) (sealedJob, bool) {
+	var sj sealedJob
+	data, err := os.ReadFile(s.sealedPath(id))
+	if err != nil || json.Unmarshal(data, &sj) != nil || len(sj.Record) == 0 {
+		return sealedJob{}, false
+	}
+	return sj, true
+}
+
+// SealedFile returns the file named name that finished job id was sealed
+// with (nil when the job is not sealed or has no such file).
+func (s *Store) SealedFile(id, name string) []byte {
+	if !ValidID(id) {
+		return nil
+	}
+	sj, ok := s.readSealed(id)
+	if !ok {
+		return nil
+	}
+	if f, ok := sj.Files[name]; ok {
+		return []byte(f)
+	}
+	return nil
+}
+
+// Seal writes finished resident job id, with files (name → content, such
+// as its events), as its one sealed file and forgets it. It reports false
+// (and does nothing) when the job is not a finished resident one: it was
+// written out in the directory layout, where the caller writes its files
+// itself. A job's claim held meanwhile stays in-process: a finished job
+// has nothing left to run.
+func (s *Store) Seal(id string, files map[string][]byte) (bool, error) {
+	if s.res == nil || !ValidID(id) {
+		return false, nil
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	return s.sealLocked(id, files)
+}
+
+func (s *Store) sealLocked(id string, files map[string][]byte) (bool, error) {
+	r := s.residentOf(id)
+	if r == nil || !r.final {
+		return false, nil
+	}
+	sj := sealedJob{Record: r.data}
+	if len(files) > 0 {
+		sj.Files = make(map[string]string, len(files))
+		for k, v := range files {
+			sj.Files[k] = string(v)
+		}
+	}
+	data, err := json.Marshal(sj)
+	if err != nil {
+		return false, err
+	}
+	path := s.sealedPath(id)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return false, err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return false, err
+	}
+	s.resMu.Lock()
+	delete(s.res, id)
+	s.resMu.Unlock()
+	return true, nil
+}
+
+// NewResidentStore is [NewJournaledStore] whose new records stay in
+// memory (see above) until the job ends.
+func NewResidentStore(dir string, o JournalOptions) *Store {
+	s := NewJournaledStore(dir, o)
+	s.res = map[string]*residentRec{}
+	s.journalOpts.beforeRetire = s.writeResident
+	return s
+}
+
+func (s *Store) residentOf(id string) *residentRec {
+	if s.res == nil {
+		return nil
+	}
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	return s.res[id]
+}
+
+// beginResident is Begin for a resident store (under the job's lock): the
+// record is visible in memory now, durable when its journal record is.
+func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, also []File) (func() error, error) {
+	if s.residentOf(id) != nil {
+		return nil, fmt.Errorf("%w: %s", ErrExists, id)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("%w: %s", ErrExists, id)
+	}
+	if _, err := os.Lstat(s.sealedPath(id)); err == nil {
+		return nil, fmt.Errorf("%w: %s", ErrExists, id)
+	}
+	data, err := atomicfile.MarshalJSON(newRecord(id, rec, time.Now()))
+	if err != nil {
+		return nil, fmt.Errorf("encode job %s: %w", id, err)
+	}
+	payload, err := s.journalRecord(id, data, also)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]string, 0, 1+len(also))
+	files = append(files, path)
+	for _, f := range also {
+		files = append(files, f.Path)
+	}
+	s.resMu.Lock()
+	s.res[id] = &residentRec{data: data}
+	s.resMu.Unlock()
+	journaled := make(chan error, 1)
+	go func() { journaled <- j.Append(payload, files...) }()
+	s.passed(StepCreateVisible)
+	return func() error {
+		err := <-journaled
+		if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
+			// The slow way: the record in its file, synced, with the files.
+			unlock := s.lock(id)
+			err = s.writeResidentLocked(id, path, true)
+			unlock()
+			if err == nil {
+				err = syncFiles(files)
+			}
+		} else if err != nil {
+			// Maybe written, not synced: a tombstone keeps a replay from
+			// bringing back the job its caller was told failed.
+			if tomb, terr := json.Marshal(journalEntry{ID: id, Cancel: true}); terr == nil {
+				j.Append(tomb)
+			}
+		}
+		if err != nil {
+			s.resMu.Lock()
+			delete(s.res, id)
+			s.resMu.Unlock()
+			os.RemoveAll(filepath.Dir(path))
+			return err
+		}
+		s.passed(StepCreateDurable)
+		return nil
+	}, nil
+}
+
+// writeResidentLocked writes resident job id's record to its file and
+// forgets it (under the job's lock); durable syncs the file and the
+// directories. Its claim, if held, becomes the file lock of its
+// directory. Nothing to do for a job not resident.
+func (s *Store) writeResidentLocked(id, path string, durable bool) error {
+	r := s.residentOf(id)
+	if r == nil {
+		return nil
+	}
+	if err := writeNewRecord(path, r.data, durable); err != nil {
+		return err
+	}
+	if durable {
+		if err := syncDirErr(filepath.Dir(path)); err != nil {
+			return err
+		}
+		if err := syncDirErr(s.dir); err != nil {
+			return err
+		}
+	}
+	s.resMu.Lock()
+	delete(s.res, id)
+	c := r.claim
+	s.resMu.Unlock()
+	if c != nil {
+		c.takeDirLock(filepath.Dir(path))
+	}
+	return nil
+}
+
+// writeNewRecord writes a job's record file, creating its directory: a
+// direct create when the file is new (nobody reads it before: its job was
+// resident), a replacement otherwise.
+func writeNewRecord(path string, data []byte, durable bool) error {
+	if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		if durable {
+			return atomicfile.WriteFile(path, data, 0o644)
+		}
+		return atomicfile.WriteUnsynced(path, data, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// writeResident writes every resident record to its file, a finished one
+// sealed (without the files its caller had yet to give), the others in the
+// directory layout (the journal calls it before it retires a segment,
+// whose sync then covers them).
+func (s *Store) writeResident() {
+	s.resMu.Lock()
+	ids := make([]string, 0, len(s.res))
+	for id := range s.res {
+		ids = append(ids, id)
+	}
+	s.resMu.Unlock()
+	for _, id := range ids {
+		path, err := s.recordPath(id)
+		if err != nil {
+			continue
+		}
+		unlock := s.lock(id)
+		if sealed, serr := s.sealLocked(id, nil); serr != nil || !sealed {
+			err = s.writeResidentLocked(id, path, false)
+		}
+		unlock()
+		if err != nil && s.journalOpts.Logger != nil {
+			s.journalOpts.Logger.Error("resident job record not written: the journal keeps it", "job_id", id, "err", err)
+		}
+	}
+}
+
+// claimResident claims a resident job in this process (nobody else can
+// see it); false when id is not resident.
+func (s *Store) claimResident(id string) (*Claim, bool, error) {
+	if s.res == nil {
+		return nil, false, nil
+	}
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	r := s.res[id]
+	if r == nil {
+		return nil, false, nil
+	}
+	if r.claim != nil {
+		return nil, true, fmt.Errorf("%w: %s", ErrClaimed, id)
+	}
+	c := &Claim{}
+	c.release = func() {
+		s.resMu.Lock()
+		if r := s.res[id]; r != nil && r.claim == c {
+			r.claim = nil
+		}
+		s.resMu.Unlock()
+	}
+	r.claim = c
+	return c, true, nil
+}
+
+// takeDirLock turns c into the file lock of dir (its job was written out
+// while claimed): another process sees the job from now on, claimed.
+func (c *Claim) takeDirLock(dir string) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	unlock, ok := filelock.TryLock(f)
+	if !ok {
+		f.Close()
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		unlock()
+		f.Close()
+		return
+	}
+	prev := c.release
+	c.release = func() {
+		if prev != nil {
+			prev()
+		}
+		unlock()
+		f.Close()
+	}
+}

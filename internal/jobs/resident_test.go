@@ -1,0 +1,187 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A resident store's job lives in memory and the journal while it is
+// queued and running: nothing is created on disk for it, Load, Scan and
+// Mark see and change it there, and Finish writes it out, with its claim
+// becoming the lock of its directory.
+func TestResidentJobStaysInMemoryUntilItEnds(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{})
+	defer s.Close()
+	if err := s.Create("job_a", map[string]any{"n": 1.0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "job_a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the job's directory exists while it is queued (%v)", err)
+	}
+	if err := s.Create("job_a", nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Create = %v, want ErrExists", err)
+	}
+	c, err := s.Claim("job_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim("job_a"); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("second Claim = %v, want ErrClaimed", err)
+	}
+	if _, err := s.Mark("job_a", func(r map[string]any) error { r["status"] = "processing"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Load("job_a"); err != nil || rec["status"] != "processing" || rec["n"] != 1.0 {
+		t.Fatalf("Load = %v, %v", rec, err)
+	}
+	if ids, err := s.Scan("processing"); err != nil || len(ids) != 1 || ids[0] != "job_a" {
+		t.Fatalf("Scan = %v, %v", ids, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "job_a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Mark wrote the job out (%v)", err)
+	}
+
+	if _, err := s.Finish("job_a", func(r map[string]any) error { r["status"] = "done"; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "job_a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Finish wrote the job out in the directory layout (%v)", err)
+	}
+	if rec, err := s.Load("job_a"); err != nil || rec["status"] != "done" {
+		t.Fatalf("Load after Finish = %v, %v", rec, err)
+	}
+	// Sealed: one file with the record and the job's own files.
+	if ok, err := s.Seal("job_a", map[string][]byte{"events.jsonl": []byte("{\"event_id\":1}\n")}); !ok || err != nil {
+		t.Fatalf("Seal = %v, %v", ok, err)
+	}
+	c.Release()
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		if e.Name() != JournalDir {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) != 1 || names[0] != "job_a"+SealedSuffix {
+		t.Fatalf("after Seal the store holds %v, want one sealed file", names)
+	}
+	// A second store over the directory (another process, a restart) reads it.
+	other := NewResidentStore(dir, JournalOptions{})
+	defer other.Close()
+	if rec, err := other.Load("job_a"); err != nil || rec["status"] != "done" || rec["n"] != 1.0 {
+		t.Fatalf("Load of the sealed job = %v, %v", rec, err)
+	}
+	if got := string(other.SealedFile("job_a", "events.jsonl")); got != "{\"event_id\":1}\n" {
+		t.Fatalf("sealed events = %q", got)
+	}
+	if ids, err := other.Scan("done"); err != nil || len(ids) != 1 || ids[0] != "job_a" {
+		t.Fatalf("Scan of the sealed job = %v, %v", ids, err)
+	}
+	if err := other.Create("job_a", nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("Create over the sealed job = %v, want ErrExists", err)
+	}
+	if ok, _ := other.Seal("job_a", nil); ok {
+		t.Fatal("a job sealed twice")
+	}
+}
+
+// A running resident job whose journal segment retires is written out in
+// the directory layout, its claim becoming its directory's file lock; one
+// finished meanwhile is sealed.
+func TestResidentJobsWrittenOutAtRetirement(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{SegmentSize: 8 << 10})
+	defer s.Close()
+	for _, id := range []string{"job_run", "job_end"} {
+		if err := s.Create(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := s.Claim("job_run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	if _, err := s.Finish("job_end", func(r map[string]any) error { r["status"] = "done"; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the segment: its retirement writes out what is resident.
+	for i := range 40 {
+		if err := s.Create(fmt.Sprintf("job_fill%d", i), map[string]any{"pad": strings.Repeat("x", 200)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, errRun := os.Stat(filepath.Join(dir, "job_run", RecordFile))
+		_, errEnd := os.Stat(filepath.Join(dir, "job_end"+SealedSuffix))
+		if errRun == nil && errEnd == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not written out at retirement: %v, %v", errRun, errEnd)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := NewStore(dir).Claim("job_run"); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("another holder's Claim of the written-out running job = %v, want ErrClaimed", err)
+	}
+}
+
+// A durable Update writes a resident record out, synced; Close writes out
+// what is still resident (as a segment's retirement does), so nothing
+// depends on the journal afterwards; a reopened store reads it from disk.
+func TestResidentJobWrittenOutByUpdateAndClose(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{})
+	for _, id := range []string{"job_u", "job_q"} {
+		if err := s.Create(id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Update("job_u", func(r map[string]any) error { r["v"] = 2.0; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "job_u", RecordFile)); err != nil {
+		t.Fatalf("Update did not write the record out: %v", err)
+	}
+	if _, err := s.Mark("job_q", func(r map[string]any) error { r["status"] = "processing"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	re := NewResidentStore(dir, JournalOptions{})
+	defer re.Close()
+	if rec, err := re.Load("job_q"); err != nil || rec["status"] != "processing" {
+		t.Fatalf("after Close, job_q = %v, %v", rec, err)
+	}
+	if rec, err := re.Load("job_u"); err != nil || rec["v"] != 2.0 {
+		t.Fatalf("after Close, job_u = %v, %v", rec, err)
+	}
+}
+
+// A crash (the journal's segments left as they were, nothing written out)
+// loses no resident job: the reopened store's replay writes it.
+func TestResidentJobSurvivesACrash(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{})
+	if err := s.Create("job_c", map[string]any{"n": 3.0}); err != nil {
+		t.Fatal(err)
+	}
+	segs := crashCopy(t, dir)
+	s.Close()
+	os.RemoveAll(filepath.Join(dir, "job_c")) // what Close wrote out: a crash would not have
+	restore(t, dir, segs)
+	re := NewResidentStore(dir, JournalOptions{})
+	defer re.Close()
+	if rec, err := re.Load("job_c"); err != nil || rec["n"] != 3.0 || rec["status"] != "queued" {
+		t.Fatalf("after the crash, job_c = %v, %v", rec, err)
+	}
+}
