@@ -20,6 +20,9 @@ import (
 // cannot record itself (the runner then marks it failed) still ends its
 // stream: job.failed with chat_job_failed.
 func (s *Service) process(ctx context.Context, id string) (err error) {
+	// The job's processing is over: its events, still in memory, go with
+	// its record (sealed) or to their file.
+	defer s.events.end(id, func(files map[string][]byte) (bool, error) { return s.store.Seal(id, files) })
 	defer func() {
 		if p := recover(); p != nil {
 			s.emit(id, EventJobFailed, map[string]any{"status": StatusFailed, "error": "chat_job_failed",
@@ -38,6 +41,7 @@ func (s *Service) run(ctx context.Context, id string) error {
 	// The runner holds the job's claim (jobs.Store.Claim): no other
 	// process runs it meanwhile.
 	defer s.prewrites.Delete(id)
+	defer s.commits.Delete(id)
 
 	rec, err := s.store.Load(id)
 	if err != nil {
@@ -84,6 +88,9 @@ func (s *Service) run(ctx context.Context, id string) error {
 	session := strField(rec, "session_id")
 	extra, warnings := s.attachmentContext(ctx, c, session, req.attachmentIDs())
 	if len(req.Attachments) > 0 && ctx.Err() == nil {
+		if err := s.durable(id); err != nil {
+			return err
+		}
 		s.store.Update(id, func(r map[string]any) error {
 			if m, ok := r["request"].(map[string]any); ok {
 				m["attachment_context"] = extra
@@ -105,6 +112,10 @@ func (s *Service) run(ctx context.Context, id string) error {
 	if merr := <-marked; merr != nil && ctx.Err() == nil {
 		return merr
 	}
+	// From here on the job has effects: its record must be durable first.
+	if err := s.durable(id); err != nil {
+		return err
+	}
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err() // stopped: the job stays processing and resumes at the next start
@@ -125,12 +136,15 @@ func (s *Service) run(ctx context.Context, id string) error {
 	if kind, owner, ok := historyOwner(c, session); ok {
 		// The start's write of the user turn runs beside the reply: let it
 		// end first, so the turns keep their order.
-		if done, ok := s.prewrites.LoadAndDelete(id); ok {
-			<-done.(chan struct{})
+		written := false // the start's write of the user turn, known to have ended well
+		if v, ok := s.prewrites.LoadAndDelete(id); ok {
+			pw := v.(*prewriteState)
+			<-pw.done
+			written = pw.ok
 		}
 		var records []map[string]any
 		now := jobs.Timestamp(s.now())
-		if rec["user_turn_persisted"] != true || !s.hasUserTurn(kind, owner, session, strField(rec, "request_id")) {
+		if !written && (rec["user_turn_persisted"] != true || !s.hasUserTurn(kind, owner, session, strField(rec, "request_id"))) {
 			if text := lastUser(req.Messages); text != "" {
 				records = append(records, map[string]any{"ts": now, "role": "user", "content": text, "request_id": rec["request_id"]})
 			}
@@ -200,6 +214,9 @@ func (s *Service) teacherReplied(teacherID, session, userText, reply string) {
 
 // fail records a failure the job itself explains; the runner sees success.
 func (s *Service) fail(id, code, detail string, hints []string) error {
+	if err := s.durable(id); err != nil {
+		return err
+	}
 	rec, err := s.store.Update(id, func(r map[string]any) error {
 		r["status"], r["error"] = StatusFailed, code
 		if detail != "" {

@@ -120,10 +120,16 @@ type Service struct {
 	streamsDone chan struct{}
 	closeOnce   sync.Once
 
-	// prewrites: job id → closed when the start's write of its user turn
-	// has ended (this process's starts only); bg tracks those writes.
+	// prewrites: job id → the start's write of its user turn (this
+	// process's starts only); bg tracks those writes.
 	prewrites sync.Map
-	bg        sync.WaitGroup
+	// commits: job id → the start's commit of its record, which the job
+	// runs beside (this process's starts only): see durable.
+	commits sync.Map
+	bg      sync.WaitGroup
+
+	legacyOnce sync.Once
+	legacy     map[string]string // the predecessor's request_index.json
 
 	laneLocks [64]sync.Mutex
 	mu        sync.Mutex
@@ -168,7 +174,7 @@ func New(cfg Config) *Service {
 	s := &Service{
 		cfg:       cfg,
 		log:       log,
-		store:     jobs.NewJournaledStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ChatJobs(), jobs.JournalOptions{Logger: log}),
+		store:     jobs.NewResidentStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ChatJobs(), jobs.JournalOptions{Logger: log}),
 		now:       time.Now,
 		recent:    map[string]recentJob{},
 		inflight:  map[string]int{},
@@ -177,7 +183,7 @@ func New(cfg Config) *Service {
 		streamsDone: make(chan struct{}),
 	}
 	s.store.SetEffectReplay(s.restoreHistory)
-	s.events = newEventHub(s.store.JobDir)
+	s.events = newEventHub(s.store.JobDir, func(id string) []byte { return s.store.SealedFile(id, eventsFile) })
 	s.lanes = newLanes(s.laneOf)
 	s.runner = jobs.NewRunner(jobs.Options{
 		Kind: "chat", Store: s.store, Workers: cfg.Workers, Queue: s.lanes, Process: s.process, Logger: log,
@@ -299,15 +305,17 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 		rec["warnings"] = warnings
 	}
 	if prewrite {
-		done := make(chan struct{})
-		s.prewrites.Store(jobID, done)
+		pw := &prewriteState{done: make(chan struct{})}
+		s.prewrites.Store(jobID, pw)
 		s.bg.Go(func() {
-			defer close(done)
+			defer close(pw.done)
 			// Not synced: the job writes the turn itself when a crash lost it.
 			if err := s.cfg.History.AppendAs(history.Volatile, kind, owner, session, []map[string]any{{
 				"ts": jobs.Timestamp(now), "role": "user", "content": text, "request_id": requestID, "source": "start_prewrite",
 			}}, indexExtra(c, req, now)); err != nil {
 				s.log.Error("chat history prewrite failed: the job writes the turn with its reply", "job_id", jobID, "err", err)
+			} else {
+				pw.ok = true
 			}
 		})
 	}
@@ -318,16 +326,25 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 		s.releaseRequest(requestID)
 		return nil, err
 	}
-	// job.queued goes first, before a worker can take the job, written
-	// while the record's sync runs.
+	// job.queued goes first, before a worker can take the job. The job is
+	// queued while the record's sync runs, and runs beside it up to its
+	// first effect, which waits for the sync (durable): the answer waits
+	// for durability, the model's first token does not.
+	s.events.begin(jobID)
 	s.emit(jobID, EventJobQueued, map[string]any{"status": StatusQueued, "lane_id": ref.lane,
 		"lane_queue_position": waiting + 1, "lane_queue_size": waiting + 1, "lane_active": running})
-	if err := commit(); err != nil {
-		s.releaseRequest(requestID)
-		return nil, err
-	}
+	pending := &startCommit{done: make(chan struct{})}
+	s.commits.Store(jobID, pending)
 	s.lanes.assign(jobID, ref)
 	place.Enqueue(jobID)
+	pending.err = commit()
+	close(pending.done)
+	if pending.err != nil {
+		// The entry stays for the job, which ends without effect.
+		s.releaseRequest(requestID)
+		return nil, pending.err
+	}
+	s.commits.Delete(jobID) // durable: the job need not ask
 	s.mu.Lock()
 	s.recent[ref.lane] = recentJob{at: now, fingerprint: fp, jobID: jobID}
 	s.mu.Unlock()
@@ -335,6 +352,43 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 
 	return withWarnings(StartResult{"ok": true, "job_id": jobID, "status": StatusQueued, "lane_id": ref.lane,
 		"lane_queue_position": pos, "lane_queue_size": queued, "lane_active": active}, warnings), nil
+}
+
+// prewriteState is a start's write of its user turn, as its job sees it:
+// ok is set (written) when done is closed.
+type prewriteState struct {
+	done chan struct{}
+	ok   bool
+}
+
+// startCommit is a start's commit of its job's record, as the job sees it
+// while it runs beside it: err is set when done is closed.
+type startCommit struct {
+	done chan struct{}
+	err  error
+}
+
+// errStartFailed ends a job whose start failed to make its record durable
+// (its caller was told the start failed): the job leaves no effect.
+var errStartFailed = errors.New("chat job's start was not made durable: the job is dropped")
+
+// durable returns once job id's record is durable, or errStartFailed if
+// its start's commit failed. Every effect of a job (a record update, a
+// history write) waits for it; what comes before (the prompt, the model's
+// call, the streamed events of a job nobody was told the id of yet) does
+// not. Jobs this process did not start (resumed ones) are durable.
+func (s *Service) durable(id string) error {
+	v, ok := s.commits.Load(id)
+	if !ok {
+		return nil
+	}
+	c := v.(*startCommit)
+	<-c.done
+	s.commits.Delete(id)
+	if c.err != nil {
+		return errStartFailed
+	}
+	return nil
 }
 
 // withWarnings adds the start's warnings (attachments not used) to res.
@@ -446,9 +500,14 @@ func (s *Service) lookupRequest(requestID string) (string, bool) {
 		}
 		os.Remove(p)
 	}
-	var legacy map[string]string
-	if data, err := os.ReadFile(filepath.Join(s.store.Dir(), "request_index.json")); err == nil && json.Unmarshal(data, &legacy) == nil {
-		if id := legacy[requestID]; id != "" {
+	s.legacyOnce.Do(func() {
+		// The predecessor's map, read once: Lectern never writes it.
+		if data, err := os.ReadFile(filepath.Join(s.store.Dir(), "request_index.json")); err == nil {
+			json.Unmarshal(data, &s.legacy)
+		}
+	})
+	if s.legacy != nil {
+		if id := s.legacy[requestID]; id != "" {
 			if _, err := s.store.Load(id); err == nil {
 				return id, true
 			}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,6 +141,7 @@ func (s *Service) CloseStreams() {
 func (s *Service) Close() {
 	s.CloseStreams()
 	s.bg.Wait()
+	s.events.flushAll()
 	if err := s.store.Close(); err != nil {
 		s.log.Error("chat job journal close", "err", err)
 	}
@@ -155,10 +155,7 @@ func (s *Service) stream(ctx context.Context, sw *sseWriter, id string, cursor i
 	defer idle.Stop()
 	poll := time.NewTimer(streamPoll)
 	defer poll.Stop()
-	src := &eventSource{s: s, id: id, tail: &fileTail{}}
-	if dir, err := s.store.JobDir(id); err == nil {
-		src.tail.path = filepath.Join(dir, eventsFile)
-	}
+	src := &eventSource{s: s, id: id, tail: s.events.tail(id)}
 	sent := 0
 	for {
 		evs, over, wait := src.next(cursor)

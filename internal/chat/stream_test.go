@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -412,7 +411,7 @@ func TestSkillResolutionRecorded(t *testing.T) {
 }
 
 // A machine crash right after a job ended (what was written unsynced is
-// gone: its record says processing, the session has neither turn) loses
+// gone: its sealed record, the session's turns) loses
 // nothing: the journal brings back the finished record and both turns, and
 // the model is not asked again.
 func TestFinishedJobSurvivesAMachineCrash(t *testing.T) {
@@ -440,14 +439,12 @@ func TestFinishedJobSurvivesAMachineCrash(t *testing.T) {
 	for name, data := range segs {
 		os.WriteFile(filepath.Join(journal, name), data, 0o644)
 	}
-	recPath := filepath.Join(dir, "chat_jobs", id, jobs.RecordFile)
-	var rec map[string]any
-	data, _ := os.ReadFile(recPath)
-	json.Unmarshal(data, &rec)
-	rec["status"] = StatusProcessing
-	delete(rec, "reply")
-	data, _ = json.Marshal(rec)
-	os.WriteFile(recPath, data, 0o644)
+	// The finished job's one file (sealed, unsynced) is lost too.
+	sealed := filepath.Join(dir, "chat_jobs", id+jobs.SealedSuffix)
+	if _, err := os.Stat(sealed); err != nil {
+		t.Fatalf("the finished job is not sealed: %v", err)
+	}
+	os.Remove(sealed)
 	files, err := history.NewStore(dir, 0).Files(history.Teacher, "t_zhang", "main")
 	if err != nil {
 		t.Fatal(err)

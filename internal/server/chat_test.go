@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lectern/lectern/internal/jobs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -492,15 +493,24 @@ func TestChatResumedJobDoesNotReplyTwice(t *testing.T) {
 	if job := e.waitChat("", id); job["status"] != "done" {
 		t.Fatalf("job: %v", job)
 	}
-	// The crash: the reply is in the history, "done" never made it.
-	path := filepath.Join(e.srv.cfg.UploadsDir, "chat_jobs", id, "job.json")
-	var rec map[string]any
-	data, _ := os.ReadFile(path)
-	json.Unmarshal(data, &rec)
+	// The crash: the reply is in the history, "done" never made it; the
+	// record on disk is the running job's (written out in the directory
+	// layout), not the finished job's sealed file.
+	jobsDir := filepath.Join(e.srv.cfg.UploadsDir, "chat_jobs")
+	var sealed struct {
+		Record map[string]any `json:"record"`
+	}
+	data, _ := os.ReadFile(filepath.Join(jobsDir, id+jobs.SealedSuffix))
+	if err := json.Unmarshal(data, &sealed); err != nil || sealed.Record == nil {
+		t.Fatalf("the finished job's sealed file: %v %s", err, data)
+	}
+	rec := sealed.Record
 	rec["status"], rec["step"] = "processing", "agent"
 	delete(rec, "reply")
 	data, _ = json.Marshal(rec)
-	os.WriteFile(path, data, 0o644)
+	os.Remove(filepath.Join(jobsDir, id+jobs.SealedSuffix))
+	os.MkdirAll(filepath.Join(jobsDir, id), 0o755)
+	os.WriteFile(filepath.Join(jobsDir, id, jobs.RecordFile), data, 0o644)
 
 	e.restart(withLLM(5*time.Second, 1, fake))
 	job := e.waitChat("", id)
