@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -62,7 +61,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, log: log, jobs: jobs.NewStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ProfileJobs()),
+	// Resident records: an update is one journal record (sync shared with
+	// the others) until it is applied and removed; its ids are fresh.
+	w := &Worker{cfg: cfg, log: log, jobs: jobs.NewResidentStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ProfileJobs(), jobs.JournalOptions{Logger: log}),
 		pending: map[string][]string{}, space: make(chan struct{}), applied: map[string]chan struct{}{}}
 	w.runner = jobs.NewRunner(jobs.Options{Kind: "profile_update", Store: w.jobs, Workers: 1, Process: w.process, Logger: log})
 	if ids, err := w.jobs.Scan("queued", "processing"); err == nil {
@@ -74,6 +75,10 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	return w
 }
+
+// Close closes the update store's journal once the runner has stopped:
+// what is still queued is written out, to resume at the next start.
+func (w *Worker) Close() error { return w.jobs.Close() }
 
 // Runner is the worker's job runner (one worker: one writer).
 func (w *Worker) Runner() *jobs.Runner { return w.runner }
@@ -254,12 +259,12 @@ func (w *Worker) process(ctx context.Context, id string) error {
 	return nil
 }
 
-// done removes applied jobs from disk and from the pending set, and wakes
-// whoever waits for them or for room.
+// done removes applied jobs from the store and from the pending set, and
+// wakes whoever waits for them or for room.
 func (w *Worker) done(student string, ids []string) {
 	for _, id := range ids {
-		if dir, err := w.jobs.JobDir(id); err == nil {
-			os.RemoveAll(dir)
+		if err := w.jobs.Remove(id); err != nil {
+			w.log.Warn("applied profile update not removed: it may be applied again after a crash", "job_id", id, "err", err)
 		}
 	}
 	w.mu.Lock()

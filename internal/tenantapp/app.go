@@ -466,6 +466,9 @@ func (a *App) Stop(ctx context.Context) error {
 	if err := a.practice.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop assignment generations: %w", err))
 	}
+	if err := a.profileW.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close the profile update journal: %w", err))
+	}
 	if a.accounts != nil {
 		if err := a.accounts.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close accounts: %w", err))
