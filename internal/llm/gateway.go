@@ -79,6 +79,10 @@ type target struct {
 // NewGateway builds a gateway over the chain c. Providers with a zero
 // Timeout or MaxAttempts get the defaults; values above MaxTimeout and
 // MaxMaxAttempts are clamped.
+// idleConnsPerProvider is how many idle connections the gateway keeps to
+// one provider host.
+const idleConnsPerProvider = 64
+
 func NewGateway(c Config, o Options) *Gateway {
 	g := &Gateway{
 		client:        o.HTTPClient,
@@ -89,8 +93,13 @@ func NewGateway(c Config, o Options) *Gateway {
 		maxRetryAfter: o.MaxRetryAfter,
 	}
 	if g.client == nil {
+		// Its own pool, kept per provider host beyond net/http's default
+		// of 2 idle connections: every tenant's calls to one provider
+		// share it, and past 2 each call would dial anew.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = idleConnsPerProvider
 		g.client = &http.Client{
-			Transport: http.DefaultTransport,
+			Transport: t,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
