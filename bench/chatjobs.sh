@@ -27,12 +27,12 @@ build() { # rev dir
 build "$BASE" "$WORK/base"
 build HEAD "$WORK/head"
 metric() { awk -v m="$1" '{for (i = 1; i <= NF; i++) if ($i == m) print $(i-1)}'; }
-echo "== chat jobs/s (tenants=1 and 16; $JOBS jobs per run), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== chat jobs/s (a new student per job over 1 and 16 tenants, and 200 returning students over 16; $JOBS jobs per run), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
-	for t in 1 16; do
-		b=$(cd "$WORK" && "$WORK/base/server.test" -test.run '^$' -test.bench "BenchmarkChatJobs/tenants=$t\$" -test.benchtime "${JOBS}x" | metric jobs/s)
-		h=$(cd "$WORK" && "$WORK/head/server.test" -test.run '^$' -test.bench "BenchmarkChatJobs/tenants=$t\$" -test.benchtime "${JOBS}x" | metric jobs/s)
-		echo "round $r tenants=$t: base $b jobs/s, head $h jobs/s, ratio $(awk -v a="$h" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
+	for t in 'tenants=1$' 'tenants=16$' 'students=200/tenants=16$'; do
+		b=$(cd "$WORK" && "$WORK/base/server.test" -test.run '^$' -test.bench "BenchmarkChatJobs/$t" -test.benchtime "${JOBS}x" | metric jobs/s)
+		h=$(cd "$WORK" && "$WORK/head/server.test" -test.run '^$' -test.bench "BenchmarkChatJobs/$t" -test.benchtime "${JOBS}x" | metric jobs/s)
+		echo "round $r ${t%\$}: base $b jobs/s, head $h jobs/s, ratio $(awk -v a="$h" -v b="$b" 'BEGIN {printf "%.2f", a / b}')"
 	done
 done
 echo "== first streamed token added (model delay 0; $TURNS turns per run), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -22,7 +22,7 @@ func BenchmarkChatJobs(b *testing.B) {
 	for _, tenants := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("tenants=%d", tenants), func(b *testing.B) { benchChatJobs(b, tenants, 0) })
 	}
-	b.Run("tenants=16/students=200", func(b *testing.B) { benchChatJobs(b, 16, 200) })
+	b.Run("students=200/tenants=16", func(b *testing.B) { benchChatJobs(b, 16, 200) })
 }
 
 // benchChatJobs runs b.N chat jobs over tenants; returning > 0 sends
