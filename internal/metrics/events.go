@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/limits"
@@ -27,10 +28,72 @@ type events struct {
 	llmCalls, llmErrors, llmAttempts, llmTokens *prometheus.CounterVec
 	llmDuration                                 *prometheus.HistogramVec
 	waits                                       *prometheus.HistogramVec
+
+	// seen holds each tenant's label sets, so forgetting a tenant deletes
+	// exactly its series: a partial-match delete scans every series of
+	// every tenant, and unloading thousands of tenants was quadratic.
+	mu   sync.Mutex
+	seen map[string]map[evKey]struct{}
+}
+
+// evKey is one series of the event vectors: which vector, and its label
+// values after the tenant.
+type evKey struct {
+	vec uint8
+	n   uint8
+	v   [3]string
+}
+
+// The event vectors, as evKey.vec names them.
+const (
+	vecJobQueued uint8 = iota
+	vecJobRan
+	vecLLMCalls
+	vecLLMErrors
+	vecLLMAttempts
+	vecLLMTokens
+	vecLLMDuration
+	vecWaits
+)
+
+func (e *events) vec(i uint8) interface{ DeleteLabelValues(...string) bool } {
+	switch i {
+	case vecJobQueued:
+		return e.jobQueued
+	case vecJobRan:
+		return e.jobRan
+	case vecLLMCalls:
+		return e.llmCalls
+	case vecLLMErrors:
+		return e.llmErrors
+	case vecLLMAttempts:
+		return e.llmAttempts
+	case vecLLMTokens:
+		return e.llmTokens
+	case vecLLMDuration:
+		return e.llmDuration
+	}
+	return e.waits
+}
+
+// labels notes tenant's series of vector vec with the other label values
+// lvs, and returns the whole label list.
+func (e *events) labels(tenant string, vec uint8, lvs ...string) []string {
+	k := evKey{vec: vec, n: uint8(len(lvs))}
+	copy(k.v[:], lvs)
+	e.mu.Lock()
+	set := e.seen[tenant]
+	if set == nil {
+		set = map[evKey]struct{}{}
+		e.seen[tenant] = set
+	}
+	set[k] = struct{}{}
+	e.mu.Unlock()
+	return append([]string{tenant}, lvs...)
 }
 
 func newEvents(providers []string) *events {
-	e := &events{providers: make(map[string]bool, len(providers))}
+	e := &events{providers: make(map[string]bool, len(providers)), seen: map[string]map[evKey]struct{}{}}
 	for _, p := range providers {
 		e.providers[p] = true
 	}
@@ -80,13 +143,15 @@ func (e *events) collectors() []prometheus.Collector {
 		e.llmDuration, e.waits}
 }
 
-// forget drops tenant's series (under Metrics.mu).
+// forget drops tenant's series (under Metrics.mu): those it noted, each
+// deleted by its label values.
 func (e *events) forget(tenant string) {
-	l := prometheus.Labels{"tenant": tenant}
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		e.jobQueued, e.jobRan, e.llmCalls, e.llmErrors, e.llmAttempts, e.llmTokens, e.llmDuration, e.waits,
-	} {
-		v.DeletePartialMatch(l)
+	e.mu.Lock()
+	set := e.seen[tenant]
+	delete(e.seen, tenant)
+	e.mu.Unlock()
+	for k := range set {
+		e.vec(k.vec).DeleteLabelValues(append([]string{tenant}, k.v[:k.n]...)...)
 	}
 }
 
@@ -103,8 +168,8 @@ func (m *Metrics) ObserveJob(tenant string, e jobs.JobEvent) {
 		outcome = jobs.OutcomeDone
 	}
 	m.withTenant(tenant, func(t string) {
-		m.ev.jobQueued.WithLabelValues(t, e.Kind).Observe(e.Queued.Seconds())
-		m.ev.jobRan.WithLabelValues(t, e.Kind, outcome).Observe(e.Ran.Seconds())
+		m.ev.jobQueued.WithLabelValues(m.ev.labels(t, vecJobQueued, e.Kind)...).Observe(e.Queued.Seconds())
+		m.ev.jobRan.WithLabelValues(m.ev.labels(t, vecJobRan, e.Kind, outcome)...).Observe(e.Ran.Seconds())
 	})
 }
 
@@ -119,13 +184,13 @@ func (m *Metrics) ObserveLLMCall(tenant string, e llm.CallEvent) {
 		outcome := outcomeOK
 		if e.Err != nil {
 			outcome = outcomeError
-			m.ev.llmErrors.WithLabelValues(t, provider, kind, llm.ErrorClass(e.Err)).Inc()
+			m.ev.llmErrors.WithLabelValues(m.ev.labels(t, vecLLMErrors, provider, kind, llm.ErrorClass(e.Err))...).Inc()
 		}
-		m.ev.llmCalls.WithLabelValues(t, provider, kind, outcome).Inc()
-		m.ev.llmAttempts.WithLabelValues(t, provider, kind).Add(float64(max(e.Attempts, 0)))
-		m.ev.llmTokens.WithLabelValues(t, provider, kind, "prompt").Add(float64(max(e.PromptTokens, 0)))
-		m.ev.llmTokens.WithLabelValues(t, provider, kind, "completion").Add(float64(max(e.CompletionTokens, 0)))
-		m.ev.llmDuration.WithLabelValues(t, provider, kind).Observe(e.Latency.Seconds())
+		m.ev.llmCalls.WithLabelValues(m.ev.labels(t, vecLLMCalls, provider, kind, outcome)...).Inc()
+		m.ev.llmAttempts.WithLabelValues(m.ev.labels(t, vecLLMAttempts, provider, kind)...).Add(float64(max(e.Attempts, 0)))
+		m.ev.llmTokens.WithLabelValues(m.ev.labels(t, vecLLMTokens, provider, kind, "prompt")...).Add(float64(max(e.PromptTokens, 0)))
+		m.ev.llmTokens.WithLabelValues(m.ev.labels(t, vecLLMTokens, provider, kind, "completion")...).Add(float64(max(e.CompletionTokens, 0)))
+		m.ev.llmDuration.WithLabelValues(m.ev.labels(t, vecLLMDuration, provider, kind)...).Observe(e.Latency.Seconds())
 	})
 }
 
@@ -145,7 +210,7 @@ func (m *Metrics) ObserveLimitWait(tenant string, e limits.WaitEvent) {
 		scope = ScopeGlobal
 	}
 	m.withTenant(tenant, func(t string) {
-		m.ev.waits.WithLabelValues(t, pool, scope).Observe(e.Wait.Seconds())
+		m.ev.waits.WithLabelValues(m.ev.labels(t, vecWaits, pool, scope)...).Observe(e.Wait.Seconds())
 	})
 }
 

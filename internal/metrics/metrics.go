@@ -73,6 +73,10 @@ type Metrics struct {
 	mu      sync.RWMutex
 	series  map[seriesKey]series
 	tenants map[string]struct{} // admitted tenant labels (HTTP and events)
+	// byTenant lists each label's series (forgotten with it); the overflow
+	// ones, counted under Other, are forgotten at every forget.
+	byTenant     map[string][]seriesKey
+	overflowKeys []seriesKey
 }
 
 type seriesKey struct {
@@ -114,11 +118,12 @@ func NewWith(opts Options) *Metrics {
 			Help:    "HTTP request latency by method, route pattern, status class and tenant.",
 			Buckets: opts.Buckets,
 		}, []string{"method", "route", "class", "tenant"}),
-		max:     opts.MaxTenants,
-		life:    newLifecycle(),
-		ev:      newEvents(opts.Providers),
-		series:  make(map[seriesKey]series),
-		tenants: make(map[string]struct{}),
+		max:      opts.MaxTenants,
+		life:     newLifecycle(),
+		ev:       newEvents(opts.Providers),
+		series:   make(map[seriesKey]series),
+		byTenant: make(map[string][]seriesKey),
+		tenants:  make(map[string]struct{}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -185,6 +190,11 @@ func (m *Metrics) newSeries(k seriesKey) series {
 		overflow: label != k.tenant,
 	}
 	m.series[k] = s
+	if s.overflow {
+		m.overflowKeys = append(m.overflowKeys, k)
+	} else {
+		m.byTenant[label] = append(m.byTenant[label], k)
+	}
 	return s
 }
 
@@ -240,13 +250,20 @@ func (m *Metrics) forgetLocked(tenant string) {
 		return
 	}
 	delete(m.tenants, tenant)
-	for k, s := range m.series {
-		if k.tenant == tenant || s.overflow {
-			delete(m.series, k)
-		}
+	// Its own series, each deleted by its labels (a partial-match delete
+	// scans every tenant's: quadratic over a mass unload); the overflow
+	// series are forgotten too, so the freed label can be taken.
+	for _, k := range m.byTenant[tenant] {
+		delete(m.series, k)
+		code, class := codeLabel(k.code)
+		m.requests.DeleteLabelValues(k.method, k.route, code, tenant)
+		m.duration.DeleteLabelValues(k.method, k.route, class, tenant)
 	}
-	m.requests.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
-	m.duration.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	delete(m.byTenant, tenant)
+	for _, k := range m.overflowKeys {
+		delete(m.series, k)
+	}
+	m.overflowKeys = m.overflowKeys[:0]
 	m.ev.forget(tenant)
 }
 

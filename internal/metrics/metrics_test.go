@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -210,4 +211,36 @@ func grep(s, sub string) string {
 		}
 	}
 	return b.String()
+}
+
+// BenchmarkForgetTenants: what unloading one tenant costs its metrics
+// (its HTTP and event series deleted) when n are labelled; flat in n since
+// each tenant's series are deleted by their labels, not found by a scan
+// of everyone's.
+//
+//	go test -run '^$' -bench BenchmarkForgetTenants ./internal/metrics/
+func BenchmarkForgetTenants(b *testing.B) {
+	for _, n := range []int{1000, 4000} {
+		b.Run(fmt.Sprintf("tenants=%d", n), func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				m := metrics.NewWith(metrics.Options{MaxTenants: n})
+				ids := make([]string, n)
+				for i := range ids {
+					ids[i] = fmt.Sprint("t", i)
+					for _, code := range []int{200, 404, 500} {
+						m.ObserveHTTP("GET", "GET /t/{tenant_id}/exams", code, ids[i], time.Millisecond)
+					}
+					m.ObserveJob(ids[i], jobs.JobEvent{Kind: "chat", Outcome: jobs.OutcomeDone, Ran: time.Second})
+					m.ObserveLLMCall(ids[i], llm.CallEvent{Kind: "chat.agent", Provider: "p", Attempts: 1})
+				}
+				start := time.Now()
+				for _, id := range ids {
+					m.ForgetTenant(id)
+				}
+				total += time.Since(start)
+			}
+			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N*n), "ns/tenant")
+		})
+	}
 }
