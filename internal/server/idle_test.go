@@ -108,6 +108,7 @@ func TestHealthStrictOverHTTP(t *testing.T) {
 	if err := os.RemoveAll(data); err != nil {
 		t.Fatal(err)
 	}
+	os.MkdirAll(filepath.Dir(data), 0o755) // the tenant's directories are made by its first write
 	if err := os.WriteFile(data, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

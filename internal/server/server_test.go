@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -188,10 +189,21 @@ func TestCreateTenantThenHealth(t *testing.T) {
 	expect(t, e.putTenant("t1", nil), 200, `{"ok":true,"tenant_id":"t1"}`)
 	expect(t, e.get("/t/t1/health"), 200, healthBody)
 	expect(t, e.get("/t/t1/nothing-here"), 404, `{"detail":"Not Found"}`)
+	expect(t, e.get("/t/t1/ready"), 200, `{"status":"ready"}`)
+	// The directories are made by the tenant's first write, not by its
+	// load (a mkdir is ~0.2 ms on this VM's disk).
 	data, uploads := e.tenantDirs("t1")
 	for _, d := range []string{data, uploads} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s made by the load (%v)", d, err)
+		}
+	}
+	if r := e.postJSON("/t/t1/chat/start", teacherTurn("first-write", "你好")); r.status != 200 {
+		t.Fatalf("chat/start: %d %s", r.status, r.body)
+	}
+	for _, d := range []string{data, uploads} {
 		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
-			t.Fatalf("%s not created: %v", d, err)
+			t.Fatalf("%s not made by the first write: %v", d, err)
 		}
 	}
 }

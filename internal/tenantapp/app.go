@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -205,8 +204,9 @@ type worker struct {
 	runner *jobs.Runner
 }
 
-// New builds a tenant's App: it creates its directories and wires its
-// state. Nothing runs until Start.
+// New builds a tenant's App: it checks that its directories can be made
+// (they are made by their first write) and wires its state. Nothing runs
+// until Start.
 func New(s Settings, shared Shared) (*App, error) {
 	global := shared.Global
 	if s.DataDir == "" || s.UploadsDir == "" {
@@ -216,7 +216,7 @@ func New(s Settings, shared Shared) (*App, error) {
 		return nil, fmt.Errorf("tenant app: %w", err)
 	}
 	for _, d := range []string{s.DataDir, s.UploadsDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := creatable(d); err != nil {
 			return nil, fmt.Errorf("tenant app: %w", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"sync"
@@ -43,9 +44,13 @@ func (a *App) DirChecks() []Check {
 }
 
 // DirWritable creates and removes a temporary file in dir; it leaves
-// nothing behind.
+// nothing behind. A directory not made yet (a tenant's directories are
+// made by their first write) is writable when it can be made.
 func DirWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".lectern-ready-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		return creatable(dir)
+	}
 	if err != nil {
 		return err
 	}
