@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -29,6 +30,18 @@ func (s *Store) ensureDirIndexes(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// maxAncestors bounds the ancestors (with and without a trailing slash)
+// of one directory that the prepared overlap statement holds.
+const maxAncestors = 32
+
+// overlapSQL is mayOverlap's prepared shape: two directories' ranges, and
+// 2·maxAncestors ancestors for each column.
+func overlapSQL() string {
+	in := "(?" + strings.Repeat(", ?", 2*maxAncestors-1) + ")"
+	return `SELECT ` + columns + ` FROM tenants WHERE (data_dir >= ? AND data_dir < ?) OR (uploads_dir >= ? AND uploads_dir < ?) OR ` +
+		`(data_dir >= ? AND data_dir < ?) OR (uploads_dir >= ? AND uploads_dir < ?) OR data_dir IN ` + in + ` OR uploads_dir IN ` + in
 }
 
 // mayOverlap returns the stored tenants other than id that have a data or
@@ -61,13 +74,30 @@ func (s *Store) mayOverlap(ctx context.Context, id string, dirs ...string) ([]Re
 			up = append(up, a+string(filepath.Separator))
 		}
 	}
-	conds := ranges
-	if len(up) > 0 {
-		in := "(?" + strings.Repeat(", ?", len(up)-1) + ")"
-		conds = append(conds, "data_dir IN "+in, "uploads_dir IN "+in)
-		args = append(append(args, up...), up...)
+	var rows *sql.Rows
+	var err error
+	if len(dirs) == 2 && len(ranges) == 4 && len(up) <= 2*maxAncestors {
+		// The usual shape (a PUT's two directories, not the root, not
+		// deeper than maxAncestors): one statement prepared once, the
+		// ancestor lists padded with "" (no stored path is empty).
+		var stmt *sql.Stmt
+		if stmt, err = s.stmts.get(ctx, s.db, &s.stmts.overlap, overlapSQL()); err == nil {
+			padded := make([]any, 2*maxAncestors)
+			for i := range padded {
+				padded[i] = ""
+			}
+			copy(padded, up)
+			rows, err = stmt.QueryContext(ctx, append(append(args, padded...), padded...)...)
+		}
+	} else {
+		conds := ranges
+		if len(up) > 0 {
+			in := "(?" + strings.Repeat(", ?", len(up)-1) + ")"
+			conds = append(conds, "data_dir IN "+in, "uploads_dir IN "+in)
+			args = append(append(args, up...), up...)
+		}
+		rows, err = s.db.QueryContext(ctx, `SELECT `+columns+` FROM tenants WHERE `+strings.Join(conds, " OR "), args...)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM tenants WHERE `+strings.Join(conds, " OR "), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
