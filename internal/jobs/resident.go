@@ -86,7 +86,7 @@ func (s *Store) SealedFile(id, name string) []byte {
 // itself. A job's claim held meanwhile stays in-process: a finished job
 // has nothing left to run.
 func (s *Store) Seal(id string, files map[string][]byte) (bool, error) {
-	if s.res == nil || !ValidID(id) {
+	if !s.resident || !ValidID(id) {
 		return false, nil
 	}
 	unlock := s.lock(id)
@@ -133,13 +133,13 @@ func (s *Store) sealLocked(id string, files map[string][]byte) (bool, error) {
 // memory (see above) until the job ends.
 func NewResidentStore(dir string, o JournalOptions) *Store {
 	s := NewJournaledStore(dir, o)
-	s.res = map[string]*residentRec{}
+	s.resident = true
 	s.journalOpts.beforeRetire = s.writeResident
 	return s
 }
 
 func (s *Store) residentOf(id string) *residentRec {
-	if s.res == nil {
+	if !s.resident {
 		return nil
 	}
 	s.resMu.Lock()
@@ -173,6 +173,9 @@ func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, a
 		files = append(files, f.Path)
 	}
 	s.resMu.Lock()
+	if s.res == nil {
+		s.res = map[string]*residentRec{} // made on first use: an idle tenant's store holds nothing
+	}
 	s.res[id] = &residentRec{data: data}
 	s.resMu.Unlock()
 	journaled := make(chan error, 1)
@@ -299,7 +302,7 @@ func (s *Store) writeResident() {
 // claimResident claims a resident job in this process (nobody else can
 // see it); false when id is not resident.
 func (s *Store) claimResident(id string) (*Claim, bool, error) {
-	if s.res == nil {
+	if !s.resident {
 		return nil, false, nil
 	}
 	s.resMu.Lock()

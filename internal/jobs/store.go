@@ -63,9 +63,11 @@ type Store struct {
 
 	locks keyedlock.Map[string] // one per job id (process-local: claims order processes)
 
-	// res holds the resident records (NewResidentStore; nil otherwise).
-	resMu sync.Mutex
-	res   map[string]*residentRec
+	// resident: a NewResidentStore; res holds its resident records
+	// (under resMu, made on first use).
+	resident bool
+	resMu    sync.Mutex
+	res      map[string]*residentRec
 }
 
 // NewStore returns a Store for the job records under dir. The directory is
@@ -145,7 +147,7 @@ func (s *Store) Begin(id string, rec map[string]any, also ...File) (commit func(
 	unlock := s.lock(id)
 	defer unlock()
 
-	if s.res != nil && j != nil {
+	if s.resident && j != nil {
 		return s.beginResident(j, id, path, rec, also)
 	}
 	if _, err := os.Lstat(path); err == nil {
@@ -289,7 +291,7 @@ func (s *Store) Load(id string) (map[string]any, error) {
 	var data []byte
 	if r := s.residentOf(id); r != nil {
 		data = r.data
-	} else if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) && s.res != nil {
+	} else if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) && s.resident {
 		if sj, ok := s.readSealed(id); ok {
 			data, err = sj.Record, nil
 		}
@@ -406,7 +408,7 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 	type job struct{ id, created string }
 	var jobs []job
 	resident := map[string]bool{}
-	if s.res != nil {
+	if s.resident {
 		s.resMu.Lock()
 		for id := range s.res {
 			resident[id] = true
@@ -429,7 +431,7 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 		if resident[e.Name()] {
 			continue
 		}
-		if id, ok := strings.CutSuffix(e.Name(), SealedSuffix); ok && s.res != nil && !e.IsDir() && ValidID(id) && !resident[id] {
+		if id, ok := strings.CutSuffix(e.Name(), SealedSuffix); ok && s.resident && !e.IsDir() && ValidID(id) && !resident[id] {
 			if _, err := os.Stat(filepath.Join(s.dir, id, RecordFile)); err == nil {
 				continue // the directory's record wins (listed below)
 			}

@@ -262,7 +262,7 @@ func (s *Store) Remove(id string) error {
 			return err
 		}
 	}
-	if s.res != nil {
+	if s.resident {
 		s.resMu.Lock()
 		_, resident := s.res[id]
 		delete(s.res, id)
