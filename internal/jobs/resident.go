@@ -147,6 +147,20 @@ func (s *Store) residentOf(id string) *residentRec {
 	return s.res[id]
 }
 
+// residentData returns resident job id's record as its file would hold
+// it (a slice never changed once set: a rewrite replaces it).
+func (s *Store) residentData(id string) ([]byte, bool) {
+	if !s.resident {
+		return nil, false
+	}
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	if r := s.res[id]; r != nil {
+		return r.data, true
+	}
+	return nil, false
+}
+
 // beginResident is Begin for a resident store (under the job's lock): the
 // record is visible in memory now, durable when its journal record is.
 func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, also []File) (func() error, error) {

@@ -288,12 +288,13 @@ func (s *Store) Load(id string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var data []byte
-	if r := s.residentOf(id); r != nil {
-		data = r.data
-	} else if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) && s.resident {
-		if sj, ok := s.readSealed(id); ok {
-			data, err = sj.Record, nil
+	data, resident := s.residentData(id)
+	if !resident {
+		data, err = os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) && s.resident {
+			if sj, ok := s.readSealed(id); ok {
+				data, err = sj.Record, nil
+			}
 		}
 	}
 	if errors.Is(err, fs.ErrNotExist) {
