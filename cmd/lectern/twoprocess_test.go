@@ -88,6 +88,7 @@ type process struct {
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	client *http.Client
+	killed bool // the test kills and waits for it itself
 }
 
 // syncBuffer is a bytes.Buffer written by the process's stderr copier
@@ -136,6 +137,9 @@ func (c *cluster) start(t *testing.T, name string) *process {
 		}
 	}()
 	t.Cleanup(func() {
+		if p.killed {
+			return
+		}
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
 		go func() { <-copied; done <- p.cmd.Wait() }()

@@ -60,10 +60,12 @@ func (s *Service) run(ctx context.Context, id string) error {
 		return s.fail(id, "missing_messages", "", nil)
 	}
 	c := principalOf(rec, s.cfg.Resolver)
-	if rec["status"] == StatusProcessing {
-		// It ran before (the process stopped or died mid-job): if its reply
-		// already reached the history, that effect happened; end the job
-		// with it instead of asking the model again and writing it twice.
+	// A job this process did not start is resumed (after a stop or a
+	// crash): it may have run before, even when its record says queued
+	// (its "processing" was held in memory). If its reply already reached
+	// the history, that effect happened; end the job with it instead of
+	// asking the model again and writing it twice.
+	if _, fresh := s.fresh.LoadAndDelete(id); !fresh || rec["status"] == StatusProcessing {
 		if reply, ok := s.recordedReply(c, strField(rec, "session_id"), id); ok {
 			return s.finishRecorded(id, rec, reply)
 		}

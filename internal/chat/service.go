@@ -126,6 +126,9 @@ type Service struct {
 	// commits: job id → the start's commit of its record, which the job
 	// runs beside (this process's starts only): see durable.
 	commits sync.Map
+	// fresh: the jobs this process started and has not run yet (any other
+	// job a worker runs is resumed: it checks the history first).
+	fresh sync.Map
 	bg      sync.WaitGroup
 
 	legacyOnce sync.Once
@@ -335,12 +338,14 @@ func (s *Service) Start(p caller.Principal, req *Request) (StartResult, error) {
 		"lane_queue_position": waiting + 1, "lane_queue_size": waiting + 1, "lane_active": running})
 	pending := &startCommit{done: make(chan struct{})}
 	s.commits.Store(jobID, pending)
+	s.fresh.Store(jobID, struct{}{})
 	s.lanes.assign(jobID, ref)
 	place.Enqueue(jobID)
 	pending.err = commit()
 	close(pending.done)
 	if pending.err != nil {
 		// The entry stays for the job, which ends without effect.
+		s.fresh.Delete(jobID)
 		s.releaseRequest(requestID)
 		return nil, pending.err
 	}

@@ -188,7 +188,8 @@ func (s *Store) replay(payload []byte) error {
 		}
 		return nil
 	}
-	if !intactRecord(path) {
+	if _, sealed := s.readSealed(e.ID); !sealed && !intactRecord(path) {
+		// (A sealed job is finished: its first record must not come back.)
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
 			return nil
