@@ -40,6 +40,9 @@ type journalEntry struct {
 	// what the job did besides (handed to the effect replay).
 	Final  bool            `json:"final,omitempty"`
 	Effect json.RawMessage `json:"effect,omitempty"`
+	// Removed is RemoveWith's record: these jobs are gone, Effect is
+	// what they did.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // SetEffectReplay sets what restores a finished job's effect after a
@@ -166,6 +169,24 @@ func (s *Store) replay(payload []byte) error {
 	if err != nil {
 		return nil
 	}
+	if len(e.Removed) > 0 {
+		for _, id := range e.Removed {
+			if dir, err := s.JobDir(id); err == nil {
+				if err := os.RemoveAll(dir); err != nil {
+					return err
+				}
+				if err := os.Remove(s.sealedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+		}
+		if s.effectReplay != nil && len(e.Effect) > 0 {
+			if err := s.effectReplay(e.ID, e.Effect); err != nil {
+				return fmt.Errorf("restore the effect of jobs %v: %w", e.Removed, err)
+			}
+		}
+		return nil
+	}
 	if e.Cancel {
 		// Written only when this store's own create of the record failed:
 		// whatever is at the path is that create's remains or this replay's.
@@ -242,38 +263,66 @@ func (s *Store) Close() error {
 	return s.journal.Close()
 }
 
-// Remove deletes job id's record and directory (a job whose effect made
-// its record useless: an applied profile update). With a journal it is
-// one journal record (a tombstone, so a replay does not bring the job
-// back), durable when Remove returns, sharing its sync; a resident job
-// never reaches the disk at all.
-func (s *Store) Remove(id string) error {
-	dir, err := s.JobDir(id)
-	if err != nil {
-		return err
-	}
-	unlock := s.lock(id)
-	defer unlock()
-	if j := s.openJournal(); j != nil {
-		tomb, err := json.Marshal(journalEntry{ID: id, Cancel: true})
+// RemoveWith deletes the records and directories of jobs ids (jobs whose
+// effect made their records useless: applied profile updates) in one
+// durable step with that effect: one journal record (sync shared with
+// the records written meanwhile) holding the removal, so a replay does
+// not bring the jobs back, and effect (what the jobs did, already written
+// unsynced by the caller to files, synced before the segment is dropped),
+// handed to the effect replay after a crash (SetEffectReplay: it must
+// check whether the effect is there already). Resident jobs never reach
+// the disk at all. Without a journal, files are synced first.
+func (s *Store) RemoveWith(ids []string, effect []byte, files ...string) error {
+	dirs := make([]string, len(ids))
+	for i, id := range ids {
+		dir, err := s.JobDir(id)
 		if err != nil {
 			return err
 		}
-		if err := j.Append(tomb); err != nil && !errors.Is(err, ErrJournalClosed) {
+		dirs[i] = dir
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, id := range ids {
+		unlock := s.lock(id)
+		defer unlock()
+	}
+	j := s.openJournal()
+	synced := false
+	if j != nil {
+		rec, err := json.Marshal(journalEntry{ID: ids[0], Removed: ids, Effect: effect})
+		if err != nil {
+			return err
+		}
+		switch err := j.Append(rec, files...); {
+		case err == nil:
+			synced = true
+		case !errors.Is(err, ErrJournalClosed) && !errors.Is(err, ErrRecordTooLarge):
 			return err
 		}
 	}
-	if s.resident {
-		s.resMu.Lock()
-		_, resident := s.res[id]
-		delete(s.res, id)
-		s.resMu.Unlock()
-		if resident {
-			return nil // never on disk
-		}
-		if err := os.Remove(s.sealedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if !synced {
+		if err := syncFiles(files); err != nil {
 			return err
 		}
 	}
-	return os.RemoveAll(dir)
+	for i, id := range ids {
+		if s.resident {
+			s.resMu.Lock()
+			_, resident := s.res[id]
+			delete(s.res, id)
+			s.resMu.Unlock()
+			if resident {
+				continue // never on disk
+			}
+			if err := os.Remove(s.sealedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		if err := os.RemoveAll(dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

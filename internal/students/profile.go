@@ -6,6 +6,8 @@
 package students
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -102,23 +104,93 @@ func (s *Store) Get(id string) (Profile, error) {
 // change reads student id's profile (empty when it has none), lets fn
 // change it and writes it when fn reports a change: under the profiles'
 // directory lock, so writers in other processes never lose each other's
-// updates.
-func (s *Store) change(id string, fn func(Profile) bool) error {
+// updates. The write is atomic but not synced: it returns what was
+// written as a profileWrite, for the caller to make durable (the update
+// journal's record of the applied jobs carries it; nil: nothing written).
+func (s *Store) change(id string, fn func(Profile) bool) (*profileWrite, error) {
+	unlock, err := lockDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	p, err := s.path(id)
+	if err != nil {
+		return nil, err
+	}
+	old, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		old, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	prof := Profile{}
+	if old != nil {
+		if err := json.Unmarshal(old, &prof); err != nil || prof == nil {
+			return nil, errors.New("profile is not a JSON object")
+		}
+	}
+	if !fn(prof) {
+		return nil, nil // nothing to write (no file created either)
+	}
+	data, err := atomicfile.MarshalJSON(prof)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteUnsynced(p, data, 0o644); err != nil {
+		return nil, err
+	}
+	return &profileWrite{Student: id, Prev: contentSum(old), Data: data, path: p}, nil
+}
+
+// profileWrite is one profile write, as the update journal keeps it
+// until its file is synced: after a crash that lost the file's new
+// content, restoreProfile writes Data again if the file still holds
+// what it held before (Prev), and leaves it alone otherwise (written, or
+// written again since).
+type profileWrite struct {
+	Student string `json:"student"`
+	Prev    string `json:"prev"` // contentSum of the file before ("" when there was none)
+	Data    []byte `json:"data"`
+	path    string
+}
+
+// contentSum names a profile file's content ("" for none).
+func contentSum(b []byte) string {
+	if b == nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// restoreProfile is the update journal's effect replay: w's write again
+// when the crash lost it (the file holds its previous content), synced.
+func (s *Store) restoreProfile(effect []byte) error {
+	var w profileWrite
+	if err := json.Unmarshal(effect, &w); err != nil || w.Data == nil {
+		return nil // not ours
+	}
+	p, err := s.path(w.Student)
+	if err != nil {
+		return nil
+	}
 	unlock, err := lockDir(s.dir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	prof, err := s.Get(id)
-	if errors.Is(err, ErrNotFound) {
-		prof = Profile{}
-	} else if err != nil {
+	cur, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		cur, err = nil, nil
+	}
+	if err != nil {
 		return err
 	}
-	if !fn(prof) {
-		return nil // nothing to write (no file created either)
+	if contentSum(cur) != w.Prev {
+		return nil // written, or superseded
 	}
-	return s.put(id, prof)
+	return atomicfile.WriteFile(p, w.Data, 0o644)
 }
 
 // Exists reports whether a profile file exists.
@@ -129,15 +201,6 @@ func (s *Store) Exists(id string) bool {
 	}
 	_, err = os.Stat(p)
 	return err == nil
-}
-
-// put writes a profile atomically (worker only).
-func (s *Store) put(id string, prof Profile) error {
-	p, err := s.path(id)
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteJSON(p, prof)
 }
 
 // List reads every profile (for verify); unreadable files are skipped.

@@ -217,3 +217,74 @@ func TestWorkerSkipsHeldGrading(t *testing.T) {
 		t.Fatalf("profile created for a held grading (pending %d)", w.Pending())
 	}
 }
+
+// A machine crash after an update was applied (the profile's new content,
+// written unsynced, lost; the journal record of its application kept)
+// loses nothing and applies nothing twice: the replay writes the content
+// back when the file still holds what it held before, and leaves a file
+// written since alone.
+func TestAppliedUpdateSurvivesAMachineCrash(t *testing.T) {
+	for _, superseded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("superseded=%v", superseded), func(t *testing.T) {
+			dir := t.TempDir()
+			store := NewStore(filepath.Join(dir, "data"))
+			w := NewWorker(WorkerConfig{UploadsDir: filepath.Join(dir, "uploads"), Profiles: store, Bound: 100})
+			if err := w.Runner().Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			id, err := w.Enqueue(Update{Kind: KindForm, StudentID: "S1", Note: "first"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := w.Wait(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			journal := filepath.Join(dir, "uploads", "profile_jobs", jobs.JournalDir)
+			segs := map[string][]byte{}
+			ents, _ := os.ReadDir(journal)
+			for _, en := range ents {
+				data, _ := os.ReadFile(filepath.Join(journal, en.Name()))
+				segs[en.Name()] = data
+			}
+			if len(segs) == 0 {
+				t.Fatal("no journal segment")
+			}
+			w.Runner().Stop(context.Background())
+			w.Close()
+			// The crash: the journal is what is left; the profile lost its
+			// write (no file: it was the student's first).
+			for name, data := range segs {
+				os.WriteFile(filepath.Join(journal, name), data, 0o644)
+			}
+			prof := filepath.Join(dir, "data", "student_profiles", "S1.json")
+			os.Remove(prof)
+			if superseded {
+				os.WriteFile(prof, []byte(`{"student_id":"S1","note":"written since"}`), 0o644)
+			}
+			w2 := NewWorker(WorkerConfig{UploadsDir: filepath.Join(dir, "uploads"), Profiles: store, Bound: 100})
+			if err := w2.Runner().Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { w2.Runner().Stop(context.Background()); w2.Close() }()
+			if n := w2.Pending(); n != 0 {
+				t.Fatalf("%d updates queued again after the crash: an applied one came back", n)
+			}
+			got, err := store.Get("S1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if superseded {
+				if got["note"] != "written since" {
+					t.Fatalf("the replay overwrote a profile written since: %v", got)
+				}
+				return
+			}
+			notes := list(got["interaction_notes"])
+			if len(notes) != 1 || notes[0].(map[string]any)["note"] != "first" {
+				t.Fatalf("profile after the crash: %v", got)
+			}
+		})
+	}
+}

@@ -63,7 +63,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	// Resident records: an update is one journal record (sync shared with
 	// the others) until it is applied and removed; its ids are fresh.
-	w := &Worker{cfg: cfg, log: log, jobs: jobs.NewResidentStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ProfileJobs(), jobs.JournalOptions{Logger: log}),
+	store := jobs.NewResidentStore(layout.Tenant{UploadsDir: cfg.UploadsDir}.ProfileJobs(), jobs.JournalOptions{Logger: log})
+	store.SetEffectReplay(func(_ string, effect []byte) error { return cfg.Profiles.restoreProfile(effect) })
+	w := &Worker{cfg: cfg, log: log, jobs: store,
 		pending: map[string][]string{}, space: make(chan struct{}), applied: map[string]chan struct{}{}}
 	w.runner = jobs.NewRunner(jobs.Options{Kind: "profile_update", Store: w.jobs, Workers: 1, Process: w.process, Logger: log})
 	if ids, err := w.jobs.Scan("queued", "processing"); err == nil {
@@ -100,7 +102,12 @@ func (w *Worker) Pending() int {
 
 // Enqueue stores u durably and queues it, or returns ErrQueueFull (or an
 // Invalid fault for a bad student id).
-func (w *Worker) Enqueue(u Update) (string, error) {
+func (w *Worker) Enqueue(u Update) (string, error) { return w.enqueue(u, true) }
+
+// enqueue stores and queues u; durable waits for its record's journal
+// sync, else the sync (shared with the records written meanwhile) runs
+// behind the caller.
+func (w *Worker) enqueue(u Update, durable bool) (string, error) {
 	if !ValidID(u.StudentID) {
 		return "", invalidID(u.StudentID)
 	}
@@ -115,11 +122,22 @@ func (w *Worker) Enqueue(u Update) (string, error) {
 	var rec map[string]any
 	data, _ := json.Marshal(map[string]any{"job_id": id, "status": "queued", "student_id": u.StudentID, "update": u})
 	json.Unmarshal(data, &rec)
-	if err := w.jobs.Create(id, rec); err != nil {
+	commit, err := w.jobs.Begin(id, rec)
+	if err == nil && durable {
+		err = commit()
+	}
+	if err != nil {
 		w.mu.Lock()
 		w.count--
 		w.mu.Unlock()
 		return "", err
+	}
+	if !durable {
+		go func() {
+			if err := commit(); err != nil {
+				w.log.Error("profile update not made durable: it is dropped", "job_id", id, "student_id", u.StudentID, "err", err)
+			}
+		}()
 	}
 	w.mu.Lock()
 	w.pending[u.StudentID] = append(w.pending[u.StudentID], id)
@@ -130,13 +148,27 @@ func (w *Worker) Enqueue(u Update) (string, error) {
 }
 
 // EnqueueWait is Enqueue that waits for room instead of refusing, until
-// ctx ends (producers inside the server: chat replies, imports, exams).
+// ctx ends (producers inside the server: imports, exams, the form).
 func (w *Worker) EnqueueWait(ctx context.Context, u Update) (string, error) {
+	return w.enqueueWait(ctx, u, true)
+}
+
+// Observe is EnqueueWait for an update derived from what is durable
+// already elsewhere (a chat turn, in its job and its history): it returns
+// once the update is queued, its record written; the record's journal
+// sync is shared with the ones written meanwhile and not waited for (a
+// machine crash within that sync may lose the update; a killed process
+// does not).
+func (w *Worker) Observe(ctx context.Context, u Update) (string, error) {
+	return w.enqueueWait(ctx, u, false)
+}
+
+func (w *Worker) enqueueWait(ctx context.Context, u Update, durable bool) (string, error) {
 	for {
 		w.mu.Lock()
 		space := w.space
 		w.mu.Unlock()
-		id, err := w.Enqueue(u)
+		id, err := w.enqueue(u, durable)
 		if !errors.Is(err, ErrQueueFull) {
 			return id, err
 		}
@@ -243,7 +275,7 @@ func (w *Worker) process(ctx context.Context, id string) error {
 		}
 	}
 	ts := now()
-	err = w.cfg.Profiles.change(student, func(prof Profile) bool {
+	wrote, err := w.cfg.Profiles.change(student, func(prof Profile) bool {
 		changed := false
 		for i, u := range updates {
 			if apply(prof, u, judged[i], ts) {
@@ -255,18 +287,27 @@ func (w *Worker) process(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// One durable step: the applied jobs removed and the profile's new
+	// content, written unsynced above, in one journal record (a crash
+	// that lost the file writes it back: restoreProfile).
+	var effect []byte
+	var files []string
+	if wrote != nil {
+		if effect, err = json.Marshal(wrote); err != nil {
+			return err
+		}
+		files = []string{wrote.path}
+	}
+	if err := w.jobs.RemoveWith(applied, effect, files...); err != nil {
+		return err
+	}
 	w.done(student, applied)
 	return nil
 }
 
-// done removes applied jobs from the store and from the pending set, and
-// wakes whoever waits for them or for room.
+// done forgets applied (removed) jobs from the pending set, and wakes
+// whoever waits for them or for room.
 func (w *Worker) done(student string, ids []string) {
-	for _, id := range ids {
-		if err := w.jobs.Remove(id); err != nil {
-			w.log.Warn("applied profile update not removed: it may be applied again after a crash", "job_id", id, "err", err)
-		}
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	gone := map[string]bool{}

@@ -36,7 +36,9 @@ func (a *App) studentReplied(studentID, assignmentID, userText, reply string) {
 	ctx, cancel := context.WithTimeout(context.Background(), producerWait)
 	defer cancel()
 	u := students.Update{Kind: students.KindChat, StudentID: studentID, AssignmentID: assignmentID, UserText: userText, Reply: reply}
-	if _, err := a.profileW.EnqueueWait(ctx, u); err != nil {
+	// The turn is durable in the job and the history: the chat worker
+	// does not wait for the update's own sync.
+	if _, err := a.profileW.Observe(ctx, u); err != nil {
 		a.log.Error("profile update from chat not queued", "student_id", studentID, "err", err,
 			"note", students.ChatNote(assignmentID, userText, reply))
 	}
