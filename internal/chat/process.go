@@ -70,18 +70,15 @@ func (s *Service) run(ctx context.Context, id string) error {
 			return s.finishRecorded(id, rec, reply)
 		}
 	}
-	// The record says processing while the reply is already on its way:
-	// its write is not on the way to the first token, and not synced (a
-	// crash leaves the job queued or processing: it resumes either way).
-	// Every later write of the record waits for it.
-	marked := make(chan error, 1)
-	go func() {
-		_, err := s.store.Mark(id, func(r map[string]any) error {
-			r["status"], r["step"], r["error"] = StatusProcessing, "agent", ""
-			return nil
-		})
-		marked <- err
-	}()
+	// The record says processing, in memory (the record is resident; a
+	// resumed job's, written out, is rewritten unsynced): a crash leaves
+	// the job queued or processing, and it resumes either way.
+	if _, err := s.store.Mark(id, func(r map[string]any) error {
+		r["status"], r["step"], r["error"] = StatusProcessing, "agent", ""
+		return nil
+	}); err != nil {
+		return err
+	}
 	cur := maps.Clone(rec)
 	cur["status"], cur["step"], cur["error"] = StatusProcessing, "agent", ""
 	s.emit(id, EventJobProcessing, statusPayload(cur))
@@ -111,9 +108,6 @@ func (s *Service) run(ctx context.Context, id string) error {
 	reply, err := s.reply(agent.WithEvents(ctx, turn.sink), c, session, &req, extra)
 	streamed := turn.close()
 	skill := turn.skill(rec)
-	if merr := <-marked; merr != nil && ctx.Err() == nil {
-		return merr
-	}
 	// From here on the job has effects: its record must be durable first.
 	if err := s.durable(id); err != nil {
 		return err

@@ -123,9 +123,21 @@ func OpenJournal(dir string, replay func(payload []byte) error, o JournalOptions
 // stands for: they are synced, with their directories, before the record's
 // segment is dropped.
 func (j *Journal) Append(payload []byte, files ...string) error {
+	sync, err := j.Write(payload, files...)
+	if err != nil {
+		return err
+	}
+	return sync()
+}
+
+// Write is Append in two steps: the record is written when Write returns
+// (visible to a replay, not yet durable), durable when sync returns nil.
+// Call sync once; a caller with work to do meanwhile overlaps it with the
+// records the other writers make, without a goroutine of its own.
+func (j *Journal) Write(payload []byte, files ...string) (sync func() error, err error) {
 	n := int64(frameHeader + len(payload))
 	if n > j.segSize/4 {
-		return ErrRecordTooLarge
+		return nil, ErrRecordTooLarge
 	}
 	frame := make([]byte, n)
 	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(payload)))
@@ -135,19 +147,19 @@ func (j *Journal) Append(payload []byte, files ...string) error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
-		return ErrJournalClosed
+		return nil, ErrJournalClosed
 	}
 	if j.cur == nil || j.cur.written+n > j.segSize {
 		if err := j.rotate(); err != nil {
 			j.mu.Unlock()
-			return err
+			return nil, err
 		}
 	}
 	seg := j.cur
 	off := seg.written
 	if _, err := seg.f.WriteAt(frame, off); err != nil {
 		j.mu.Unlock()
-		return err
+		return nil, err
 	}
 	seg.written += n
 	seg.files = append(seg.files, files...)
@@ -155,7 +167,7 @@ func (j *Journal) Append(payload []byte, files ...string) error {
 		j.prepareNext()
 	}
 	j.mu.Unlock()
-	return j.syncTo(seg, off+n)
+	return func() error { return j.syncTo(seg, off+n) }, nil
 }
 
 // prepareNext zero-fills the next segment in the background (under j.mu),

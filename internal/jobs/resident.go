@@ -192,11 +192,14 @@ func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, a
 	}
 	s.res[id] = &residentRec{data: data}
 	s.resMu.Unlock()
-	journaled := make(chan error, 1)
-	go func() { journaled <- j.Append(payload, files...) }()
+	// Written now, synced at commit (with the records others write
+	// meanwhile): no goroutine of its own.
+	sync, err := j.Write(payload, files...)
 	s.passed(StepCreateVisible)
 	return func() error {
-		err := <-journaled
+		if err == nil {
+			err = sync()
+		}
 		if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
 			// The slow way: the record in its file, synced, with the files.
 			unlock := s.lock(id)
