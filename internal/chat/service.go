@@ -129,7 +129,7 @@ type Service struct {
 	// fresh: the jobs this process started and has not run yet (any other
 	// job a worker runs is resumed: it checks the history first).
 	fresh sync.Map
-	bg      sync.WaitGroup
+	bg    sync.WaitGroup
 
 	legacyOnce sync.Once
 	legacy     map[string]string // the predecessor's request_index.json

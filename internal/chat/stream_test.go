@@ -15,6 +15,7 @@ import (
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/history"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/jobs/jobstest"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/llm/llmtest"
 )
@@ -422,23 +423,12 @@ func TestFinishedJobSurvivesAMachineCrash(t *testing.T) {
 	if rec := e.waitJob(teacherA, id); rec["status"] != StatusDone {
 		t.Fatalf("job: %v", rec)
 	}
-	journal := filepath.Join(dir, "chat_jobs", jobs.JournalDir)
-	segs := map[string][]byte{}
-	ents, _ := os.ReadDir(journal)
-	for _, en := range ents {
-		data, _ := os.ReadFile(filepath.Join(journal, en.Name()))
-		segs[en.Name()] = data
-	}
-	if len(segs) == 0 {
-		t.Fatal("no journal segment")
-	}
+	restore := jobstest.JournalSnapshot(t, filepath.Join(dir, "chat_jobs"))
 	e.close()
 
 	// The crash: the journal's synced segment is all that is left of the
 	// job's end.
-	for name, data := range segs {
-		os.WriteFile(filepath.Join(journal, name), data, 0o644)
-	}
+	restore()
 	// The finished job's one file (sealed, unsynced) is lost too.
 	sealed := filepath.Join(dir, "chat_jobs", id+jobs.SealedSuffix)
 	if _, err := os.Stat(sealed); err != nil {

@@ -416,48 +416,35 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 		}
 		s.resMu.Unlock()
 	}
-	for id := range resident {
+	// consider lists job id when its record reads and its status is asked for.
+	consider := func(id string) {
 		rec, err := s.Load(id)
 		if err != nil {
-			continue
+			return
 		}
 		status, _ := rec["status"].(string)
 		if len(statuses) > 0 && !slices.Contains(statuses, status) {
-			continue
+			return
 		}
 		created, _ := rec["created_at"].(string)
 		jobs = append(jobs, job{id, created})
+	}
+	for id := range resident {
+		consider(id)
 	}
 	for _, e := range entries {
 		if resident[e.Name()] {
 			continue
 		}
 		if id, ok := strings.CutSuffix(e.Name(), SealedSuffix); ok && s.resident && !e.IsDir() && ValidID(id) && !resident[id] {
-			if _, err := os.Stat(filepath.Join(s.dir, id, RecordFile)); err == nil {
-				continue // the directory's record wins (listed below)
-			}
-			if rec, err := s.Load(id); err == nil {
-				status, _ := rec["status"].(string)
-				if len(statuses) == 0 || slices.Contains(statuses, status) {
-					created, _ := rec["created_at"].(string)
-					jobs = append(jobs, job{id, created})
-				}
+			if _, err := os.Stat(filepath.Join(s.dir, id, RecordFile)); err != nil {
+				consider(id) // sealed (a directory's record wins: listed as a directory)
 			}
 			continue
 		}
-		if !e.IsDir() || !ValidID(e.Name()) {
-			continue
+		if e.IsDir() && ValidID(e.Name()) {
+			consider(e.Name())
 		}
-		rec, err := s.Load(e.Name())
-		if err != nil {
-			continue
-		}
-		status, _ := rec["status"].(string)
-		if len(statuses) > 0 && !slices.Contains(statuses, status) {
-			continue
-		}
-		created, _ := rec["created_at"].(string)
-		jobs = append(jobs, job{e.Name(), created})
 	}
 	slices.SortFunc(jobs, func(a, b job) int {
 		return cmp.Or(cmp.Compare(a.created, b.created), cmp.Compare(a.id, b.id))

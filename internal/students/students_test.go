@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/lectern/lectern/internal/jobs"
+	"github.com/lectern/lectern/internal/jobs/jobstest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,15 +205,7 @@ func TestApplyGrading(t *testing.T) {
 // changes nothing.
 func TestWorkerSkipsHeldGrading(t *testing.T) {
 	w, store := newWorker(t, t.TempDir(), true)
-	id, err := w.Enqueue(Update{Kind: KindGrading, StudentID: "S9", Grading: &GradingResult{AssignmentID: "HW1", ReviewPending: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := w.Wait(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	enqueueApplied(t, w, Update{Kind: KindGrading, StudentID: "S9", Grading: &GradingResult{AssignmentID: "HW1", ReviewPending: true}})
 	if store.Exists("S9") || w.Pending() != 0 {
 		t.Fatalf("profile created for a held grading (pending %d)", w.Pending())
 	}
@@ -232,32 +225,13 @@ func TestAppliedUpdateSurvivesAMachineCrash(t *testing.T) {
 			if err := w.Runner().Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			id, err := w.Enqueue(Update{Kind: KindForm, StudentID: "S1", Note: "first"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := w.Wait(ctx, id); err != nil {
-				t.Fatal(err)
-			}
-			journal := filepath.Join(dir, "uploads", "profile_jobs", jobs.JournalDir)
-			segs := map[string][]byte{}
-			ents, _ := os.ReadDir(journal)
-			for _, en := range ents {
-				data, _ := os.ReadFile(filepath.Join(journal, en.Name()))
-				segs[en.Name()] = data
-			}
-			if len(segs) == 0 {
-				t.Fatal("no journal segment")
-			}
+			enqueueApplied(t, w, Update{Kind: KindForm, StudentID: "S1", Note: "first"})
+			restore := jobstest.JournalSnapshot(t, filepath.Join(dir, "uploads", "profile_jobs"))
 			w.Runner().Stop(context.Background())
 			w.Close()
 			// The crash: the journal is what is left; the profile lost its
 			// write (no file: it was the student's first).
-			for name, data := range segs {
-				os.WriteFile(filepath.Join(journal, name), data, 0o644)
-			}
+			restore()
 			prof := filepath.Join(dir, "data", "student_profiles", "S1.json")
 			os.Remove(prof)
 			if superseded {
@@ -286,5 +260,19 @@ func TestAppliedUpdateSurvivesAMachineCrash(t *testing.T) {
 				t.Fatalf("profile after the crash: %v", got)
 			}
 		})
+	}
+}
+
+// enqueueApplied queues u and waits until the worker has applied it.
+func enqueueApplied(t *testing.T, w *Worker, u Update) {
+	t.Helper()
+	id, err := w.Enqueue(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Wait(ctx, id); err != nil {
+		t.Fatal(err)
 	}
 }
