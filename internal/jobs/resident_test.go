@@ -185,3 +185,31 @@ func TestResidentJobSurvivesACrash(t *testing.T) {
 		t.Fatalf("after the crash, job_c = %v, %v", rec, err)
 	}
 }
+
+// A sealed job whose events went to its own directory (a long log) is
+// listed once, read from its sealed record.
+func TestSealedJobWithEventsDirectoryListedOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{})
+	defer s.Close()
+	if err := s.Create("job_long", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "job_long"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "job_long", "events.jsonl"), []byte("{}\n"), 0o644)
+	if _, err := s.Finish("job_long", func(r map[string]any) error { r["status"] = "done"; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Seal("job_long", nil); !ok || err != nil {
+		t.Fatalf("Seal = %v, %v", ok, err)
+	}
+	ids, err := s.Scan()
+	if err != nil || len(ids) != 1 || ids[0] != "job_long" {
+		t.Fatalf("Scan = %v, %v", ids, err)
+	}
+	if rec, err := s.Load("job_long"); err != nil || rec["status"] != "done" {
+		t.Fatalf("Load = %v, %v", rec, err)
+	}
+}

@@ -416,8 +416,15 @@ func (s *Store) Scan(statuses ...string) ([]string, error) {
 		}
 		s.resMu.Unlock()
 	}
-	// consider lists job id when its record reads and its status is asked for.
+	// consider lists job id, once, when its record reads and its status
+	// is asked for (a sealed job with a directory of its events only is
+	// seen twice).
+	seen := map[string]bool{}
 	consider := func(id string) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
 		rec, err := s.Load(id)
 		if err != nil {
 			return
