@@ -55,14 +55,17 @@
 //	  llm_routing.json                               — (modelconfig keeps routing per teacher workspace)
 //
 //	UPLOADS_DIR/
-//	  chat_jobs/<job>/job.json, events.jsonl, …      chat
+//	  chat_jobs/<job>.job (a finished job: record and events, sealed in one file),
+//	      <job>/job.json, events.jsonl (a job written out while running, or older),
+//	      request_index/<req>.txt, .journal/seg-*.wal  chat (jobs.NewResidentStore)
 //	  chat_attachments/<att_id>/…                    attachments (a job store too)
 //	  exam_jobs/<job>/job.json parsed.json draft_override.json paper_text.txt answer_text.txt,
 //	      paper/ scores/ answers/ derived/ ocr/      examupload
 //	  assignment_jobs/<job>/job.json parsed.json draft_override.json source_text.txt answer_text.txt,
 //	      source/ answer_source/ extract/            assignupload
 //	  submission_jobs/<job>/job.json report.json files/   grading
-//	  profile_jobs/<job>/job.json                    students (profile worker)
+//	  profile_jobs/.journal/seg-*.wal (queued updates), <job>/job.json (queued at a stop)
+//	                                                 students (profile worker)
 //	  uploads/<upload_id>/<file>                     students (POST /upload; the predecessor stored
 //	                                                 files flat in UPLOADS_DIR); read by tools
 //	  assignment_ocr/, charts/, chart_runs/, chart_envs/, diagnostics.log   —
