@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -62,6 +63,42 @@ func (s *Store) readSealed(id string) (sealedJob, bool) {
 	}
 	return sj, true
 }
+
+// ReadSealedRecord returns the record of the sealed job file at path
+// (<id>.job), reading no further than the record (its files, such as a
+// long event log, follow it), and at most limit bytes of it. ok is false
+// for a missing, torn or oversized file.
+func ReadSealedRecord(path string, limit int64) (rec map[string]any, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	dec := json.NewDecoder(io.LimitReader(f, limit))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		if key == "record" { // Seal writes it first: nothing else is read
+			if err := dec.Decode(&rec); err != nil || rec == nil {
+				return nil, false
+			}
+			return rec, true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// maxSealedRecord bounds the record Load reads from a sealed file.
+const maxSealedRecord = 16 << 20
 
 // SealedFile returns the file named name that finished job id was sealed
 // with (nil when the job is not sealed or has no such file).

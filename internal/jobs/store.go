@@ -292,8 +292,9 @@ func (s *Store) Load(id string) (map[string]any, error) {
 	if !resident {
 		data, err = os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) && s.resident {
-			if sj, ok := s.readSealed(id); ok {
-				data, err = sj.Record, nil
+			// Finished and sealed: the record alone, not its events.
+			if rec, ok := ReadSealedRecord(s.sealedPath(id), maxSealedRecord); ok {
+				return rec, nil
 			}
 		}
 	}

@@ -359,12 +359,28 @@ func TestConsoleAPIOverServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A finished chat job is one sealed file (jobs.Store.Seal): its record
+	// first, then its events.
+	sealed, _ := json.Marshal(map[string]any{"record": map[string]any{"job_id": "cjob_failed", "status": "failed",
+		"error": "llm_not_configured", "created_at": now, "updated_at": now},
+		"files": map[string]string{"events.jsonl": strings.Repeat(`{"event_id":1}`+"\n", 100)}})
+	os.MkdirAll(filepath.Join(uploads, "chat_jobs"), 0o755)
+	if err := os.WriteFile(filepath.Join(uploads, "chat_jobs", "cjob_failed"+jobs.SealedSuffix), sealed, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	failed := e.do("GET", "/admin/console/api/tenants/t1/failed-jobs", adminKey, nil).json(t)["failed_jobs"].([]any)
-	if len(failed) != 1 || e.srv.Registry().IsLoaded("t1") {
+	if len(failed) != 2 || e.srv.Registry().IsLoaded("t1") {
 		t.Fatalf("failed jobs: %v", failed)
 	}
-	if j := failed[0].(map[string]any); j["kind"] != "submission" || j["job_id"] != "job_failed" || len([]rune(j["error_detail"].(string))) > 501 {
-		t.Fatalf("failed job: %v", j)
+	kinds := map[string]map[string]any{}
+	for _, f := range failed {
+		kinds[f.(map[string]any)["kind"].(string)] = f.(map[string]any)
+	}
+	if j := kinds["submission"]; j == nil || j["job_id"] != "job_failed" || len([]rune(j["error_detail"].(string))) > 501 {
+		t.Fatalf("failed job: %v", failed)
+	}
+	if j := kinds["chat"]; j == nil || j["job_id"] != "cjob_failed" || j["error"] != "llm_not_configured" {
+		t.Fatalf("failed sealed chat job: %v", failed)
 	}
 	// Exams load the tenant, as one of its requests would.
 	exams := e.do("GET", "/admin/console/api/tenants/t1/exams", adminKey, nil).json(t)["exams"].([]any)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -100,24 +101,32 @@ func failedJobsIn(kind, dir string, limit int) ([]FailedJob, error) {
 		return nil, err
 	}
 	type cand struct {
-		id  string
-		mod time.Time
+		id     string
+		mod    time.Time
+		sealed bool // <id>.job: a finished job's one file (jobs.Store.Seal)
 	}
 	cands := make([]cand, 0, len(entries))
 	for _, e := range entries {
-		if !e.IsDir() || !jobs.ValidID(e.Name()) {
+		id, sealed := strings.CutSuffix(e.Name(), jobs.SealedSuffix)
+		if sealed == e.IsDir() || !jobs.ValidID(id) {
 			continue
 		}
 		info, err := e.Info()
 		if err != nil {
 			continue
 		}
-		cands = append(cands, cand{e.Name(), info.ModTime()})
+		cands = append(cands, cand{id, info.ModTime(), sealed})
 	}
 	slices.SortFunc(cands, func(a, b cand) int { return b.mod.Compare(a.mod) })
 	var out []FailedJob
 	for _, c := range cands[:min(len(cands), maxJobRecords)] {
-		rec, ok := readJobRecord(filepath.Join(dir, c.id, jobs.RecordFile))
+		var rec map[string]any
+		var ok bool
+		if c.sealed {
+			rec, ok = jobs.ReadSealedRecord(filepath.Join(dir, c.id+jobs.SealedSuffix), maxJobRecordBytes)
+		} else {
+			rec, ok = readJobRecord(filepath.Join(dir, c.id, jobs.RecordFile))
+		}
 		if !ok || rec["status"] != "failed" {
 			continue
 		}
