@@ -27,9 +27,14 @@ const DefaultWatchEvery = 250 * time.Millisecond
 // file system that drops events). watchFollowUp after each announced
 // write it looks again: a commit's last write to the WAL comes just
 // before SQLite publishes the commit, so the first look may be early.
+// watchSettle is how long after an announced write the watcher first
+// looks: one commit announces several writes (the WAL, its index), and a
+// burst of PUTs many more; they share one look, made once the burst has
+// settled, not on the way of the first request a PUT's client sends.
 const (
 	watchSafetyEvery = 30 * time.Second
 	watchFollowUp    = 50 * time.Millisecond
+	watchSettle      = 5 * time.Millisecond
 )
 
 // watchState is the registry's store watcher: one goroutine for the whole
@@ -133,6 +138,10 @@ func (r *RegistryOf[I]) watcher(feed *ChangeFeed, every time.Duration, fw *fileW
 	followUp := time.NewTimer(time.Hour)
 	followUp.Stop()
 	defer followUp.Stop()
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	settling := false // a look is due watchSettle after the first wake of a burst
 	failing := false
 	for {
 		select {
@@ -140,6 +149,13 @@ func (r *RegistryOf[I]) watcher(feed *ChangeFeed, every time.Duration, fw *fileW
 			return
 		case <-tick.C:
 		case <-wake:
+			if !settling {
+				settling = true
+				settle.Reset(watchSettle)
+			}
+			continue
+		case <-settle.C:
+			settling = false
 			followUp.Reset(watchFollowUp)
 		case <-followUp.C:
 		}
