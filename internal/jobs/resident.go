@@ -64,6 +64,12 @@ func (s *Store) readSealed(id string) (sealedJob, bool) {
 	return sj, true
 }
 
+// sealed reports whether job id has an intact sealed file.
+func (s *Store) sealed(id string) bool {
+	_, ok := ReadSealedRecord(s.sealedPath(id), maxSealedRecord)
+	return ok
+}
+
 // ReadSealedRecord returns the record of the sealed job file at path
 // (<id>.job), reading no further than the record (its files, such as a
 // long event log, follow it), and at most limit bytes of it. ok is false

@@ -343,7 +343,8 @@ const (
 // fn's changes, updated_at set to now, the record encoded and handed to
 // write (which decides how durable it is). It returns the record as
 // written. A resident record (NewResidentStore) is changed in memory by a
-// Mark; any other rewrite writes it out first.
+// Mark and by a Finish (journaled, then sealed: Seal); an Update writes it
+// out, synced.
 func (s *Store) rewrite(id string, kind rewriteKind, fn func(rec map[string]any) error, write func(path string, data []byte) error) (map[string]any, error) {
 	path, err := s.recordPath(id)
 	if err != nil {

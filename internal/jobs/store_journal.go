@@ -84,7 +84,7 @@ func (s *Store) Finish(id string, fn func(rec map[string]any) error, effect []by
 		}
 		s.passed(StepFinishDurable)
 		if s.residentOf(id) != nil {
-			return nil // rewrite writes it out, its first file
+			return nil // it stays in memory until it is sealed (Seal)
 		}
 		return atomicfile.WriteUnsynced(path, data, 0o644)
 	})
@@ -193,7 +193,7 @@ func (s *Store) replay(payload []byte) error {
 		return os.RemoveAll(filepath.Dir(path))
 	}
 	if e.Final {
-		if _, sealed := s.readSealed(e.ID); !sealed && !finished(path) {
+		if !s.sealed(e.ID) && !finished(path) {
 			var buf bytes.Buffer
 			if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
 				return nil
@@ -209,7 +209,7 @@ func (s *Store) replay(payload []byte) error {
 		}
 		return nil
 	}
-	if _, sealed := s.readSealed(e.ID); !sealed && !intactRecord(path) {
+	if !s.sealed(e.ID) && !intactRecord(path) {
 		// (A sealed job is finished: its first record must not come back.)
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
