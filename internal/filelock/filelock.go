@@ -27,3 +27,41 @@ func TryLock(f *os.File) (unlock func(), ok bool) {
 	}
 	return func() { unlockFile(f) }, true
 }
+
+// LockPath opens path (flag and perm as for os.OpenFile; a directory is
+// opened with os.O_RDONLY) and takes its lock, waiting for it; unlock
+// gives the lock up and closes the file.
+func LockPath(path string, flag int, perm os.FileMode) (unlock func(), err error) {
+	f, err := os.OpenFile(path, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	release, err := Lock(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		release()
+		f.Close()
+	}, nil
+}
+
+// TryLockPath opens path read-only and takes its lock unless another open
+// file holds it (ok is false then); err is the open's error. unlock gives
+// the lock up and closes the file.
+func TryLockPath(path string) (unlock func(), ok bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	release, ok := TryLock(f)
+	if !ok {
+		f.Close()
+		return nil, false, nil
+	}
+	return func() {
+		release()
+		f.Close()
+	}, true, nil
+}

@@ -1,6 +1,7 @@
 package filelock
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,5 +52,28 @@ func TestLockExcludesAnotherOpen(t *testing.T) {
 		t.Error("TryLock of a free file failed")
 	} else {
 		u()
+	}
+}
+
+// LockPath and TryLockPath open the path themselves and close it with the
+// lock: a held path is refused, a released one taken, a missing one is
+// the open's error.
+func TestLockPath(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := LockPath(dir, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := TryLockPath(dir); ok || err != nil {
+		t.Fatalf("TryLockPath of a held directory = %v, %v", ok, err)
+	}
+	unlock()
+	again, ok, err := TryLockPath(dir)
+	if !ok || err != nil {
+		t.Fatalf("TryLockPath after unlock = %v, %v", ok, err)
+	}
+	again()
+	if _, _, err := TryLockPath(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("TryLockPath of a missing path: %v", err)
 	}
 }

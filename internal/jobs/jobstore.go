@@ -93,22 +93,16 @@ func (s *Store) Claim(id string) (*Claim, error) {
 	if c, ok, err := s.claimResident(id); ok {
 		return c, err
 	}
-	f, err := os.Open(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	unlock, ok, err := filelock.TryLockPath(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
-	}
-	unlock, ok := filelock.TryLock(f)
-	if !ok {
-		f.Close()
+	case !ok:
 		return nil, fmt.Errorf("%w: %s", ErrClaimed, id)
 	}
-	return &Claim{release: func() {
-		unlock()
-		f.Close()
-	}}, nil
+	return &Claim{release: unlock}, nil
 }
 
 // The durable steps a Store passes, in the order of a job's life (see

@@ -389,20 +389,14 @@ func (s *Store) claimResident(id string) (*Claim, bool, error) {
 // takeDirLock turns c into the file lock of dir (its job was written out
 // while claimed): another process sees the job from now on, claimed.
 func (c *Claim) takeDirLock(dir string) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	unlock, ok := filelock.TryLock(f)
-	if !ok {
-		f.Close()
+	unlock, ok, err := filelock.TryLockPath(dir)
+	if err != nil || !ok {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.released {
 		unlock()
-		f.Close()
 		return
 	}
 	prev := c.release
@@ -411,6 +405,5 @@ func (c *Claim) takeDirLock(dir string) {
 			prev()
 		}
 		unlock()
-		f.Close()
 	}
 }

@@ -13,17 +13,5 @@ func lockDir(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	release, err := filelock.Lock(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		release()
-		f.Close()
-	}, nil
+	return filelock.LockPath(dir, os.O_RDONLY, 0)
 }

@@ -188,19 +188,7 @@ func (ce *coreExamples) lock() (func(), error) {
 	if err := os.MkdirAll(ce.dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(ce.dir, ".examples.lock"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	release, err := filelock.Lock(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		release()
-		f.Close()
-	}, nil
+	return filelock.LockPath(filepath.Join(ce.dir, ".examples.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 }
 
 func (ce *coreExamples) register(ctx context.Context, c caller.Principal, args map[string]any) (any, error) {
