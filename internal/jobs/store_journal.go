@@ -171,21 +171,13 @@ func (s *Store) replay(payload []byte) error {
 	}
 	if len(e.Removed) > 0 {
 		for _, id := range e.Removed {
-			if dir, err := s.JobDir(id); err == nil {
-				if err := os.RemoveAll(dir); err != nil {
-					return err
-				}
-				if err := os.Remove(s.sealedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if ValidID(id) {
+				if err := s.removeOnDisk(id); err != nil {
 					return err
 				}
 			}
 		}
-		if s.effectReplay != nil && len(e.Effect) > 0 {
-			if err := s.effectReplay(e.ID, e.Effect); err != nil {
-				return fmt.Errorf("restore the effect of jobs %v: %w", e.Removed, err)
-			}
-		}
-		return nil
+		return s.replayEffect(e)
 	}
 	if e.Cancel {
 		// Written only when this store's own create of the record failed:
@@ -194,28 +186,15 @@ func (s *Store) replay(payload []byte) error {
 	}
 	if e.Final {
 		if !s.sealed(e.ID) && !finished(path) {
-			var buf bytes.Buffer
-			if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
-				return nil
-			}
-			if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			if err := restoreRecord(path, e.Job); err != nil {
 				return fmt.Errorf("restore finished job %s: %w", e.ID, err)
 			}
 		}
-		if s.effectReplay != nil && len(e.Effect) > 0 {
-			if err := s.effectReplay(e.ID, e.Effect); err != nil {
-				return fmt.Errorf("restore the effect of job %s: %w", e.ID, err)
-			}
-		}
-		return nil
+		return s.replayEffect(e)
 	}
 	if !s.sealed(e.ID) && !intactRecord(path) {
 		// (A sealed job is finished: its first record must not come back.)
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, e.Job, "", "  "); err != nil {
-			return nil
-		}
-		if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		if err := restoreRecord(path, e.Job); err != nil {
 			return fmt.Errorf("restore job %s: %w", e.ID, err)
 		}
 		if err := syncDirErr(filepath.Dir(filepath.Dir(path))); err != nil {
@@ -236,6 +215,36 @@ func (s *Store) replay(payload []byte) error {
 		if err := atomicfile.WriteFile(p, f.Data, 0o644); err != nil {
 			return fmt.Errorf("restore %s: %w", f.Path, err)
 		}
+	}
+	return nil
+}
+
+// removeOnDisk deletes valid job id's directory and sealed file.
+func (s *Store) removeOnDisk(id string) error {
+	if err := os.Remove(s.sealedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(s.dir, id))
+}
+
+// restoreRecord writes a journaled record back to path, synced, indented
+// as the store writes it (a record that is not JSON is left out).
+func restoreRecord(path string, job []byte) error {
+	var buf bytes.Buffer
+	if json.Indent(&buf, job, "", "  ") != nil {
+		return nil
+	}
+	return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// replayEffect hands a journaled end's effect (Finish, RemoveWith) to the
+// effect replay.
+func (s *Store) replayEffect(e journalEntry) error {
+	if s.effectReplay == nil || len(e.Effect) == 0 {
+		return nil
+	}
+	if err := s.effectReplay(e.ID, e.Effect); err != nil {
+		return fmt.Errorf("restore the effect of job %s: %w", e.ID, err)
 	}
 	return nil
 }
@@ -273,13 +282,10 @@ func (s *Store) Close() error {
 // check whether the effect is there already). Resident jobs never reach
 // the disk at all. Without a journal, files are synced first.
 func (s *Store) RemoveWith(ids []string, effect []byte, files ...string) error {
-	dirs := make([]string, len(ids))
-	for i, id := range ids {
-		dir, err := s.JobDir(id)
-		if err != nil {
-			return err
+	for _, id := range ids {
+		if !ValidID(id) {
+			return fmt.Errorf("%w: %q", ErrInvalidID, id)
 		}
-		dirs[i] = dir
 	}
 	if len(ids) == 0 {
 		return nil
@@ -307,7 +313,7 @@ func (s *Store) RemoveWith(ids []string, effect []byte, files ...string) error {
 			return err
 		}
 	}
-	for i, id := range ids {
+	for _, id := range ids {
 		if s.resident {
 			s.resMu.Lock()
 			_, resident := s.res[id]
@@ -316,11 +322,8 @@ func (s *Store) RemoveWith(ids []string, effect []byte, files ...string) error {
 			if resident {
 				continue // never on disk
 			}
-			if err := os.Remove(s.sealedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
 		}
-		if err := os.RemoveAll(dirs[i]); err != nil {
+		if err := s.removeOnDisk(id); err != nil {
 			return err
 		}
 	}
