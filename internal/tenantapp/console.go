@@ -12,12 +12,12 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
 	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/layout"
+	"github.com/lectern/lectern/internal/textcut"
 )
 
 // The operator console's reads of a tenant (internal/console). They only
@@ -179,17 +179,7 @@ func textOf(v any, n int) string {
 		}
 		s = string(b)
 	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j] + "…"
-		}
-		i++
-	}
-	return s
+	return textcut.Short(s, n)
 }
 
 // maxConsoleExams bounds the exams the console lists (newest first).
