@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lectern/lectern/internal/testfixtures"
 )
 
 // Two Lectern processes on one config store and one data root, as several
@@ -86,35 +88,16 @@ type process struct {
 	name   string
 	base   string // http://127.0.0.1:port
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testfixtures.Buffer
 	client *http.Client
 	killed bool // the test kills and waits for it itself
-}
-
-// syncBuffer is a bytes.Buffer written by the process's stderr copier
-// and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs `lectern serve` and waits until it listens; the process is
 // stopped (SIGTERM, then waited for) when the test ends.
 func (c *cluster) start(t *testing.T, name string) *process {
 	t.Helper()
-	p := &process{name: name, logs: &syncBuffer{}, client: &http.Client{Timeout: 20 * time.Second}}
+	p := &process{name: name, logs: &testfixtures.Buffer{}, client: &http.Client{Timeout: 20 * time.Second}}
 	p.cmd = exec.Command(c.bin, "serve")
 	p.cmd.Env = c.env
 	p.cmd.Stderr = p.logs

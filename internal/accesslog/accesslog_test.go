@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/lectern/lectern/internal/caller"
 	"github.com/lectern/lectern/internal/metrics"
 	"github.com/lectern/lectern/internal/policy"
+	"github.com/lectern/lectern/internal/testfixtures"
 )
 
 // tenantMux is a tenant's routes as tenantapp builds them (a policy.Mux
@@ -279,7 +279,7 @@ func TestAccessLine(t *testing.T) {
 
 func TestPanicIsLoggedAndCounted(t *testing.T) {
 	m := metrics.New()
-	var buf lockedBuffer
+	var buf testfixtures.Buffer
 	mux := policy.NewMux(false, nil)
 	mux.HandleFunc("GET /boom", policy.Public, func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
 	srv := httptest.NewServer(accesslog.New(slog.New(slog.NewJSONHandler(&buf, nil)), m)(mux))
@@ -296,23 +296,4 @@ func TestPanicIsLoggedAndCounted(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the server's writes and the
-// test's reads at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -210,35 +209,18 @@ func withOCR(t testing.TB) func(*Config) {
 // gateway's log (each call's kind is logged at debug level).
 type fakeLLM struct {
 	srv *llmtest.Server
-	log *syncBuffer
+	log *testfixtures.Buffer
 }
 
 func newFakeLLM(t testing.TB) (*fakeLLM, func(*Config)) {
 	srv := llmtest.NewServer(t)
-	buf := &syncBuffer{}
+	buf := &testfixtures.Buffer{}
 	gw := llm.NewGateway(llm.Config{Providers: []llm.Provider{{Name: "fake", BaseURL: srv.URL, Model: "m",
 		Timeout: 10 * time.Second, MaxAttempts: 1}}},
 		llm.Options{Logger: slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	client := &llm.Client{Gateway: gw, Tenant: limits.NewSet(limits.TenantDefaults()),
 		Global: limits.NewSet(limits.TenantDefaults()), Meter: &llm.Meter{}}
 	return &fakeLLM{srv: srv, log: buf}, func(c *Config) { c.LLM = client }
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // tree lists every file and directory under the roots with its size,
