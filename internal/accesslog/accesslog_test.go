@@ -193,18 +193,8 @@ func TestMetricsTenantLabelBounded(t *testing.T) {
 	f.do(t, "GET", "/t/c/exam/E1")
 	out = f.scrape(t)
 	if strings.Contains(out, `tenant="a"`) || !strings.Contains(out, `route="GET /exam/{exam_id}",tenant="c"} 1`) {
-		t.Errorf("after ForgetTenant(a):\n%s", grep(out, "lectern_http_requests_total"))
+		t.Errorf("after ForgetTenant(a):\n%s", testfixtures.Lines(out, "lectern_http_requests_total"))
 	}
-}
-
-func grep(s, sub string) string {
-	var b strings.Builder
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
 }
 
 func TestRequestID(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/lectern/lectern/internal/limits"
 	"github.com/lectern/lectern/internal/llm"
 	"github.com/lectern/lectern/internal/metrics"
+	"github.com/lectern/lectern/internal/testfixtures"
 )
 
 func scrape(t *testing.T, m *metrics.Metrics) string {
@@ -176,14 +177,14 @@ func TestEventMetrics(t *testing.T) {
 	loaded = []string{"t2"}
 	out = scrape(t, m)
 	if strings.Contains(out, `tenant="t1"`) {
-		t.Errorf("t1's series after its unload:\n%s", grep(out, `tenant="t1"`))
+		t.Errorf("t1's series after its unload:\n%s", testfixtures.Lines(out, `tenant="t1"`))
 	}
 	// t2 stops being loaded without an event: the scrape drops it (the
 	// scrape that notices exports it one last time).
 	loaded = nil
 	scrape(t, m)
 	if out = scrape(t, m); strings.Contains(out, `tenant="t2"`) {
-		t.Errorf("t2's series after it left the snapshots:\n%s", grep(out, `tenant="t2"`))
+		t.Errorf("t2's series after it left the snapshots:\n%s", testfixtures.Lines(out, `tenant="t2"`))
 	}
 	var nilM *metrics.Metrics
 	nilM.ObserveJob("t", jobs.JobEvent{})
@@ -201,16 +202,6 @@ func TestLLMKind(t *testing.T) {
 			t.Errorf("LLMKind(%q) = %q, want %q", in, got, want)
 		}
 	}
-}
-
-func grep(s, sub string) string {
-	var b strings.Builder
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
 }
 
 // BenchmarkForgetTenants: what unloading one tenant costs its metrics

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lectern/lectern/internal/llm/llmtest"
+	"github.com/lectern/lectern/internal/testfixtures"
 )
 
 // GET /metrics: closed without the admin key or the metrics token; with
@@ -133,7 +134,7 @@ func TestMetricsJobsLLMAndLimiterWaits(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job series:\n%s", grepLines(body, "lectern_job_"))
+			t.Fatalf("job series:\n%s", testfixtures.Lines(body, "lectern_job_"))
 		}
 	}
 	for series, min := range map[string]float64{
@@ -160,14 +161,14 @@ func TestMetricsJobsLLMAndLimiterWaits(t *testing.T) {
 	}
 	for _, bad := range append(ids, "SECRET", "fake-model", "key-0", fake.URL, "127.0.0.1") {
 		if strings.Contains(body, bad) {
-			t.Errorf("/metrics carries %q:\n%s", bad, grepLines(body, bad))
+			t.Errorf("/metrics carries %q:\n%s", bad, testfixtures.Lines(body, bad))
 		}
 	}
 
 	// Disabled: an unload; every series of t1 goes.
 	expect(t, e.do("DELETE", "/admin/tenants/t1", adminKey, nil), 200, "")
 	if after := e.scrapeMetrics(); strings.Contains(after, `tenant="t1"`) {
-		t.Errorf("t1's series after its unload:\n%s", grepLines(after, `tenant="t1"`))
+		t.Errorf("t1's series after its unload:\n%s", testfixtures.Lines(after, `tenant="t1"`))
 	}
 }
 
@@ -200,14 +201,4 @@ func metricValue(body, series string) float64 {
 		}
 	}
 	return -1
-}
-
-func grepLines(s, sub string) string {
-	var b strings.Builder
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
 }
