@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/layout"
 )
 
@@ -87,7 +88,7 @@ func (d profileDir) Student(ctx context.Context, id string) (Student, bool, erro
 }
 
 func (d profileDir) read(stem string) (Student, bool) {
-	data, err := os.ReadFile(filepath.Join(string(d), stem+".json"))
+	data, err := atomicfile.ReadFile(filepath.Join(string(d), stem+".json"))
 	if err != nil {
 		return Student{}, false
 	}

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lectern/lectern/internal/atomicfile"
 	"github.com/lectern/lectern/internal/datapath"
 	"github.com/lectern/lectern/internal/exams"
 	"github.com/lectern/lectern/internal/fault"
@@ -96,7 +97,7 @@ func (s *Service) cached(path string, parse func([]byte) any) (any, bool) {
 	if hit && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
 		return c.value, true
 	}
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path) // profiles are rewritten in place (SwapUnsynced)
 	if err != nil {
 		return nil, false
 	}

@@ -352,9 +352,13 @@ func appendLines(path string, data []byte, durable bool) error {
 const indexFile = "index.json"
 
 // loadIndex reads the owner's index. A missing file is an empty index; a
-// file that is not a JSON array reports errCorruptIndex.
+// file that is not a JSON array is read from its previous content (the
+// spare of atomicfile.SwapUnsynced: a machine crash can tear a rewrite in
+// place, leaving the index an append or two behind, as RecordsDurable
+// allows), else reports errCorruptIndex.
 func loadIndex(dir string) ([]object, error) {
-	data, err := os.ReadFile(filepath.Join(dir, indexFile))
+	p := filepath.Join(dir, indexFile)
+	data, err := atomicfile.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -363,7 +367,10 @@ func loadIndex(dir string) ([]object, error) {
 	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorruptIndex, err)
+		prev, perr := atomicfile.ReadPrevious(p)
+		if perr != nil || json.Unmarshal(prev, &raw) != nil {
+			return nil, fmt.Errorf("%w: %v", errCorruptIndex, err)
+		}
 	}
 	items := make([]object, 0, len(raw))
 	for _, r := range raw {
@@ -416,7 +423,7 @@ func (s *Store) updateIndexAs(durable bool, dir string, change func([]object) ([
 		if err != nil {
 			return err
 		}
-		return atomicfile.WriteUnsynced(filepath.Join(dir, indexFile), data, 0o644)
+		return atomicfile.SwapUnsynced(filepath.Join(dir, indexFile), data, 0o644)
 	}
 	return atomicfile.WriteJSON(filepath.Join(dir, indexFile), items)
 }

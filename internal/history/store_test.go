@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -412,6 +413,38 @@ func TestAppendAfterTornLine(t *testing.T) {
 	recs, _ := s.ReadAll(Student, "S001", "main")
 	if contents(recs) != "ok,next" {
 		t.Fatalf("records %v", recs)
+	}
+}
+
+// An index rewritten in place (unsynced: atomicfile.SwapUnsynced) that a
+// machine crash tore is read from its previous content: sessions an
+// append behind, not an empty list.
+func TestTornIndexReadFromItsPreviousContent(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("rewrites in place are Linux's (renameat2)")
+	}
+	s, dir := testStore(t)
+	for _, sid := range []string{"a", "b", "a"} {
+		if err := s.AppendAs(RecordsDurable, Student, "S001", sid, []map[string]any{{"content": sid}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index := filepath.Join(dir, "student_chat_sessions", fsid.Safe("S001", "student"), "index.json")
+	whole, _ := os.ReadFile(index)
+	os.WriteFile(index, whole[:len(whole)/2], 0o644) // the crash's half-written rewrite
+	items, _, total, err := s.Sessions(Student, "S001", 10, 0)
+	if err != nil || total != 2 {
+		t.Fatalf("torn index read: %v total %d %v", items, total, err)
+	}
+	if err := s.AppendAs(RecordsDurable, Student, "S001", "b", []map[string]any{{"content": "b2"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	items, _, total, _ = s.Sessions(Student, "S001", 10, 0)
+	if total != 2 || items[0]["session_id"] != "b" || items[0]["message_count"] != 2.0 {
+		t.Fatalf("index after the next append: %v", items)
+	}
+	if matches, _ := filepath.Glob(index + ".corrupt-*"); len(matches) != 0 {
+		t.Fatalf("an index recovered from its previous content was moved aside: %v", matches)
 	}
 }
 

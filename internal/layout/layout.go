@@ -29,11 +29,13 @@
 //	  assignments/generated_from_core/<core_id>/<core_id>_VNN.md, index.json  practice (core variants)
 //	  student_profiles/<sid>.json                    students (profile worker); read by assignments,
 //	                                                 accounts, tools; server seeds the demo's
+//	  student_profiles/.<sid>.json.spare             students: the profile's previous copy (atomicfile.SwapUnsynced)
 //	  student_submissions/<sid>/submission_<ts>/…    grading (the per-student copy)
 //	  student_submissions/<aid>/<sid>/submission_<ts>/{grading_report.json,feedback.md,review_queue.json,
 //	      profile_update_suggestion.md,ocr/…}        grading; read by assignments (progress)
 //	  student_chat_sessions/<safe_sid>/index.json, view_state.json, <safe_session>.jsonl
 //	                                                 history; read by assignments (progress)
+//	  student_chat_sessions/<safe_sid>/.index.json.spare  history: the index's previous copy (atomicfile.SwapUnsynced)
 //	  teacher_chat_sessions/<safe_tid>/…             history
 //	  teacher_workspaces/<safe_tid>/AGENTS.md SOUL.md USER.md MEMORY.md HEARTBEAT.md, memory/,
 //	      proposals/, telemetry/, student_memory/   memory; USER.md read by accounts

@@ -87,7 +87,7 @@ func (s *Store) Get(id string) (Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := atomicfile.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotFound
 	}
@@ -117,7 +117,7 @@ func (s *Store) change(id string, fn func(Profile) bool) (*profileWrite, error) 
 	if err != nil {
 		return nil, err
 	}
-	old, err := os.ReadFile(p)
+	old, err := atomicfile.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		old, err = nil, nil
 	}
@@ -137,7 +137,7 @@ func (s *Store) change(id string, fn func(Profile) bool) (*profileWrite, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteUnsynced(p, data, 0o644); err != nil {
+	if err := atomicfile.SwapUnsynced(p, data, 0o644); err != nil {
 		return nil, err
 	}
 	return &profileWrite{Student: id, Prev: contentSum(old), Data: data, path: p}, nil
@@ -165,7 +165,9 @@ func contentSum(b []byte) string {
 }
 
 // restoreProfile is the update journal's effect replay: w's write again
-// when the crash lost it (the file holds its previous content), synced.
+// when the crash lost it (the file holds its previous content, or is not
+// a JSON object: a rewrite in place torn by the crash, see
+// atomicfile.SwapUnsynced), synced.
 func (s *Store) restoreProfile(effect []byte) error {
 	var w profileWrite
 	if err := json.Unmarshal(effect, &w); err != nil || w.Data == nil {
@@ -180,14 +182,15 @@ func (s *Store) restoreProfile(effect []byte) error {
 		return err
 	}
 	defer unlock()
-	cur, err := os.ReadFile(p)
+	cur, err := atomicfile.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		cur, err = nil, nil
 	}
 	if err != nil {
 		return err
 	}
-	if contentSum(cur) != w.Prev {
+	var obj map[string]any
+	if contentSum(cur) != w.Prev && json.Unmarshal(cur, &obj) == nil && obj != nil {
 		return nil // written, or superseded
 	}
 	return atomicfile.WriteFile(p, w.Data, 0o644)

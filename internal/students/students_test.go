@@ -217,8 +217,12 @@ func TestWorkerSkipsHeldGrading(t *testing.T) {
 // back when the file still holds what it held before, and leaves a file
 // written since alone.
 func TestAppliedUpdateSurvivesAMachineCrash(t *testing.T) {
-	for _, superseded := range []bool{false, true} {
-		t.Run(fmt.Sprintf("superseded=%v", superseded), func(t *testing.T) {
+	// lost: the crash lost the write (the student's first: no file);
+	// superseded: written again since, kept; torn: the write was in place
+	// (atomicfile.SwapUnsynced) and the crash left half of it.
+	for _, after := range []string{"lost", "superseded", "torn"} {
+		t.Run(after, func(t *testing.T) {
+			superseded := after == "superseded"
 			dir := t.TempDir()
 			store := NewStore(filepath.Join(dir, "data"))
 			w := NewWorker(WorkerConfig{UploadsDir: filepath.Join(dir, "uploads"), Profiles: store, Bound: 100})
@@ -234,8 +238,11 @@ func TestAppliedUpdateSurvivesAMachineCrash(t *testing.T) {
 			restore()
 			prof := filepath.Join(dir, "data", "student_profiles", "S1.json")
 			os.Remove(prof)
-			if superseded {
+			switch after {
+			case "superseded":
 				os.WriteFile(prof, []byte(`{"student_id":"S1","note":"written since"}`), 0o644)
+			case "torn":
+				os.WriteFile(prof, []byte(`{"student_id":"S1","interaction_no`), 0o644)
 			}
 			w2 := NewWorker(WorkerConfig{UploadsDir: filepath.Join(dir, "uploads"), Profiles: store, Bound: 100})
 			if err := w2.Runner().Start(context.Background()); err != nil {
