@@ -106,6 +106,7 @@ type Server struct {
 	streams     []StreamTiming
 	inFlight    int
 	maxInFlight int
+	lean        bool
 }
 
 // NewServer starts a fake server; t.Cleanup closes it.
@@ -139,6 +140,16 @@ func (s *Server) Respond(fn func(req Recorded) Step) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.respond = fn
+}
+
+// Lean is for benchmarks, where the fake's own work is not what is
+// measured: requests are no longer kept (Requests returns none of them)
+// nor decoded beyond what the answer needs (the stream flag and the
+// number of messages; a Respond function or Handler sees only those).
+func (s *Server) Lean() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lean = true
 }
 
 // Requests returns the chat-completions requests received so far, in
@@ -184,21 +195,36 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Header:        r.Header.Clone(),
 		Path:          r.URL.Path,
 	}
-	var typed struct {
-		Model    string        `json:"model"`
-		Messages []llm.Message `json:"messages"`
-		Tools    []llm.Tool    `json:"tools"`
-		Stream   bool          `json:"stream"`
-	}
-	if json.Unmarshal(raw, &rec.Body) == nil {
-		if json.Unmarshal(raw, &typed) == nil {
-			rec.Model, rec.Messages, rec.Tools, rec.Stream = typed.Model, typed.Messages, typed.Tools, typed.Stream
+	s.mu.Lock()
+	lean := s.lean
+	s.mu.Unlock()
+	if lean {
+		var brief struct {
+			Messages []json.RawMessage `json:"messages"`
+			Stream   bool              `json:"stream"`
+		}
+		if json.Unmarshal(raw, &brief) == nil {
+			rec.Messages, rec.Stream = make([]llm.Message, len(brief.Messages)), brief.Stream
+		}
+	} else {
+		var typed struct {
+			Model    string        `json:"model"`
+			Messages []llm.Message `json:"messages"`
+			Tools    []llm.Tool    `json:"tools"`
+			Stream   bool          `json:"stream"`
+		}
+		if json.Unmarshal(raw, &rec.Body) == nil {
+			if json.Unmarshal(raw, &typed) == nil {
+				rec.Model, rec.Messages, rec.Tools, rec.Stream = typed.Model, typed.Messages, typed.Tools, typed.Stream
+			}
 		}
 	}
 	rec.Received = time.Now()
 
 	s.mu.Lock()
-	s.reqs = append(s.reqs, rec)
+	if !s.lean {
+		s.reqs = append(s.reqs, rec)
+	}
 	s.inFlight++
 	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	respond := s.respond

@@ -246,3 +246,28 @@ func TestStreamedReply(t *testing.T) {
 		t.Fatalf("streams %+v", st)
 	}
 }
+
+// A lean fake answers as the full one does (plain and streamed) but keeps
+// no request.
+func TestLeanAnswersAndKeepsNothing(t *testing.T) {
+	s := llmtest.NewServer(t)
+	s.Lean()
+	s.Script(llmtest.Step{Reply: "好的"})
+	code, _, m := post(t, s.URL+"/v1/chat/completions", oneMsg)
+	if code != 200 || content(m) != "好的" {
+		t.Fatalf("%d %v", code, m)
+	}
+	resp, err := http.Post(s.URL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(string(raw), "好的") {
+		t.Fatalf("streamed answer %q", raw)
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Fatalf("a lean fake kept %d requests", n)
+	}
+}
