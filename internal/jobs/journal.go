@@ -54,6 +54,8 @@ type Journal struct {
 	syncMu sync.Mutex // one data sync at a time; waiters behind it share the next
 	syncs  int64      // data syncs of records made (under syncMu), for tests
 
+	lazy *time.Timer // a WriteLazy's sync, while scheduled (under mu)
+
 	retiring  sync.WaitGroup
 	errMu     sync.Mutex
 	retireErr error
@@ -168,6 +170,48 @@ func (j *Journal) Write(payload []byte, files ...string) (sync func() error, err
 	}
 	j.mu.Unlock()
 	return func() error { return j.syncTo(seg, off+n) }, nil
+}
+
+// lazySyncDelay is how long a WriteLazy record may wait for another
+// writer's sync to cover it before the journal syncs for it (as
+// PostgreSQL's wal_writer_delay with synchronous_commit off).
+const lazySyncDelay = 200 * time.Millisecond
+
+// WriteLazy writes payload as one record whose sync nobody waits for: it
+// is durable with the next sync of the journal, another writer's or, at
+// the latest, one the journal makes lazySyncDelay later (a burst of lazy
+// records shares it; an idle journal arms no timer). For records whose
+// loss in a machine crash within that delay is acceptable (a killed
+// process loses nothing written).
+func (j *Journal) WriteLazy(payload []byte, files ...string) error {
+	if _, err := j.Write(payload, files...); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.lazy != nil || j.closed {
+		return nil // the armed sync covers it (it reads the offset when it fires); Close syncs it
+	}
+	j.retiring.Add(1) // under mu, before Close can wait
+	j.lazy = time.AfterFunc(lazySyncDelay, func() {
+		defer j.retiring.Done()
+		j.mu.Lock()
+		j.lazy = nil
+		seg := j.cur
+		var end int64
+		if seg != nil {
+			end = seg.written
+		}
+		closed := j.closed
+		j.mu.Unlock()
+		if seg == nil || closed {
+			return // retired: its retirement synced it
+		}
+		if err := j.syncTo(seg, end); err != nil {
+			j.log.Warn("journal: lazy sync failed (the records are synced when their segment retires)", "err", err)
+		}
+	})
+	return nil
 }
 
 // prepareNext zero-fills the next segment in the background (under j.mu),
@@ -367,6 +411,10 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
+	if j.lazy != nil && j.lazy.Stop() {
+		j.retiring.Done() // retiring cur below syncs what it was for
+	}
+	j.lazy = nil
 	cur := j.cur
 	j.cur = nil
 	if j.next != nil {

@@ -206,7 +206,7 @@ func (s *Store) residentData(id string) ([]byte, bool) {
 
 // beginResident is Begin for a resident store (under the job's lock): the
 // record is visible in memory now, durable when its journal record is.
-func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, also []File) (func() error, error) {
+func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, also []File, lazy bool) (func() error, error) {
 	if s.residentOf(id) != nil {
 		return nil, fmt.Errorf("%w: %s", ErrExists, id)
 	}
@@ -236,8 +236,15 @@ func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, a
 	s.res[id] = &residentRec{data: data}
 	s.resMu.Unlock()
 	// Written now, synced at commit (with the records others write
-	// meanwhile): no goroutine of its own.
-	sync, err := j.Write(payload, files...)
+	// meanwhile): no goroutine of its own. A lazy record's sync is the
+	// journal's (Journal.WriteLazy).
+	var sync func() error
+	if lazy {
+		err = j.WriteLazy(payload, files...)
+		sync = func() error { return nil }
+	} else {
+		sync, err = j.Write(payload, files...)
+	}
 	s.passed(StepCreateVisible)
 	return func() error {
 		if err == nil {
@@ -265,7 +272,9 @@ func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, a
 			os.RemoveAll(filepath.Dir(path))
 			return err
 		}
-		s.passed(StepCreateDurable)
+		if !lazy {
+			s.passed(StepCreateDurable)
+		}
 		return nil
 	}, nil
 }

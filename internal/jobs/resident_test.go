@@ -213,3 +213,53 @@ func TestSealedJobWithEventsDirectoryListedOnce(t *testing.T) {
 		t.Fatalf("Load = %v, %v", rec, err)
 	}
 }
+
+// BeginUnsynced's records wait for no sync of their own: a burst shares
+// the journal's one lazy sync (or another writer's), each is visible at
+// once, and they survive a crash once that sync ran.
+func TestBeginUnsyncedSharesTheJournalsSync(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{})
+	defer s.Close()
+	const n = 50
+	for i := range n {
+		if err := s.BeginUnsynced(fmt.Sprint("job_", i), map[string]any{"i": float64(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rec, err := s.Load("job_7"); err != nil || rec["i"] != 7.0 {
+		t.Fatalf("Load = %v, %v", rec, err)
+	}
+	if err := s.BeginUnsynced("job_7", nil, nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("a second BeginUnsynced = %v, want ErrExists", err)
+	}
+	j := s.openJournal()
+	syncs := func() int64 {
+		j.syncMu.Lock()
+		defer j.syncMu.Unlock()
+		return j.syncs
+	}
+	// The lazy sync comes by itself (20 ms after the first record).
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync came for the unsynced records")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := syncs(); got >= n {
+		t.Fatalf("%d syncs for %d unsynced records: each paid its own", got, n)
+	}
+	segs := crashCopy(t, dir)
+	s.Close()
+	for i := range n {
+		os.RemoveAll(filepath.Join(dir, fmt.Sprint("job_", i))) // what Close wrote out: a crash would not have
+	}
+	restore(t, dir, segs)
+	re := NewResidentStore(dir, JournalOptions{})
+	defer re.Close()
+	ids, err := re.Scan()
+	if err != nil || len(ids) != n {
+		t.Fatalf("after the crash %d jobs (%v), want %d", len(ids), err, n)
+	}
+}

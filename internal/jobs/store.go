@@ -118,6 +118,29 @@ func (s *Store) Create(id string, rec map[string]any, also ...File) error {
 	return commit()
 }
 
+// BeginUnsynced is Begin and commit for a record whose durability nobody
+// waits for: in a resident store, its journal record is synced by the
+// next sync of the journal (another record's, or one the journal makes
+// shortly after: Journal.WriteLazy), so a machine crash just after it may
+// lose the job (a killed process does not); elsewhere the commit runs in
+// the background and its failure goes to failed. It fails as Begin does
+// (ErrExists, a record that could not be written).
+func (s *Store) BeginUnsynced(id string, rec map[string]any, failed func(error), also ...File) error {
+	commit, err := s.begin(id, rec, also, true)
+	if err != nil {
+		return err
+	}
+	if s.resident && s.openJournal() != nil {
+		return commit() // the write's outcome; no sync waited for
+	}
+	go func() {
+		if err := commit(); err != nil && failed != nil {
+			failed(err)
+		}
+	}()
+	return nil
+}
+
 // Begin writes the first record of job id, creating its directory; the
 // record is visible when Begin returns, durable (with the files also
 // names) when commit returns nil. Call commit once; what runs between the
@@ -134,6 +157,12 @@ func (s *Store) Create(id string, rec map[string]any, also ...File) error {
 // created_at and updated_at set to now unless present, and status "queued"
 // unless present.
 func (s *Store) Begin(id string, rec map[string]any, also ...File) (commit func() error, err error) {
+	return s.begin(id, rec, also, false)
+}
+
+// begin is Begin; lazy (for BeginUnsynced) writes a resident record's
+// journal record without a sync of its own.
+func (s *Store) begin(id string, rec map[string]any, also []File, lazy bool) (commit func() error, err error) {
 	path, err := s.recordPath(id)
 	if err != nil {
 		return nil, err
@@ -148,7 +177,7 @@ func (s *Store) Begin(id string, rec map[string]any, also ...File) (commit func(
 	defer unlock()
 
 	if s.resident && j != nil {
-		return s.beginResident(j, id, path, rec, also)
+		return s.beginResident(j, id, path, rec, also, lazy)
 	}
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("%w: %s", ErrExists, id)

@@ -105,8 +105,8 @@ func (w *Worker) Pending() int {
 func (w *Worker) Enqueue(u Update) (string, error) { return w.enqueue(u, true) }
 
 // enqueue stores and queues u; durable waits for its record's journal
-// sync, else the sync (shared with the records written meanwhile) runs
-// behind the caller.
+// sync, else the record is synced by the journal's next sync (the one
+// applying it, usually: jobs.Store.BeginUnsynced).
 func (w *Worker) enqueue(u Update, durable bool) (string, error) {
 	if !ValidID(u.StudentID) {
 		return "", invalidID(u.StudentID)
@@ -122,22 +122,19 @@ func (w *Worker) enqueue(u Update, durable bool) (string, error) {
 	var rec map[string]any
 	data, _ := json.Marshal(map[string]any{"job_id": id, "status": "queued", "student_id": u.StudentID, "update": u})
 	json.Unmarshal(data, &rec)
-	commit, err := w.jobs.Begin(id, rec)
-	if err == nil && durable {
-		err = commit()
+	var err error
+	if durable {
+		err = w.jobs.Create(id, rec)
+	} else {
+		err = w.jobs.BeginUnsynced(id, rec, func(err error) {
+			w.log.Error("profile update not made durable: it is dropped", "job_id", id, "student_id", u.StudentID, "err", err)
+		})
 	}
 	if err != nil {
 		w.mu.Lock()
 		w.count--
 		w.mu.Unlock()
 		return "", err
-	}
-	if !durable {
-		go func() {
-			if err := commit(); err != nil {
-				w.log.Error("profile update not made durable: it is dropped", "job_id", id, "student_id", u.StudentID, "err", err)
-			}
-		}()
 	}
 	w.mu.Lock()
 	w.pending[u.StudentID] = append(w.pending[u.StudentID], id)
@@ -156,9 +153,10 @@ func (w *Worker) EnqueueWait(ctx context.Context, u Update) (string, error) {
 // Observe is EnqueueWait for an update derived from what is durable
 // already elsewhere (a chat turn, in its job and its history): it returns
 // once the update is queued, its record written; the record's journal
-// sync is shared with the ones written meanwhile and not waited for (a
-// machine crash within that sync may lose the update; a killed process
-// does not).
+// sync is not waited for: the one applying it (or another record's, or
+// the journal's own 200 ms later: jobs.Journal.WriteLazy) covers it, so a
+// machine crash within that time may lose the update; a killed process
+// does not.
 func (w *Worker) Observe(ctx context.Context, u Update) (string, error) {
 	return w.enqueueWait(ctx, u, false)
 }
