@@ -15,6 +15,10 @@ TURNS=${TURNS:-200}
 ROOT=$(git rev-parse --show-toplevel)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# Every run's files are kept until the end (removed with $WORK): deleting
+# one run's thousands of files would tax the next run's file creations
+# (ext4 without a journal skips inodes freed in the last minutes).
+export LECTERN_BENCH_KEEP="$WORK/keep"
 # Both from their commits (git archive), not the working tree.
 build() { # rev dir
 	mkdir -p "$2/src"

@@ -41,7 +41,7 @@ type env struct {
 
 func newEnv(t testing.TB, mutate ...func(*Config)) *env {
 	t.Helper()
-	root := t.TempDir()
+	root := envRoot(t)
 	cfg := Config{
 		DataDir:      filepath.Join(root, "data"),
 		UploadsDir:   filepath.Join(root, "uploads"),
@@ -77,6 +77,26 @@ func newEnv(t testing.TB, mutate ...func(*Config)) *env {
 		}
 	})
 	return e
+}
+
+// envRoot is the test's temporary directory; a benchmark run with
+// LECTERN_BENCH_KEEP=dir makes it under dir and leaves it there (the
+// caller removes dir), so that deleting one run's files does not tax the
+// next one's file creations (on ext4 without a journal, an inode freed in
+// the last minutes is skipped by every allocation: see docs/benchmarks.md).
+func envRoot(t testing.TB) string {
+	keep := os.Getenv("LECTERN_BENCH_KEEP")
+	if _, bench := t.(*testing.B); !bench || keep == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.MkdirTemp(keep, "run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // newHTTP serves srv over real HTTP. Every request and response goes
