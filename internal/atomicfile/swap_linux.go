@@ -15,7 +15,15 @@ const swapAttempts = 8
 func swap(path string, data []byte, perm os.FileMode) error {
 	spare := sparePath(path)
 	for range swapAttempts {
-		f, err := os.OpenFile(spare, os.O_RDWR|os.O_CREATE, perm)
+		f, err := os.OpenFile(spare, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			if _, serr := os.Lstat(path); errors.Is(serr, os.ErrNotExist) {
+				// The first content: a temporary file renamed into place
+				// (as cheap; the spare is made by the next write).
+				return WriteUnsynced(path, data, perm)
+			}
+			f, err = os.OpenFile(spare, os.O_RDWR|os.O_CREATE, perm)
+		}
 		if err != nil {
 			return WriteUnsynced(path, data, perm) // a read-only spare, a name too long: the plain way
 		}
