@@ -315,19 +315,16 @@ func toInt(o object, key string) int {
 // appendLines appends data with one write and fsyncs. If the file does not
 // end with a newline (a torn write), a newline goes first.
 func appendLines(path string, data []byte, durable bool) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	fi, err := f.Stat()
 	isNew := err == nil && fi.Size() == 0
 	if err == nil && fi.Size() > 0 {
-		if r, err := os.Open(path); err == nil {
-			last := make([]byte, 1)
-			if _, err := r.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
-				data = append([]byte{'\n'}, data...)
-			}
-			r.Close()
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
+			data = append([]byte{'\n'}, data...)
 		}
 	}
 	if _, err := f.Write(data); err != nil {
