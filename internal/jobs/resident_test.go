@@ -239,7 +239,7 @@ func TestBeginUnsyncedSharesTheJournalsSync(t *testing.T) {
 		defer j.syncMu.Unlock()
 		return j.syncs
 	}
-	// The lazy sync comes by itself (20 ms after the first record).
+	// The lazy sync comes by itself (lazySyncDelay after the first record).
 	deadline := time.Now().Add(10 * time.Second)
 	for syncs() == 0 {
 		if time.Now().After(deadline) {
