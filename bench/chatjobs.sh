@@ -23,9 +23,11 @@ export LECTERN_BENCH_KEEP="$WORK/keep"
 build() { # rev dir
 	mkdir -p "$2/src"
 	git -C "$ROOT" archive "$1" | tar -x -C "$2/src"
-	# The same harness for both: HEAD's benchmark files and fake LLM (test
-	# code only; the fake's Lean mode came after e.g. b11f264).
+	# The same harness for both: HEAD's benchmark files, test server and
+	# fake LLM (test code only; the fake's Lean mode and LECTERN_BENCH_KEEP
+	# came after b11f264).
 	git -C "$ROOT" show HEAD:internal/server/chat_bench_test.go >"$2/src/internal/server/chat_bench_test.go"
+	git -C "$ROOT" show HEAD:internal/server/server_test.go >"$2/src/internal/server/server_test.go" # newEnv, envRoot
 	git -C "$ROOT" show HEAD:internal/chat/bench_test.go >"$2/src/internal/chat/bench_test.go"
 	rm -rf "$2/src/internal/llm/llmtest"
 	git -C "$ROOT" archive HEAD internal/llm/llmtest | tar -x -C "$2/src"
