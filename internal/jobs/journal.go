@@ -43,7 +43,7 @@ type Journal struct {
 	segSize      int64
 	log          *slog.Logger
 	step         func(string)
-	beforeRetire func() // JournalOptions.beforeRetire
+	beforeRetire func(*Journal) error // JournalOptions.beforeRetire
 
 	mu        sync.Mutex // the current segment and its write offset
 	cur       *segment
@@ -80,8 +80,10 @@ type JournalOptions struct {
 
 	step func(string) // Store.OnStep's hook
 	// beforeRetire, when set, is called before a segment's files are
-	// synced (a resident store writes its records out then).
-	beforeRetire func()
+	// synced, once the journal writes to the next segment (a resident
+	// store carries its live records over then); an error keeps the
+	// segment for the next open.
+	beforeRetire func(*Journal) error
 }
 
 // ErrRecordTooLarge is Append's answer for a payload over a quarter of a
@@ -329,7 +331,10 @@ func (j *Journal) newSegment() (*segment, error) {
 // On failure the segment stays on disk: the next open replays it.
 func (j *Journal) retire(seg *segment) {
 	if j.beforeRetire != nil {
-		j.beforeRetire()
+		if err := j.beforeRetire(j); err != nil {
+			j.keep(seg, err)
+			return
+		}
 	}
 	j.syncMu.Lock()
 	j.mu.Lock()
@@ -355,14 +360,23 @@ func (j *Journal) retire(seg *segment) {
 			err = syncDirErr(j.dir)
 		}
 	}
+	if err != nil {
+		j.keep(seg, err)
+		return
+	}
 	seg.unlock()
 	seg.f.Close()
-	if err != nil {
-		j.log.Error("journal segment kept for the next start", "segment", seg.path, "err", err)
-		j.errMu.Lock()
-		j.retireErr = errors.Join(j.retireErr, err)
-		j.errMu.Unlock()
-	}
+}
+
+// keep leaves seg on disk, closed, for the next open to replay: its
+// retirement failed with err.
+func (j *Journal) keep(seg *segment, err error) {
+	seg.unlock()
+	seg.f.Close()
+	j.log.Error("journal segment kept for the next start", "segment", seg.path, "err", err)
+	j.errMu.Lock()
+	j.retireErr = errors.Join(j.retireErr, err)
+	j.errMu.Unlock()
 }
 
 // syncFiles fsyncs each file and each distinct directory holding one (a new

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -247,5 +248,35 @@ func TestJournalFailedCreateStaysGone(t *testing.T) {
 	}
 	if _, err := s2.Load("job1"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A journal record holds the job's record as JSON (compact); one written
+// before, with the record base64 (as a []byte field encodes), still reads.
+func TestJournalEntryRecordEncodings(t *testing.T) {
+	rec := []byte("{\n  \"job_id\": \"job_a\",\n  \"status\": \"queued\"\n}")
+	payload, err := json.Marshal(journalEntry{ID: "job_a", Job: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"job_a","job":{"job_id":"job_a","status":"queued"}}`; string(payload) != want {
+		t.Fatalf("journal record = %s, want %s", payload, want)
+	}
+	old, err := json.Marshal(struct {
+		ID  string `json:"id"`
+		Job []byte `json:"job"`
+	}{"job_a", rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][]byte{payload, old} {
+		var e journalEntry
+		if err := json.Unmarshal(p, &e); err != nil {
+			t.Fatalf("decode %s: %v", p, err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(e.Job, &got); err != nil || got["status"] != "queued" || got["job_id"] != "job_a" {
+			t.Fatalf("decoded %s: record %q (%v)", p, e.Job, err)
+		}
 	}
 }

@@ -20,9 +20,11 @@ import (
 // file, no claim file) while it is queued and running: the journal's
 // append and its shared sync are a start's whole cost. The record reaches
 // its file (job.json in its directory, the usual layout) when the job
-// finishes (Finish, or a durable Update), or when its journal segment is
-// retired (so a long job's record is on disk before the journal forgets
-// it), and after a crash the journal's replay writes it there.
+// finishes (Finish, or a durable Update) or the journal closes (Close),
+// and after a crash the journal's replay writes it there. A journal
+// segment's retirement carries the live records over into the next
+// segment (carryResident), so a backlog of queued jobs never reaches the
+// disk one directory at a time.
 //
 // What it gives up: exclusive creation across processes (of two Stores
 // creating one id, both may succeed), so it is for ids the caller makes
@@ -177,7 +179,7 @@ func (s *Store) sealLocked(id string, files map[string][]byte) (bool, error) {
 func NewResidentStore(dir string, o JournalOptions) *Store {
 	s := NewJournaledStore(dir, o)
 	s.resident = true
-	s.journalOpts.beforeRetire = s.writeResident
+	s.journalOpts.beforeRetire = s.carryResident
 	return s
 }
 
@@ -260,10 +262,17 @@ func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, a
 			}
 		} else if err != nil {
 			// Maybe written, not synced: a tombstone keeps a replay from
-			// bringing back the job its caller was told failed.
+			// bringing back the job its caller was told failed. Under the
+			// job's lock, so no carry (carryResident) writes its record
+			// again after the tombstone.
+			unlock := s.lock(id)
 			if tomb, terr := json.Marshal(journalEntry{ID: id, Cancel: true}); terr == nil {
 				j.Append(tomb)
 			}
+			s.resMu.Lock()
+			delete(s.res, id)
+			s.resMu.Unlock()
+			unlock()
 		}
 		if err != nil {
 			s.resMu.Lock()
@@ -341,31 +350,84 @@ func writeNewRecord(path string, data []byte, durable bool) error {
 	return err
 }
 
-// writeResident writes every resident record to its file, a finished one
-// sealed (without the files its caller had yet to give), the others in the
-// directory layout (the journal calls it before it retires a segment,
-// whose sync then covers them).
-func (s *Store) writeResident() {
+// carryResident keeps the resident records alive across a segment's
+// retirement (the journal calls it once it writes to the next segment,
+// before it drops the old one): each queued or running job's record is
+// written again to the journal's current segment, all of them covered by
+// one shared sync, so a backlog of jobs costs a few appends instead of a
+// directory and a file each. Past half a segment of them, the rest are
+// written out in the directory layout (a carry never fills the segment
+// it writes to, so rotations cannot chase each other). A finished one is
+// sealed (without the files
+// its caller had yet to give). A record the journal cannot take (too
+// large, or the journal closing: Close) is written out in the directory
+// layout, which the old segment's retirement then syncs. An error keeps
+// the old segment for the next open.
+func (s *Store) carryResident(j *Journal) error {
 	s.resMu.Lock()
 	ids := make([]string, 0, len(s.res))
 	for id := range s.res {
 		ids = append(ids, id)
 	}
 	s.resMu.Unlock()
+	var syncs []func() error
+	budget := j.segSize / 2 // the rest of the segment for new records: a carry never fills it
 	for _, id := range ids {
 		path, err := s.recordPath(id)
 		if err != nil {
 			continue
 		}
 		unlock := s.lock(id)
-		if sealed, serr := s.sealLocked(id, nil); serr != nil || !sealed {
-			err = s.writeResidentLocked(id, path, false)
-		}
+		sync, err := s.carryLocked(j, id, path, &budget)
 		unlock()
-		if err != nil && s.journalOpts.Logger != nil {
-			s.journalOpts.Logger.Error("resident job record not written: the journal keeps it", "job_id", id, "err", err)
+		if err != nil {
+			return fmt.Errorf("carry resident job %s: %w", id, err)
+		}
+		if sync != nil {
+			syncs = append(syncs, sync)
 		}
 	}
+	// One data sync covers them (the others find it done), per segment
+	// written to.
+	for _, sync := range syncs {
+		if err := sync(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// carryLocked carries resident job id (under its lock): its record
+// rewritten to the journal (the returned sync makes it durable) while
+// budget (bytes) lasts, or sealed, or written out; nothing when it is no
+// longer resident.
+func (s *Store) carryLocked(j *Journal, id, path string, budget *int64) (func() error, error) {
+	r := s.residentOf(id)
+	if r == nil {
+		return nil, nil
+	}
+	if r.final {
+		if _, err := s.sealLocked(id, nil); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	s.resMu.Lock()
+	data := r.data
+	s.resMu.Unlock()
+	payload, err := s.journalRecord(id, data, nil)
+	if err != nil {
+		return nil, err
+	}
+	if *budget -= int64(frameHeader + len(payload)); *budget < 0 {
+		// More live records than a carry may hold: the rest go to disk.
+		return nil, s.writeResidentLocked(id, path, false)
+	}
+	sync, err := j.Write(payload)
+	if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
+		return nil, s.writeResidentLocked(id, path, false)
+	}
+	return sync, err
 }
 
 // claimResident claims a resident job in this process (nobody else can

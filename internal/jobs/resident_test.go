@@ -91,10 +91,11 @@ func TestResidentJobStaysInMemoryUntilItEnds(t *testing.T) {
 	}
 }
 
-// A running resident job whose journal segment retires is written out in
-// the directory layout, its claim becoming its directory's file lock; one
-// finished meanwhile is sealed.
-func TestResidentJobsWrittenOutAtRetirement(t *testing.T) {
+// A running resident job whose journal segment retires is carried over
+// into the next segment: still resident (no directory, its claim still
+// held), restored by a replay from the new segment once the old one is
+// gone; one finished meanwhile is sealed.
+func TestResidentJobsCarriedOverAtRetirement(t *testing.T) {
 	dir := t.TempDir()
 	s := NewResidentStore(dir, JournalOptions{SegmentSize: 8 << 10})
 	defer s.Close()
@@ -108,29 +109,89 @@ func TestResidentJobsWrittenOutAtRetirement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Release()
+	if _, err := s.Mark("job_run", func(r map[string]any) error { r["status"] = "processing"; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Finish("job_end", func(r map[string]any) error { r["status"] = "done"; return nil }, nil); err != nil {
 		t.Fatal(err)
 	}
-	// Fill the segment: its retirement writes out what is resident.
+	journal := filepath.Join(dir, JournalDir)
+	first, _ := filepath.Glob(filepath.Join(journal, "seg-*"))
+	// Fill the segment with jobs gone as soon as made: its retirement
+	// carries what is resident into the next one.
 	for i := range 40 {
-		if err := s.Create(fmt.Sprintf("job_fill%d", i), map[string]any{"pad": strings.Repeat("x", 200)}); err != nil {
+		id := fmt.Sprintf("job_fill%d", i)
+		if err := s.Create(id, map[string]any{"pad": strings.Repeat("x", 200)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RemoveWith([]string{id}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, errRun := os.Stat(filepath.Join(dir, "job_run", RecordFile))
 		_, errEnd := os.Stat(filepath.Join(dir, "job_end"+SealedSuffix))
-		if errRun == nil && errEnd == nil {
+		_, errFirst := os.Stat(first[0])
+		if errEnd == nil && errors.Is(errFirst, os.ErrNotExist) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not written out at retirement: %v, %v", errRun, errEnd)
+			t.Fatalf("first segment not retired: sealed %v, segment %v", errEnd, errFirst)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := NewStore(dir).Claim("job_run"); !errors.Is(err, ErrClaimed) {
-		t.Fatalf("another holder's Claim of the written-out running job = %v, want ErrClaimed", err)
+	if _, err := os.Stat(filepath.Join(dir, "job_run")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the running job was written out at retirement (%v)", err)
+	}
+	if _, err := s.Claim("job_run"); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("second Claim of the carried job = %v, want ErrClaimed", err)
+	}
+	// A crash now: what the journal holds (its first segment gone) brings
+	// the running job back, as last marked.
+	s.journal.retiring.Wait()
+	segs := crashCopy(t, dir)
+	s.Close()
+	os.RemoveAll(filepath.Join(dir, "job_run")) // what Close wrote out: a crash would not have
+	restore(t, dir, segs)
+	re := NewResidentStore(dir, JournalOptions{})
+	defer re.Close()
+	if rec, err := re.Load("job_run"); err != nil || rec["status"] != "processing" {
+		t.Fatalf("after the crash, job_run = %v, %v", rec, err)
+	}
+	if rec, err := re.Load("job_end"); err != nil || rec["status"] != "done" {
+		t.Fatalf("after the crash, job_end = %v, %v", rec, err)
+	}
+}
+
+// A backlog of resident jobs larger than a segment: a retirement carries
+// what fits in half a segment and writes the rest out, so rotations do
+// not chase each other (each carry filling the next segment) and no job
+// is lost.
+func TestResidentBacklogLargerThanASegment(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{SegmentSize: 8 << 10})
+	const n = 60 // about 30 KiB of records
+	for i := range n {
+		if err := s.Create(fmt.Sprintf("job_q%d", i), map[string]any{"pad": strings.Repeat("x", 200)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.journal.retiring.Wait()
+	if segs, _ := filepath.Glob(filepath.Join(dir, JournalDir, "seg-*")); len(segs) > 2 {
+		t.Fatalf("%d segments after the backlog settled, want the current one and perhaps the next", len(segs))
+	}
+	for i := range n {
+		if rec, err := s.Load(fmt.Sprintf("job_q%d", i)); err != nil || rec["status"] != "queued" {
+			t.Fatalf("job_q%d = %v, %v", i, rec, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	re := NewResidentStore(dir, JournalOptions{})
+	defer re.Close()
+	if ids, err := re.Scan("queued"); err != nil || len(ids) != n {
+		t.Fatalf("reopened: %d queued jobs (%v), want %d", len(ids), err, n)
 	}
 }
 
