@@ -163,6 +163,54 @@ func TestResidentJobsCarriedOverAtRetirement(t *testing.T) {
 	}
 }
 
+// A resident job's Finish is seen (Load: a status poll) only once its
+// journal record is durable: while the sync is held back, readers still
+// see the job running.
+func TestResidentFinishVisibleOnceDurable(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{})
+	defer s.Close()
+	if err := s.Create("job_f", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Mark("job_f", func(r map[string]any) error { r["status"] = "processing"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	j := s.journal
+	j.mu.Lock()
+	before := j.cur.written
+	j.mu.Unlock()
+	j.syncMu.Lock() // no sync completes meanwhile
+	finished := make(chan error, 1)
+	go func() {
+		_, err := s.Finish("job_f", func(r map[string]any) error { r["status"] = "done"; return nil }, nil)
+		finished <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		j.mu.Lock()
+		written := j.cur.written
+		j.mu.Unlock()
+		if written > before {
+			break // Finish's record is written, its sync waiting
+		}
+		if time.Now().After(deadline) {
+			j.syncMu.Unlock()
+			t.Fatal("Finish wrote no journal record")
+		}
+	}
+	rec, err := s.Load("job_f")
+	j.syncMu.Unlock()
+	if err != nil || rec["status"] != "processing" {
+		t.Fatalf("before its sync, the finishing job reads %v (%v), want processing", rec["status"], err)
+	}
+	if err := <-finished; err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Load("job_f"); err != nil || rec["status"] != "done" {
+		t.Fatalf("after Finish, job_f = %v, %v", rec, err)
+	}
+}
+
 // A backlog of resident jobs larger than a segment: a retirement carries
 // what fits in half a segment and writes the rest out, so rotations do
 // not chase each other (each carry filling the next segment) and no job

@@ -395,26 +395,35 @@ func (s *Store) rewrite(id string, kind rewriteKind, fn func(rec map[string]any)
 		return nil, fmt.Errorf("encode job %s: %w", id, err)
 	}
 	if r := s.residentOf(id); r != nil {
-		s.resMu.Lock()
-		r.data = data
-		s.resMu.Unlock()
 		switch kind {
 		case rewriteMark:
+			s.resMu.Lock()
+			r.data = data
+			s.resMu.Unlock()
 			return rec, nil
 		case rewriteDurable:
+			s.resMu.Lock()
+			prev := r.data
+			r.data = data // what writeResidentLocked writes
+			s.resMu.Unlock()
 			if err := s.writeResidentLocked(id, path, true); err != nil {
+				s.resMu.Lock()
+				r.data = prev
+				s.resMu.Unlock()
 				return nil, err
 			}
 			s.passed(StepUpdateDurable)
 			return rec, nil
 		}
-		// Final: the journal makes it durable (write); it stays in memory
-		// until it is sealed (Seal, or the segment's retirement).
+		// Final: the journal makes it durable (write), and only then is it
+		// what readers see (a status poll never shows a job finished that
+		// a crash would bring back running); it stays in memory until it
+		// is sealed (Seal, or the segment's retirement).
 		if err := write(path, data); err != nil {
 			return nil, err
 		}
 		s.resMu.Lock()
-		r.final = true
+		r.data, r.final = data, true
 		s.resMu.Unlock()
 		return rec, nil
 	}
