@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // crashCopy is what a crash would leave of the journal: the segment files
@@ -152,15 +153,25 @@ func TestJournalGroupCommitAndRotation(t *testing.T) {
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
+	// The first sync is held back until every Create is under way, so the
+	// records pile up behind it even where a sync takes no time (tmpfs).
+	j := s.openJournal()
+	j.syncMu.Lock()
+	var started sync.WaitGroup
+	started.Add(n)
 	for i := range n {
 		wg.Go(func() {
 			id := fmt.Sprintf("job%d", i)
 			c := claimFile(dir, id)
 			os.MkdirAll(filepath.Dir(c.Path), 0o755)
 			os.WriteFile(c.Path, c.Data, 0o644)
+			started.Done()
 			errs <- s.Create(id, map[string]any{"i": i}, c)
 		})
 	}
+	started.Wait()
+	time.Sleep(100 * time.Millisecond) // their records written meanwhile
+	j.syncMu.Unlock()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -168,7 +179,6 @@ func TestJournalGroupCommitAndRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	j := s.openJournal()
 	j.syncMu.Lock()
 	syncs := j.syncs
 	j.syncMu.Unlock()
