@@ -56,6 +56,14 @@ type Journal struct {
 
 	lazy *time.Timer // a WriteLazy's sync, while scheduled (under mu)
 
+	// An idle journal retires its segment (idleRetire): a tenant that
+	// has had work keeps no segment file, no descriptor and no lock.
+	idleDelay time.Duration  // 0: never
+	idleOK    func() bool    // JournalOptions.idleOK
+	idle      *time.Timer    // armed while a segment is current (under mu)
+	idleRun   sync.WaitGroup // an armed or running idle retirement
+	lastWrite time.Time      // under mu
+
 	retiring  sync.WaitGroup
 	errMu     sync.Mutex
 	retireErr error
@@ -84,6 +92,11 @@ type JournalOptions struct {
 	// store carries its live records over then); an error keeps the
 	// segment for the next open.
 	beforeRetire func(*Journal) error
+	// idleDelay is how long after its last record the journal retires its
+	// segment (0: journalIdleDelay; < 0: never); idleOK, when set, says
+	// whether nothing lives in the journal alone (else it waits again).
+	idleDelay time.Duration
+	idleOK    func() bool
 }
 
 // ErrRecordTooLarge is Append's answer for a payload over a quarter of a
@@ -115,7 +128,11 @@ func OpenJournal(dir string, replay func(payload []byte) error, o JournalOptions
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	j := &Journal{dir: dir, segSize: o.SegmentSize, log: o.Logger, step: o.step, beforeRetire: o.beforeRetire}
+	if o.idleDelay == 0 {
+		o.idleDelay = journalIdleDelay
+	}
+	j := &Journal{dir: dir, segSize: o.SegmentSize, log: o.Logger, step: o.step, beforeRetire: o.beforeRetire,
+		idleDelay: max(o.idleDelay, 0), idleOK: o.idleOK}
 	if err := j.replayLeftovers(replay); err != nil {
 		return nil, err
 	}
@@ -170,6 +187,10 @@ func (j *Journal) Write(payload []byte, files ...string) (sync func() error, err
 	if seg.written > j.segSize/2 && j.next == nil && !j.preparing {
 		j.prepareNext()
 	}
+	j.lastWrite = time.Now()
+	if j.idle == nil && j.idleDelay > 0 {
+		j.armIdleLocked(j.idleDelay)
+	}
 	j.mu.Unlock()
 	return func() error { return j.syncTo(seg, off+n) }, nil
 }
@@ -214,6 +235,60 @@ func (j *Journal) WriteLazy(payload []byte, files ...string) error {
 		}
 	})
 	return nil
+}
+
+// journalIdleDelay is how long a journal keeps its segment after its
+// last record: a tenant's burst of work shares one segment (made and
+// zero-filled once), an idle tenant keeps none (1 MiB of disk and an open
+// file per journal, two journals per tenant that has had work).
+const journalIdleDelay = 30 * time.Second
+
+// armIdleLocked arms the idle retirement to look in d (under mu). One
+// timer per journal with a segment; none once it is retired.
+func (j *Journal) armIdleLocked(d time.Duration) {
+	j.idleRun.Add(1) // under mu, before Close can wait
+	j.idle = time.AfterFunc(d, j.idleRetire)
+}
+
+// idleRetire retires the current segment once idleDelay passed since the
+// last record and nothing lives in the journal alone (idleOK); otherwise
+// it looks again later. The next record starts a new segment.
+func (j *Journal) idleRetire() {
+	defer j.idleRun.Done()
+	j.mu.Lock()
+	if j.closed || j.cur == nil {
+		j.idle = nil
+		j.mu.Unlock()
+		return
+	}
+	if wait := j.idleDelay - time.Since(j.lastWrite); wait > 0 || j.preparing {
+		j.armIdleLocked(max(wait, time.Millisecond)) // written meanwhile: look again then
+		j.mu.Unlock()
+		return
+	}
+	seg, written := j.cur, j.cur.written
+	j.mu.Unlock()
+	ok := j.idleOK == nil || j.idleOK() // outside mu: the store's own locks
+	j.mu.Lock()
+	if j.closed || j.cur != seg {
+		j.idle = nil
+		j.mu.Unlock()
+		return
+	}
+	if !ok || seg.written != written {
+		j.armIdleLocked(j.idleDelay) // still in use
+		j.mu.Unlock()
+		return
+	}
+	j.idle = nil
+	j.cur = nil
+	next := j.next
+	j.next = nil
+	j.mu.Unlock()
+	if next != nil {
+		discard(next)
+	}
+	j.retire(seg)
 }
 
 // prepareNext zero-fills the next segment in the background (under j.mu),
@@ -421,6 +496,7 @@ func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
+		j.idleRun.Wait()
 		j.retiring.Wait()
 		return nil
 	}
@@ -429,6 +505,10 @@ func (j *Journal) Close() error {
 		j.retiring.Done() // retiring cur below syncs what it was for
 	}
 	j.lazy = nil
+	if j.idle != nil && j.idle.Stop() {
+		j.idleRun.Done()
+	}
+	j.idle = nil
 	cur := j.cur
 	j.cur = nil
 	if j.next != nil {
@@ -439,6 +519,7 @@ func (j *Journal) Close() error {
 	if cur != nil {
 		j.retire(cur)
 	}
+	j.idleRun.Wait() // one that took its segment before Close retires it
 	j.retiring.Wait()
 	j.errMu.Lock()
 	defer j.errMu.Unlock()

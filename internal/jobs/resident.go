@@ -180,7 +180,16 @@ func NewResidentStore(dir string, o JournalOptions) *Store {
 	s := NewJournaledStore(dir, o)
 	s.resident = true
 	s.journalOpts.beforeRetire = s.carryResident
+	s.journalOpts.idleOK = s.noneResident
 	return s
+}
+
+// noneResident reports whether no record lives in memory and the journal
+// alone (an idle journal may then drop its segment).
+func (s *Store) noneResident() bool {
+	s.resMu.Lock()
+	defer s.resMu.Unlock()
+	return len(s.res) == 0
 }
 
 func (s *Store) residentOf(id string) *residentRec {

@@ -211,6 +211,53 @@ func TestResidentFinishVisibleOnceDurable(t *testing.T) {
 	}
 }
 
+// An idle journal drops its segment once nothing lives in it alone: not
+// while a job is queued, soon after it is sealed; the next record starts a
+// new segment, and a reopened store finds every job.
+func TestJournalRetiresWhenIdle(t *testing.T) {
+	dir := t.TempDir()
+	s := NewResidentStore(dir, JournalOptions{idleDelay: 20 * time.Millisecond})
+	defer s.Close()
+	segments := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, JournalDir, "seg-*"))
+		return len(m)
+	}
+	if err := s.Create("job_1", nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if segments() != 1 {
+		t.Fatalf("%d segments while a job is queued, want 1 (it lives in the journal)", segments())
+	}
+	if _, err := s.Finish("job_1", func(r map[string]any) error { r["status"] = "done"; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Seal("job_1", nil); !ok || err != nil {
+		t.Fatalf("Seal = %v, %v", ok, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); segments() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d segments after the journal went idle, want 0", segments())
+		}
+	}
+	if err := s.Create("job_2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if segments() != 1 {
+		t.Fatalf("%d segments after a new record, want 1", segments())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	re := NewResidentStore(dir, JournalOptions{})
+	defer re.Close()
+	for id, want := range map[string]string{"job_1": "done", "job_2": "queued"} {
+		if rec, err := re.Load(id); err != nil || rec["status"] != want {
+			t.Fatalf("reopened: %s = %v, %v; want %s", id, rec, err, want)
+		}
+	}
+}
+
 // A backlog of resident jobs larger than a segment: a retirement carries
 // what fits in half a segment and writes the rest out, so rotations do
 // not chase each other (each carry filling the next segment) and no job

@@ -2,10 +2,15 @@ package server
 
 import (
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lectern/lectern/internal/jobs"
 	"github.com/lectern/lectern/internal/llm/llmtest"
 )
 
@@ -89,3 +94,48 @@ func benchChatJobs(b *testing.B, tenants, returning int) {
 
 // benchClients is how many clients send the benchmark's starts at once.
 var benchClients = 8
+
+// BenchmarkIdleJournals: what the job journals of tenants that have had
+// work keep once they are idle. Each of b.N tenants runs one chat job
+// (a journal each for chat jobs and profile updates), then the benchmark
+// reports the journal bytes on disk per tenant and the process's open
+// files per tenant, right after the jobs and again after the journals'
+// idle delay (jobs.journalIdleDelay, 30 s): run it with -benchtime 200x.
+func BenchmarkIdleJournals(b *testing.B) {
+	fake := llmtest.NewServer(b)
+	fake.Lean()
+	fake.Script(llmtest.Step{Reply: "好的"})
+	e := newEnv(b, withLLM(10*time.Second, 1, fake))
+	fds0 := openFiles(b)
+	for i := range b.N {
+		prefix := fmt.Sprint("/t/t", i)
+		e.putTenant(fmt.Sprint("t", i), nil)
+		id := e.startChat(prefix, studentTurn(fmt.Sprint("r", i), "S1", "这道题怎么做？"))["job_id"].(string)
+		e.waitChat(prefix, id)
+	}
+	report := func(unit string) {
+		var bytes int64
+		filepath.WalkDir(filepath.Join(e.root, "tenants"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && filepath.Base(filepath.Dir(p)) == jobs.JournalDir {
+				if st, err := os.Stat(p); err == nil {
+					bytes += st.Sys().(*syscall.Stat_t).Blocks * 512
+				}
+			}
+			return nil
+		})
+		b.ReportMetric(float64(bytes)/float64(b.N)/1024, "journal-KiB/tenant"+unit)
+		b.ReportMetric(float64(openFiles(b)-fds0)/float64(b.N), "fds/tenant"+unit)
+	}
+	report("")
+	time.Sleep(31 * time.Second)
+	report("-idle")
+}
+
+// openFiles counts the process's open file descriptors.
+func openFiles(b *testing.B) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(entries)
+}
