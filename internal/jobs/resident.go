@@ -261,40 +261,43 @@ func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, a
 		if err == nil {
 			err = sync()
 		}
-		if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
-			// The slow way: the record in its file, synced, with the files.
-			unlock := s.lock(id)
-			err = s.writeResidentLocked(id, path, true)
-			unlock()
-			if err == nil {
-				err = syncFiles(files)
-			}
-		} else if err != nil {
-			// Maybe written, not synced: a tombstone keeps a replay from
-			// bringing back the job its caller was told failed. Under the
-			// job's lock, so no carry (carryResident) writes its record
-			// again after the tombstone.
-			unlock := s.lock(id)
-			if tomb, terr := json.Marshal(journalEntry{ID: id, Cancel: true}); terr == nil {
-				j.Append(tomb)
-			}
-			s.resMu.Lock()
-			delete(s.res, id)
-			s.resMu.Unlock()
-			unlock()
-		}
 		if err != nil {
-			s.resMu.Lock()
-			delete(s.res, id)
-			s.resMu.Unlock()
-			os.RemoveAll(filepath.Dir(path))
-			return err
+			unlock := s.lock(id)
+			err = s.beginFailedLocked(j, id, path, files, err)
+			unlock()
+			if err != nil {
+				return err
+			}
 		}
 		if !lazy {
 			s.passed(StepCreateDurable)
 		}
 		return nil
 	}, nil
+}
+
+// beginFailedLocked handles a resident job's journal record that failed
+// with err (under the job's lock): a record the journal cannot take is
+// written the slow way (in its file, synced, with the files); otherwise
+// the job is forgotten, a tombstone keeping a replay from bringing back a
+// record that may have been written (no carry writes it again after the
+// tombstone: carryResident takes the job's lock and finds it gone). It
+// returns nil when the job was made durable after all.
+func (s *Store) beginFailedLocked(j *Journal, id, path string, files []string, err error) error {
+	if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
+		if err = s.writeResidentLocked(id, path, true); err == nil {
+			err = syncFiles(files)
+		}
+	} else if tomb, terr := json.Marshal(journalEntry{ID: id, Cancel: true}); terr == nil {
+		j.Append(tomb)
+	}
+	if err != nil {
+		s.resMu.Lock()
+		delete(s.res, id)
+		s.resMu.Unlock()
+		os.RemoveAll(filepath.Dir(path))
+	}
+	return err
 }
 
 // writeResidentLocked writes resident job id's record to its file and
@@ -367,11 +370,10 @@ func writeNewRecord(path string, data []byte, durable bool) error {
 // directory and a file each. Past half a segment of them, the rest are
 // written out in the directory layout (a carry never fills the segment
 // it writes to, so rotations cannot chase each other). A finished one is
-// sealed (without the files
-// its caller had yet to give). A record the journal cannot take (too
-// large, or the journal closing: Close) is written out in the directory
-// layout, which the old segment's retirement then syncs. An error keeps
-// the old segment for the next open.
+// sealed (without the files its caller had yet to give). A record the
+// journal cannot take (too large, or the journal closing: Close) is
+// written out in the directory layout, which the old segment's retirement
+// then syncs. An error keeps the old segment for the next open.
 func (s *Store) carryResident(j *Journal) error {
 	s.resMu.Lock()
 	ids := make([]string, 0, len(s.res))
