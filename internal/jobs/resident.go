@@ -285,7 +285,7 @@ func (s *Store) beginResident(j *Journal, id, path string, rec map[string]any, a
 // returns nil when the job was made durable after all.
 func (s *Store) beginFailedLocked(j *Journal, id, path string, files []string, err error) error {
 	if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
-		if err = s.writeResidentLocked(id, path, true); err == nil {
+		if err = s.writeResidentLocked(id, path, nil, true); err == nil {
 			err = syncFiles(files)
 		}
 	} else if tomb, terr := json.Marshal(journalEntry{ID: id, Cancel: true}); terr == nil {
@@ -300,16 +300,22 @@ func (s *Store) beginFailedLocked(j *Journal, id, path string, files []string, e
 	return err
 }
 
-// writeResidentLocked writes resident job id's record to its file and
-// forgets it (under the job's lock); durable syncs the file and the
-// directories. Its claim, if held, becomes the file lock of its
-// directory. Nothing to do for a job not resident.
-func (s *Store) writeResidentLocked(id, path string, durable bool) error {
+// writeResidentLocked writes resident job id's record to its file (data,
+// or when nil the record as it stands in memory) and forgets it (under
+// the job's lock); durable syncs the file and the directories. Its claim,
+// if held, becomes the file lock of its directory. Nothing to do for a job
+// not resident.
+func (s *Store) writeResidentLocked(id, path string, data []byte, durable bool) error {
 	r := s.residentOf(id)
 	if r == nil {
 		return nil
 	}
-	if err := writeNewRecord(path, r.data, durable); err != nil {
+	if data == nil {
+		s.resMu.Lock()
+		data = r.data
+		s.resMu.Unlock()
+	}
+	if err := writeNewRecord(path, data, durable); err != nil {
 		return err
 	}
 	if durable {
@@ -432,11 +438,11 @@ func (s *Store) carryLocked(j *Journal, id, path string, budget *int64) (func() 
 	}
 	if *budget -= int64(frameHeader + len(payload)); *budget < 0 {
 		// More live records than a carry may hold: the rest go to disk.
-		return nil, s.writeResidentLocked(id, path, false)
+		return nil, s.writeResidentLocked(id, path, data, false)
 	}
 	sync, err := j.Write(payload)
 	if errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrJournalClosed) {
-		return nil, s.writeResidentLocked(id, path, false)
+		return nil, s.writeResidentLocked(id, path, data, false)
 	}
 	return sync, err
 }

@@ -402,14 +402,7 @@ func (s *Store) rewrite(id string, kind rewriteKind, fn func(rec map[string]any)
 			s.resMu.Unlock()
 			return rec, nil
 		case rewriteDurable:
-			s.resMu.Lock()
-			prev := r.data
-			r.data = data // what writeResidentLocked writes
-			s.resMu.Unlock()
-			if err := s.writeResidentLocked(id, path, true); err != nil {
-				s.resMu.Lock()
-				r.data = prev
-				s.resMu.Unlock()
+			if err := s.writeResidentLocked(id, path, data, true); err != nil {
 				return nil, err
 			}
 			s.passed(StepUpdateDurable)
